@@ -1,0 +1,188 @@
+"""Frame sources: a video file, a webcam, or the built-in demo clip.
+
+``open_source(spec)`` picks one from a user-facing spec string:
+``demo`` / ``demo:WxH``, ``webcam`` / ``webcam:N`` / ``/dev/videoN``, or a path PyAV can read.
+Every source yields ``Frame`` records carrying their index and timestamps.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import cv2
+
+from .demo import demo_frame
+from .errors import LivemotionError
+from .types import Frame
+
+
+class FrameSource(Protocol):
+    name: str
+    fps: float
+    size: tuple[int, int]  # (width, height)
+    frame_count: int | None  # None when unknown (webcam, some files)
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class DemoSource:
+    """The astronaut clip made by ``livemotion.demo``; ``frames`` long, ``fps`` frames a second."""
+
+    def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0, frames: int = 150):
+        self.name, self.size, self.fps, self.frame_count = "demo", size, fps, frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index in range(self.frame_count):
+            image = demo_frame(index, *self.size, fps=self.fps)
+            yield Frame(image, index, Fraction(index) / Fraction(self.fps), time.perf_counter())
+
+    def close(self) -> None:
+        pass
+
+
+class FileSource:
+    """Any video file FFmpeg (through PyAV) decodes; timestamps come from the container."""
+
+    def __init__(self, path: str):
+        self.name = path
+        if not Path(path).is_file():
+            raise LivemotionError(
+                f"cannot open {path}: no such file. Check the path, or try --source demo."
+            )
+        try:
+            self._container = av.open(path)
+        except av.error.FFmpegError as error:
+            raise LivemotionError(
+                f"cannot read {path}: not a video FFmpeg understands ({_reason(error)}). "
+                "Is the file complete? Re-export it as MP4 (H.264) and try again."
+            ) from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise LivemotionError(f"{path} has no video stream: pass a video file, not audio or an image list.")
+        self._stream = self._container.streams.video[0]
+        if self._stream.codec_context is None:
+            self._container.close()
+            raise LivemotionError(
+                f"cannot decode the video in {path}: its codec is unknown to this FFmpeg build. "
+                f"Convert it first: ffmpeg -i {path} -c:v libx264 converted.mp4"
+            )
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate or 30
+        self.fps = float(rate)
+        self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
+        self.frame_count = self._stream.frames or None
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        time_base = self._stream.time_base
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    continue  # a damaged packet: skip it, keep the rest of the video
+                for frame in decoded:
+                    pts = frame.pts * time_base if frame.pts is not None else Fraction(index) / Fraction(self.fps)
+                    yield Frame(frame.to_ndarray(format="rgb24"), index, Fraction(pts), time.perf_counter())
+                    index += 1
+        except av.error.DecoderNotFoundError:
+            raise LivemotionError(
+                f"cannot decode {self._stream.codec_context.name} video in {self.name}: this FFmpeg build "
+                f"has no decoder for it. Convert it first: ffmpeg -i {self.name} -c:v libx264 converted.mp4"
+            ) from None
+        except av.error.FFmpegError as error:
+            if index == 0:
+                raise LivemotionError(
+                    f"cannot read {self.name}: {_reason(error)}. Is the file complete? Re-export it and try again."
+                ) from None
+            # Truncated tail: the frames before it were delivered; stop here.
+        if index == 0:
+            raise LivemotionError(f"{self.name} contains no decodable video frames: the file is empty or damaged.")
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class WebcamSource:
+    """A local camera through OpenCV (V4L2 on Linux, AVFoundation on macOS, Media Foundation on Windows)."""
+
+    def __init__(self, device: int | str):
+        self.name = f"webcam {device}"
+        # OpenCV logs each backend it tries; our own error below says what matters.
+        previous = cv2.getLogLevel()
+        cv2.setLogLevel(0)  # 0 = silent
+        try:
+            self._capture = cv2.VideoCapture(device)
+        finally:
+            cv2.setLogLevel(previous)
+        if not self._capture.isOpened():
+            raise LivemotionError(
+                f"no webcam at {device!r}: none is connected, or another app holds it "
+                "(on Linux `ls /dev/video*` lists cameras). Use --source webcam:N for another one, "
+                "or --source demo / a video file instead."
+            )
+        self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 30.0) or 30.0
+        self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.frame_count = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        start = time.perf_counter()
+        index = 0
+        while True:
+            ok, bgr = self._capture.read()
+            captured = time.perf_counter()
+            if not ok:
+                if index == 0:
+                    raise LivemotionError(f"{self.name} opened but delivers no frames: close other apps using it.")
+                return  # camera closed or unplugged: end the stream cleanly
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield Frame(rgb, index, Fraction(captured - start).limit_denominator(1_000_000), captured)
+            index += 1
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _open_demo(spec: str) -> FrameSource:
+    match = re.fullmatch(r"demo(?::(\d+)x(\d+))?", spec)
+    if not match:
+        raise LivemotionError(f"bad demo source {spec!r}: use demo or demo:WIDTHxHEIGHT, e.g. demo:1280x720.")
+    size = (int(match[1]), int(match[2])) if match[1] else (640, 480)
+    return DemoSource(size=size)
+
+
+def _open_webcam(spec: str) -> FrameSource:
+    if spec.startswith("/dev/"):
+        return WebcamSource(spec)
+    match = re.fullmatch(r"webcam(?::(\d+))?", spec)
+    if not match:
+        raise LivemotionError(f"bad webcam source {spec!r}: use webcam, webcam:N or a device path like /dev/video0.")
+    return WebcamSource(int(match[1] or 0))
+
+
+_OPENERS: dict[str, Callable[[str], FrameSource]] = {
+    "demo": _open_demo,
+    "webcam": _open_webcam,
+    "/dev/": _open_webcam,
+}
+
+
+def open_source(spec: str) -> FrameSource:
+    """Open the source a user named: ``demo[:WxH]``, ``webcam[:N]``, ``/dev/videoN`` or a file path."""
+    for prefix, opener in _OPENERS.items():
+        if spec == prefix or spec.startswith(prefix if prefix.endswith("/") else prefix + ":"):
+            return opener(spec)
+    return FileSource(spec)
