@@ -6,7 +6,9 @@ import argparse
 import logging
 import sys
 
+from .au import EMOTION_AUS, EMOTIONS, au_vector
 from .errors import LivemotionError
+from .expression import ExpressionController, ExpressionRequest, Schedule
 
 SOURCE_HELP = ("what to read: 'demo' (built-in clip, 640x480) or 'demo:WxH', 'webcam' or 'webcam:N' "
                "(camera index), a device path like /dev/video0, or a video file path")
@@ -28,6 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overlay", action="store_true", help="draw the tracked mesh, face box and head pose")
     run.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames (default: whole source)")
     run.add_argument("--preview", metavar="PNG", help="also write a side-by-side PNG (input | output) of a few frames")
+    edit = run.add_argument_group("expression (without any of these the face passes through unchanged)")
+    edit.add_argument("--emotion", choices=EMOTIONS, help="the emotion to show")
+    edit.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1",
+                      help="strength of --emotion, 0 = the face's own neutral (default 1)")
+    edit.add_argument("--au", type=_au_values, default={}, metavar="AU=V,...",
+                      help="explicit Action Unit intensities 0..1, e.g. 12=0.6,6=0.4 or R12=0.8 for one side; "
+                           f"combine with --emotion (these win). AUs: {', '.join(map(str, EMOTION_AUS))}")
+    edit.add_argument("--schedule", type=_schedule, metavar="T:EMOTION[@I],...",
+                      help="emotions over time in seconds, e.g. 0:neutral,2:happy@0.8,4:sad (overrides --emotion)")
+    edit.add_argument("--crop-size", type=int, choices=(256, 512), default=256,
+                      help="side of the aligned face crop the engine edits (default 256; 512 for large faces)")
+    run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
+                     help="frames in the --preview sheet, spread over the run (default 4)")
     run.add_argument("--max-faces", type=_positive_int, default=2, metavar="N",
                      help="faces to look at when picking the largest (default 2; 1 is ~2-3 ms faster per frame)")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -44,6 +59,45 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _au_values(text: str) -> dict[str, float]:
+    values = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{item!r} needs a value: write AU=INTENSITY, e.g. 12=0.6")
+        values[key.strip().upper()] = _unit_float(value)
+    try:
+        au_vector(values)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return values
+
+
+def _schedule(text: str) -> Schedule:
+    try:
+        return Schedule(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _editor(args: argparse.Namespace):
+    from .editing import ExpressionEditor
+
+    request = ExpressionRequest(args.emotion or "neutral", args.intensity, args.au,
+                                active=bool(args.emotion or args.au))
+    return ExpressionEditor(ExpressionController(request), crop_size=args.crop_size, schedule=args.schedule)
+
+
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline, run
     from .preview import PreviewSheet
@@ -54,12 +108,12 @@ def _run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
     try:
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
-        preview = PreviewSheet(args.preview, total=total) if args.preview else None
+        preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
         sink = open_sink(args.sink, source.size, source.fps)
     except BaseException:
         source.close()
         raise
-    pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=None, overlay=args.overlay)
+    pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args), overlay=args.overlay)
     stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview)
     if not args.quiet:
         print(f"livemotion: {source.name} -> {args.sink}", file=sys.stderr)

@@ -36,7 +36,7 @@ class FrameSource(Protocol):
 class DemoSource:
     """The astronaut clip made by ``livemotion.demo``; ``frames`` long, ``fps`` frames a second."""
 
-    def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0, frames: int = 150):
+    def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0, frames: int = 180):
         self.name, self.size, self.fps, self.frame_count = "demo", size, fps, frames
 
     def __iter__(self) -> Iterator[Frame]:

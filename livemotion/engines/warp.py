@@ -1,0 +1,92 @@
+"""The geometric engine: landmark motion -> smooth dense backward flow -> ``grid_sample``.
+
+Needs no trained weights. Plain tensor ops only (no Python loops over pixels or points), so it
+exports to ONNX and runs under ONNX Runtime and TensorRT.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import register_engine
+
+
+def border_points(size: int, per_side: int = 16) -> torch.Tensor:
+    """(4 * per_side, 2) points along the crop border, in pixels: pinned so the crop edge never moves."""
+    t = torch.linspace(0, size - 1, per_side + 1)[:-1]
+    edge = torch.full_like(t, size - 1.0)
+    zero = torch.zeros_like(t)
+    return torch.cat([torch.stack(p, dim=1) for p in ((t, zero), (edge, t), (edge.flip(0) - t, edge), (zero, edge - t))])
+
+
+def _gaussian_weights(points: torch.Tensor, anchors: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, P, N) Gaussian weights of ``anchors`` (B, N, 2) seen from ``points`` (B or 1, P, 2)."""
+    # |p - a|^2 = |p|^2 + |a|^2 - 2 p.a : one matmul instead of a (B, P, N, 2) difference tensor
+    distance2 = (points**2).sum(-1)[:, :, None] + (anchors**2).sum(-1)[:, None, :] - 2 * points @ anchors.transpose(1, 2)
+    # Clamped before exp: far points would give denormal floats, which are many times slower on CPUs.
+    return torch.exp((distance2 * (-0.5 / sigma**2)).clamp(min=-30.0))
+
+
+def backward_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: int, sigma: float,
+                  refinements: int = 3) -> torch.Tensor:
+    """Dense backward flow (B, 2, size, size) in pixels that carries ``source`` points to ``target``.
+
+    Args:
+        source, target: (B, N, 2) control points in crop pixels (x, y). Points that should stay put
+            have source == target.
+        size: crop side in pixels. grid: side of the coarse lattice the flow is solved on.
+        sigma: Gaussian kernel width in pixels.
+        refinements: residual-correction passes that make the flow meet the control points.
+
+    The flow is a normalised Gaussian blend of per-point coefficients anchored at the targets,
+    padded with one far "still" point so that motion fades to zero away from every control point.
+    The coefficients start as the points' backward motion (source - target) and are corrected
+    ``refinements`` times by what the blend still misses at the points. Solved on a ``grid`` x
+    ``grid`` lattice and bilinearly upsampled: the flow is smooth, so that loses nothing visible.
+    """
+    still = torch.exp(torch.tensor(-0.5 * 3.0**2, dtype=source.dtype))  # a still point 3 sigma away
+    motion = source - target  # (B, N, 2)
+    at_points = _gaussian_weights(target, target, sigma)
+    at_points = at_points / (at_points.sum(-1, keepdim=True) + still)
+    coefficients = motion
+    for _ in range(refinements):
+        coefficients = coefficients + (motion - at_points @ coefficients)
+    axis = torch.linspace(0, size - 1, grid, dtype=source.dtype, device=source.device)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    lattice = torch.stack([xx, yy], dim=-1).reshape(1, grid * grid, 2)
+    weight = _gaussian_weights(lattice, target, sigma)  # (B, G*G, N)
+    flow = (weight @ coefficients) / (weight.sum(-1, keepdim=True) + still)  # (B, G*G, 2)
+    flow = flow.reshape(-1, grid, grid, 2).permute(0, 3, 1, 2)
+    return F.interpolate(flow, size=(size, size), mode="bilinear", align_corners=True)
+
+
+@register_engine("warp")
+class WarpEngine(torch.nn.Module):
+    """Edit a face crop by moving its landmarks.
+
+    forward(crop (B, 3, S, S) float 0..255, source (B, N, 2), target (B, N, 2) crop pixels)
+        -> (edited (B, 3, S, S), motion (B, 1, S, S) flow magnitude in pixels)
+
+    Pixels whose flow is below 1/1000 px are returned bit-exact, so an all-zero change is the identity.
+    """
+
+    def __init__(self, size: int = 256, grid: int | None = None, sigma: float = 0.035):
+        super().__init__()
+        self.size, self.grid = size, grid or size // 8  # flow lattice every 8 px: the flow is smooth
+        self.sigma_px = sigma * size
+        self.register_buffer("pinned", border_points(size), persistent=False)
+        axis = torch.arange(size, dtype=torch.float32)
+        yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+        self.register_buffer("identity", torch.stack([xx, yy], dim=0)[None], persistent=False)
+
+    def forward(self, crop: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pinned = self.pinned[None].expand(source.shape[0], -1, -1).to(source.dtype)
+        flow = backward_flow(torch.cat([source, pinned], 1), torch.cat([target, pinned], 1),
+                             self.size, self.grid, self.sigma_px)
+        where = self.identity + flow  # (B, 2, S, S) source pixel of each output pixel
+        normalised = (where * (2.0 / (self.size - 1)) - 1.0).permute(0, 2, 3, 1)
+        warped = F.grid_sample(crop, normalised, mode="bilinear", padding_mode="border", align_corners=True)
+        motion = flow.norm(dim=1, keepdim=True)
+        edited = torch.where(motion < 1e-3, crop, warped)
+        return edited, motion

@@ -1,0 +1,186 @@
+"""Expression control: what the face shows now, what was asked for, and the change to apply.
+
+``NeutralBaseline`` learns the person's own calm face online; ``estimate_aus`` reads the current
+AU intensities off the landmarks relative to it; ``ExpressionController.plan`` turns a request
+(emotion + intensity, explicit AUs) into target landmarks by ``target - current`` on emotion AUs
+only (ICface's neutralise-then-apply). Speech AUs are never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import nnls
+
+from . import au
+from .tracking import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
+from .types import FaceTrack
+
+# A typical calm face, in the features of ``au.features`` (canonical units). Medians over the
+# calm stretches of three people in LivePortrait's MIT-licensed driving clips; the person's own
+# baseline is learned from there, within ``_IDENTITY_RANGE`` (how much faces differ at rest).
+_TYPICAL_NEUTRAL = np.array([0.34, 0.25, 0.335, 0.09, -0.027, -0.57, -0.61, -0.22, 0.01, 0.40, -0.50, -0.28])
+_IDENTITY_RANGE = np.array([0.15, 0.12, 0.04, 0.04, 0.03, 0.06, 0.07, 0.06, 0.04, 0.06, 0.10, 0.10])
+_EMOTION_ROWS = np.array([au.AU_NUMBERS.index(n) for n in au.EMOTION_AUS])
+_RIDGE = 0.05  # prefers the smallest set of AUs that explains the face
+_FIELDS_REFRESH = 15  # frames between re-fitting the AU fields to the face's geometry
+
+
+def canonical_landmarks(track: FaceTrack) -> np.ndarray:
+    """(478, 2) landmarks in the canonical face frame (see ``au``)."""
+    landmarks = track.landmarks
+    origin = 0.5 * (landmarks[list(RIGHT_EYE_CORNERS)].mean(axis=0) + landmarks[list(LEFT_EYE_CORNERS)].mean(axis=0))
+    return ((landmarks - origin) @ track.rotation / track.interocular)[:, :2]
+
+
+def to_image(track: FaceTrack, canonical_displacement: np.ndarray) -> np.ndarray:
+    """Map (N, 2) canonical displacements onto the live face: (N, 2) pixels, following pose and size."""
+    d3 = np.concatenate([canonical_displacement, np.zeros((len(canonical_displacement), 1))], axis=1)
+    return (d3 @ track.rotation.T)[:, :2] * track.interocular
+
+
+class NeutralBaseline:
+    """The person's calm face, as expression features, learned online from still, calm frames.
+
+    Starts from a typical calm face; every frame that moves little pulls it closer (a running
+    mean at first, then a slow average), but never further from typical than faces differ at
+    rest, so a constant smile is not mistaken for someone's neutral. ``reset()`` starts over.
+    """
+
+    def __init__(self, slow_rate: float = 0.02, still_threshold: float = 0.02):
+        self.slow_rate, self.still_threshold = slow_rate, still_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.features = np.tile(_TYPICAL_NEUTRAL, (2, 1))
+        self.frames_learned = 0
+        self._previous: np.ndarray | None = None
+
+    def observe(self, features: np.ndarray) -> None:
+        previous, self._previous = self._previous, features
+        if previous is None or np.abs(features - previous).max() > self.still_threshold:
+            return  # moving: an expression or speech in progress, not a resting face
+        rate = max(1.0 / (self.frames_learned + 2), self.slow_rate)
+        learned = self.features + rate * (features - self.features)
+        self.features = np.clip(learned, _TYPICAL_NEUTRAL - _IDENTITY_RANGE, _TYPICAL_NEUTRAL + _IDENTITY_RANGE)
+        self.frames_learned += 1
+
+
+def estimate_aus(features: np.ndarray, neutral: np.ndarray, unit_fields: np.ndarray) -> np.ndarray:
+    """Current emotion-AU intensities (len(AU_NUMBERS), 2), 0..1.5, from features vs the neutral ones.
+
+    Features are linear in the landmarks, so each AU half's effect on them is the feature operator
+    applied to its unit field; a lightly regularised non-negative least-squares fit recovers the
+    intensities. The same fields synthesise the edit, so asking for the current expression
+    changes nothing.
+    """
+    halves = unit_fields[_EMOTION_ROWS].reshape(len(_EMOTION_ROWS) * 2, -1)  # (AU halves, 478 * 2)
+    gains = au.feature_operator() @ halves.T
+    a = np.vstack([gains, _RIDGE * np.eye(halves.shape[0])])
+    b = np.concatenate([(features - neutral).ravel(), np.zeros(halves.shape[0])])
+    fit, _ = nnls(a, b)
+    out = np.zeros((len(au.AU_NUMBERS), 2))
+    out[_EMOTION_ROWS] = np.minimum(fit, 1.5).reshape(-1, 2)
+    return out
+
+
+@dataclass
+class ExpressionRequest:
+    """What the user asked for: an emotion at an intensity, plus explicit AU values on top."""
+
+    emotion: str = "neutral"
+    intensity: float = 1.0
+    aus: dict[str, float] = field(default_factory=dict)  # e.g. {"12": 0.6, "R14": 0.9}; override the preset
+    active: bool = False  # False: pass the face through untouched (nothing requested yet, or bypass)
+
+    def target(self) -> np.ndarray:
+        """Target intensities (len(AU_NUMBERS), 2) for every emotion AU."""
+        if self.emotion not in au.PRESETS:
+            raise ValueError(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
+        target = self.intensity * au.au_vector(au.PRESETS[self.emotion])
+        explicit = au.au_vector(self.aus)
+        for key in self.aus:
+            number = int(key[1:] if key[0] in "RL" else key)
+            row = au.AU_NUMBERS.index(number)
+            sides = [au.SIDES.index(key[0])] if key[0] in "RL" else [0, 1]
+            target[row, sides] = explicit[row, sides]
+        return target
+
+
+class Schedule:
+    """Emotions over time, for demos and tests: ``"0:neutral,1.5:happy@0.8,3:sad"`` (seconds:emotion[@intensity])."""
+
+    def __init__(self, text: str):
+        self.steps: list[tuple[float, ExpressionRequest]] = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            try:
+                when, what = item.split(":", 1)
+                emotion, _, intensity = what.partition("@")
+                request = ExpressionRequest(emotion.strip(), float(intensity) if intensity else 1.0, active=True)
+                request.target()  # validates the emotion name
+                self.steps.append((float(when), request))
+            except ValueError as error:
+                raise ValueError(f"bad schedule entry {item!r} ({error}): write SECONDS:EMOTION[@INTENSITY], "
+                                 "e.g. 0:neutral,2:happy@0.8") from None
+        if not self.steps:
+            raise ValueError("empty schedule: write SECONDS:EMOTION[@INTENSITY],... e.g. 0:neutral,2:happy@0.8")
+        self.steps.sort(key=lambda step: step[0])
+
+    def request_at(self, seconds: float) -> ExpressionRequest:
+        current = self.steps[0][1]
+        for when, request in self.steps:
+            if when <= seconds:
+                current = request
+        return current
+
+    def target_at(self, seconds: float) -> np.ndarray:
+        return self.request_at(seconds).target()
+
+
+@dataclass(frozen=True)
+class ExpressionPlan:
+    """The edit for one frame: where each landmark should go, and the AU intensities involved."""
+
+    source: np.ndarray  # (478, 2) tracked landmarks, pixels
+    target: np.ndarray  # (478, 2) edited landmarks, pixels
+    current: np.ndarray  # (len(AU_NUMBERS), 2) AU intensities the face shows now
+    change: np.ndarray  # (len(AU_NUMBERS), 2) applied change, zero on speech AUs
+
+    @property
+    def is_identity(self) -> bool:
+        return not np.any(self.change)
+
+
+class ExpressionController:
+    """Per-stream state: the neutral baseline and the request. ``plan(track)`` gives the edit."""
+
+    def __init__(self, request: ExpressionRequest | None = None, baseline: NeutralBaseline | None = None,
+                 noise_floor: float = 0.08):
+        self.request = request or ExpressionRequest()
+        self.baseline = baseline or NeutralBaseline()
+        self.noise_floor = noise_floor  # AU readings below this are tracking noise, not expression
+        self._fields: np.ndarray | None = None
+        au.feature_operator()  # built once (~0.2 s) here rather than on the first live frame
+        self._frames_since_fields = 0
+
+    def plan(self, track: FaceTrack, target: np.ndarray | None = None) -> ExpressionPlan:
+        """The edit for ``track``; ``target`` (len(AU_NUMBERS), 2) overrides the request's (for schedules)."""
+        canonical = canonical_landmarks(track)
+        features = au.features(canonical)
+        self.baseline.observe(features)
+        if self._fields is None or self._frames_since_fields >= _FIELDS_REFRESH:
+            self._fields, self._frames_since_fields = au.fields(canonical), 0  # geometry barely changes
+        self._frames_since_fields += 1
+        unit_fields = self._fields
+        current = estimate_aus(features, self.baseline.features, unit_fields)
+        current = np.maximum(current - self.noise_floor, 0.0)  # soft threshold: no edits from jitter
+        source = track.landmarks[:, :2]
+        if not self.request.active and target is None:
+            return ExpressionPlan(source, source, current, np.zeros_like(current))
+        wanted = self.request.target() if target is None else target
+        change = np.zeros_like(current)
+        change[_EMOTION_ROWS] = wanted[_EMOTION_ROWS] - current[_EMOTION_ROWS]
+        displacement = np.einsum("ks,ksnd->nd", change, unit_fields)
+        displacement = au.keep_mouth_opening(displacement, canonical)
+        return ExpressionPlan(source, source + to_image(track, displacement), current, change)
