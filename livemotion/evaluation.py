@@ -119,13 +119,16 @@ class EmotionClassifier:
         self.model = load_fer_weights(MiniXception())
         self._haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 
-    def face_box(self, rgb: np.ndarray) -> tuple[int, int, int, int] | None:
-        """The Haar face box (x, y, w, h) of the largest face, as the ``fer`` package finds it."""
+    def face_box(self, rgb: np.ndarray, near: Box | None = None) -> tuple[int, int, int, int] | None:
+        """The Haar face box (x, y, w, h), as the ``fer`` package finds it: the largest detection,
+        or, given ``near``, the largest one whose centre lies inside that box."""
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        faces = self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50))
-        if len(faces) == 0:
-            return None
-        return tuple(int(v) for v in max(faces, key=lambda f: f[2] * f[3]))
+        faces = [tuple(int(v) for v in f)
+                 for f in self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50))]
+        if near is not None:
+            faces = [(x, y, w, h) for x, y, w, h in faces
+                     if near.x0 <= x + w / 2 <= near.x1 and near.y0 <= y + h / 2 <= near.y1]
+        return max(faces, key=lambda f: f[2] * f[3]) if faces else None
 
     def probabilities(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

