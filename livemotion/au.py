@@ -78,16 +78,16 @@ class ActionUnit:
 ACTION_UNITS: dict[int, ActionUnit] = {au.number: au for au in (
     ActionUnit(1, "inner brow raiser", (Handle(INNER_BROW, 0.02, -0.2, 0.14),), pinned=EYES),
     ActionUnit(2, "outer brow raiser", (Handle(OUTER_BROW, 0.01, -0.2, 0.14),), pinned=EYES),
-    ActionUnit(4, "brow lowerer", (Handle(INNER_BROW, -0.08, 0.14, 0.16), Handle(9, 0.0, 0.05, 0.1)), pinned=EYES),
+    ActionUnit(4, "brow lowerer", (Handle(INNER_BROW, -0.1, 0.18, 0.16), Handle(9, 0.0, 0.06, 0.1)), pinned=EYES),
     ActionUnit(5, "upper lid raiser", (Handle(UPPER_LID, 0.0, -0.07, 0.07),),
                pinned=_both(LOWER_LID) + _both(EYE_CORNERS) + _both(INNER_BROW) + _both(OUTER_BROW)),
     ActionUnit(6, "cheek raiser", (Handle(CHEEK, 0.0, -0.07, 0.2), Handle(LOWER_LID, 0.0, -0.03, 0.08)),
                pinned=_both(UPPER_LID) + INNER_LIPS),
     ActionUnit(7, "lid tightener", (Handle(LOWER_LID, 0.0, -0.06, 0.07), Handle(UPPER_LID, 0.0, 0.025, 0.05)),
                pinned=_both(INNER_BROW) + _both(OUTER_BROW)),
-    ActionUnit(9, "nose wrinkler", (Handle(NOSE_WING, 0.0, -0.07, 0.11), Handle(INNER_BROW, -0.02, 0.03, 0.1)),
+    ActionUnit(9, "nose wrinkler", (Handle(NOSE_WING, 0.0, -0.1, 0.11), Handle(INNER_BROW, -0.02, 0.03, 0.1)),
                pinned=EYES + INNER_LIPS),
-    ActionUnit(10, "upper lip raiser", (Handle(UPPER_LIP_SIDE, 0.0, -0.07, 0.12),), pinned=EYES),
+    ActionUnit(10, "upper lip raiser", (Handle(UPPER_LIP_SIDE, 0.0, -0.1, 0.12),), pinned=EYES),
     ActionUnit(12, "lip corner puller", (Handle(MOUTH_CORNER, 0.09, -0.16, 0.16), Handle(CHEEK, 0.02, -0.04, 0.2)),
                pinned=EYES),
     ActionUnit(14, "dimpler", (Handle(MOUTH_CORNER, -0.05, -0.02, 0.09),), pinned=EYES),
@@ -115,7 +115,9 @@ PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"6": 0.8, "12": 1.0},
     "sad": {"1": 1.0, "4": 0.6, "15": 1.0, "17": 0.6},
-    "angry": {"4": 1.0, "5": 0.5, "7": 0.8, "23": 0.9},
+    # angry: the 4+5+7+23 prototype's variant with AU10 (EMFACS); the raised upper lip and the
+    # wrinkled nose are what an independent classifier responds to, brows alone barely move it
+    "angry": {"4": 1.0, "7": 0.6, "9": 0.9, "10": 1.0, "23": 0.3},
     "surprised": {"1": 1.0, "2": 1.0, "5": 1.0},  # + AU26, which is left to the speaker's jaw
     "fearful": {"1": 1.0, "2": 0.6, "4": 0.6, "5": 1.0, "7": 0.4, "20": 1.0},
     "disgusted": {"9": 1.0, "10": 0.8, "15": 0.5, "17": 0.5, "4": 0.4},
