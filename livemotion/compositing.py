@@ -78,8 +78,7 @@ def composite(frame: np.ndarray, edited_crop: np.ndarray, weight_crop: np.ndarra
     edited = cv2.warpAffine(edited_crop, to_roi, roi_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     weight = cv2.warpAffine(weight_crop, to_roi, roi_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=0)
-    changed = weight > 1e-3
     roi = out[y0:y1, x0:x1]
-    w = weight[changed][:, None]
-    roi[changed] = np.round(w * edited[changed] + (1 - w) * roi[changed]).astype(np.uint8)
+    # weight * edited + (1 - weight) * original; where the weight is 0 this is the original byte exactly
+    roi[...] = cv2.blendLinear(edited, roi, weight, 1.0 - weight)
     return out

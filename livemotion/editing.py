@@ -35,7 +35,7 @@ class ExpressionEditor:
     def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray:
         start = time.perf_counter()
         target = self.schedule.target_at(float(frame.pts)) if self.schedule else None
-        plan = self.controller.plan(track, target)
+        plan = self.controller.plan(track, float(frame.pts), target)
         self.last_plan = plan
         timings["control"] = (time.perf_counter() - start) * 1e3
         if plan.is_identity:

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from . import au
+from .smoothing import CausalWindow, Transition
 from .tracking import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
 from .types import FaceTrack
 
@@ -25,6 +26,7 @@ _IDENTITY_RANGE = np.array([0.15, 0.12, 0.04, 0.04, 0.03, 0.06, 0.07, 0.06, 0.04
 _EMOTION_ROWS = np.array([au.AU_NUMBERS.index(n) for n in au.EMOTION_AUS])
 _RIDGE = 0.05  # prefers the smallest set of AUs that explains the face
 _FIELDS_REFRESH = 15  # frames between re-fitting the AU fields to the face's geometry
+_FADE_START = 0.5  # tracking confidence below which the edit has faded out completely
 
 
 def canonical_landmarks(track: FaceTrack) -> np.ndarray:
@@ -153,16 +155,25 @@ class ExpressionPlan:
 
 
 class ExpressionController:
-    """Per-stream state: the neutral baseline and the request. ``plan(track)`` gives the edit."""
+    """Per-stream state: neutral baseline, request and smoothing. ``plan(track, t)`` gives the edit.
+
+    Over time: the AU reading is averaged over a causal Gaussian window (``window`` frames), a
+    change of request unfolds over ``transition`` seconds along an onset/apex curve, and the edit's
+    strength follows the tracking confidence (rate-limited), so it fades rather than snaps.
+    """
 
     def __init__(self, request: ExpressionRequest | None = None, baseline: NeutralBaseline | None = None,
-                 noise_floor: float = 0.08):
+                 noise_floor: float = 0.08, window: int = 10, transition: float = 0.5, fade_step: float = 0.25):
         self.request = request or ExpressionRequest()
         self.baseline = baseline or NeutralBaseline()
         self.noise_floor = noise_floor  # AU readings below this are tracking noise, not expression
+        self._reading = CausalWindow(window)
+        self._transition = Transition(transition)
+        self.fade_step = fade_step  # largest change of the edit's strength per frame (1 = no fading, for stills)
+        self._gain = 0.0
         self._fields: np.ndarray | None = None
-        au.feature_operator()  # built once (~0.2 s) here rather than on the first live frame
         self._frames_since_fields = 0
+        au.feature_operator()  # built once (~0.2 s) here rather than on the first live frame
 
     def wanted(self, current: np.ndarray, target: np.ndarray | None) -> np.ndarray | None:
         """Target AU intensities for this frame, or None to leave the face alone."""
@@ -170,8 +181,9 @@ class ExpressionController:
             return target
         return self.request.target() if self.request.active else None
 
-    def plan(self, track: FaceTrack, target: np.ndarray | None = None) -> ExpressionPlan:
-        """The edit for ``track``; ``target`` (len(AU_NUMBERS), 2) overrides the request's (for schedules)."""
+    def plan(self, track: FaceTrack, t: float = 0.0, target: np.ndarray | None = None) -> ExpressionPlan:
+        """The edit for ``track`` at media time ``t`` seconds; ``target`` (len(AU_NUMBERS), 2)
+        overrides the request's (schedules)."""
         canonical = canonical_landmarks(track)
         features = au.features(canonical)
         self.baseline.observe(features)
@@ -179,14 +191,18 @@ class ExpressionController:
             self._fields, self._frames_since_fields = au.fields(canonical), 0  # geometry barely changes
         self._frames_since_fields += 1
         unit_fields = self._fields
-        current = estimate_aus(features, self.baseline.features, unit_fields)
-        current = np.maximum(current - self.noise_floor, 0.0)  # soft threshold: no edits from jitter
+        reading = self._reading(estimate_aus(features, self.baseline.features, unit_fields))
+        current = np.maximum(reading - self.noise_floor, 0.0)  # soft threshold: no edits from jitter
         source = track.landmarks[:, :2]
         wanted = self.wanted(current, target)
         if wanted is None:
+            self._gain = 0.0
             return ExpressionPlan(source, source, current, np.zeros_like(current))
+        wanted = self._transition(wanted, t)
+        confident = float(np.clip((track.confidence - _FADE_START) / (1.0 - _FADE_START), 0.0, 1.0))
+        self._gain += float(np.clip(confident - self._gain, -self.fade_step, self.fade_step))
         change = np.zeros_like(current)
-        change[_EMOTION_ROWS] = wanted[_EMOTION_ROWS] - current[_EMOTION_ROWS]
+        change[_EMOTION_ROWS] = self._gain * (wanted[_EMOTION_ROWS] - current[_EMOTION_ROWS])
         displacement = np.einsum("ks,ksnd->nd", change, unit_fields)
         displacement = au.keep_mouth_opening(displacement, canonical)
         return ExpressionPlan(source, source + to_image(track, displacement), current, change)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from .overlay import draw_overlay
 from .preview import PreviewSheet
 from .sinks import FrameSink
+from .smoothing import TrackSmoother
 from .sources import FrameSource
 from .stats import RunStats
 from .tracking import FaceTracker
@@ -39,17 +40,39 @@ class Processed:
 
 
 class Pipeline:
-    def __init__(self, tracker: FaceTracker, editor: FrameEditor | None = None, overlay: bool = False):
+    """One stream's stages. Landmarks are smoothed (One-Euro, face-size units); when the face is
+    lost the last track is held for ``hold_frames`` frames with falling confidence, so the edit
+    fades out instead of snapping off, then frames pass through untouched."""
+
+    def __init__(self, tracker: FaceTracker, editor: FrameEditor | None = None, overlay: bool = False,
+                 smoother: TrackSmoother | None = None, hold_frames: int = 4):
         self.tracker, self.editor, self.overlay = tracker, editor, overlay
+        self.smoother = smoother or TrackSmoother()
+        self.hold_frames = hold_frames
+        self.bypass = False  # True: every frame passes through unedited (still tracked, for stats)
+        self._last: FaceTrack | None = None
+        self._lost = 0
         self._warned = False
+
+    def _stabilize(self, track: TrackResult, t: float) -> TrackResult:
+        if isinstance(track, FaceTrack):
+            self._last, self._lost = self.smoother(track, t), 0
+            return self._last
+        self._lost += 1
+        if self._last is not None and self._lost <= self.hold_frames:
+            fading = self._last.confidence * (1 - self._lost / (self.hold_frames + 1))
+            return replace(self._last, confidence=fading)
+        self._last = None
+        self.smoother.reset()
+        return track
 
     def process(self, frame: Frame) -> Processed:
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        track = self.tracker.track(frame.image)
+        track = self._stabilize(self.tracker.track(frame.image), float(frame.pts))
         timings["track"] = (time.perf_counter() - start) * 1e3
         image = frame.image
-        if self.editor is not None and isinstance(track, FaceTrack):
+        if self.editor is not None and not self.bypass and isinstance(track, FaceTrack):
             try:
                 image = self.editor.edit(frame, track, timings)
             except Exception:  # live video must keep flowing: show the raw frame, report once

@@ -27,7 +27,7 @@ def astronaut_track(astronaut):
 
 def edit(image, track, emotion=None, aus=None, intensity=1.0):
     request = ExpressionRequest(emotion or "neutral", intensity, aus or {}, active=True)
-    editor = ExpressionEditor(ExpressionController(request))
+    editor = ExpressionEditor(ExpressionController(request, fade_step=1.0))  # a still: no fade-in
     return editor.edit(Frame(image, 0, Fraction(0), 0.0), track, {}), editor.last_plan
 
 
@@ -119,7 +119,7 @@ def test_the_dense_warp_never_folds(astronaut_track, emotion):
     source, target = alignment.points_to_crop(plan.source), alignment.points_to_crop(plan.target)
     ring = ExpressionEditor._pinned_ring(source)
     flow = backward_flow(torch.tensor(np.concatenate([source, ring]))[None].float(),
-                         torch.tensor(np.concatenate([target, ring]))[None].float(), 256, 32, 0.035 * 256)[0].numpy()
+                         torch.tensor(np.concatenate([target, ring]))[None].float(), 256, 25, 0.035 * 256)[0].numpy()
     dudy, dudx = np.gradient(flow[0])
     dvdy, dvdx = np.gradient(flow[1])
     determinant = (1 + dudx) * (1 + dvdy) - dudy * dvdx

@@ -110,7 +110,9 @@ def run_edit(frames: list[Frame], controller: ExpressionController) -> list[np.n
 
 def evaluate_emotion(emotion: str, intensity: float, measures: InputMeasures, samples: list[int]) -> dict:
     classifier, dlib = emotion_classifier(), dlib_face()
-    outputs = run_edit(measures.frames, ExpressionController(ExpressionRequest(emotion, intensity, active=True)))
+    still = len(measures.frames) == 1  # a still is edited at full strength, without a fade-in
+    controller = ExpressionController(ExpressionRequest(emotion, intensity, active=True), fade_step=1.0 if still else 0.25)
+    outputs = run_edit(measures.frames, controller)
     gaps, points = [], []
     for image, box in zip(outputs, measures.boxes, strict=True):
         p = dlib.landmarks68(image, box) if box else np.full((68, 2), np.nan)
@@ -138,7 +140,7 @@ def evaluate_emotion(emotion: str, intensity: float, measures: InputMeasures, sa
 
 
 def self_translation_error(measures: InputMeasures, samples: list[int]) -> float:
-    outputs = run_edit(measures.frames, CurrentExpression())
+    outputs = run_edit(measures.frames, CurrentExpression(fade_step=1.0, transition=0.0))
     errors = []
     for i in samples:
         box = measures.boxes[i]
