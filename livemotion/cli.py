@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Read frames from a source, track and edit the face, write to a sink.")
     run.add_argument("--source", default="demo", help=SOURCE_HELP + " (default: demo)")
     run.add_argument("--sink", required=True, help=SINK_HELP)
+    run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                     help="real-time mode: capture, processing and output run in parallel and stale frames are "
+                          "dropped so delay never grows; file and demo sources are played at their own speed. "
+                          "Default: on for webcams, off for files (every frame processed, as fast as possible)")
     run.add_argument("--overlay", action="store_true", help="draw the tracked mesh, face box and head pose")
     run.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames (default: whole source)")
     run.add_argument("--preview", metavar="PNG", help="also write a side-by-side PNG (input | output) of a few frames")
@@ -98,11 +102,19 @@ def _editor(args: argparse.Namespace):
     return ExpressionEditor(ExpressionController(request), crop_size=args.crop_size, schedule=args.schedule)
 
 
+def _status_printer():
+    def show(stats) -> None:
+        print("\r" + stats.status_line()[:160].ljust(160), end="", file=sys.stderr, flush=True)
+
+    return show
+
+
 def _run(args: argparse.Namespace) -> int:
+    from .live import LiveRunner
     from .pipeline import Pipeline, run
     from .preview import PreviewSheet
     from .sinks import open_sink
-    from .sources import open_source
+    from .sources import WebcamSource, open_source
     from .tracking import FaceTracker
 
     source = open_source(args.source)
@@ -114,7 +126,15 @@ def _run(args: argparse.Namespace) -> int:
         source.close()
         raise
     pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args), overlay=args.overlay)
-    stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview)
+    live = args.live if args.live is not None else isinstance(source, WebcamSource)
+    if live:
+        show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
+        stats = LiveRunner(source, pipeline, sink, pace=not isinstance(source, WebcamSource),
+                           max_frames=args.frames, preview=preview).run(on_status=show)
+        if show is not None:
+            print(file=sys.stderr)
+    else:
+        stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview)
     if not args.quiet:
         print(f"livemotion: {source.name} -> {args.sink}", file=sys.stderr)
         print(stats.report(), file=sys.stderr)

@@ -19,7 +19,7 @@ from .preview import PreviewSheet
 from .sinks import FrameSink
 from .smoothing import TrackSmoother
 from .sources import FrameSource
-from .stats import RunStats
+from .stats import PipelineStats
 from .tracking import FaceTracker
 from .types import FaceTrack, Frame, TrackResult
 
@@ -88,20 +88,24 @@ class Pipeline:
 
 
 def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: int | None = None,
-        preview: PreviewSheet | None = None) -> RunStats:
-    """Process ``source`` into ``sink`` (at most ``max_frames``) and return the timings."""
-    stats = RunStats()
+        preview: PreviewSheet | None = None) -> PipelineStats:
+    """Process every frame of ``source`` into ``sink`` (at most ``max_frames``), in order, and return the timings.
+
+    This is the offline runner (files): nothing is dropped. ``live.LiveRunner`` is the real-time one.
+    """
+    stats = PipelineStats()
     started = time.perf_counter()
     try:
         for frame in source:
             if max_frames is not None and stats.frames >= max_frames:
                 break
+            stats.frame_in()
             processed = pipeline.process(frame)
             start = time.perf_counter()
             sink.write(processed.output)
             processed.timings["sink"] = (time.perf_counter() - start) * 1e3
             processed.timings["total"] = (time.perf_counter() - frame.captured_at) * 1e3
-            stats.add(processed.timings, isinstance(processed.track, FaceTrack))
+            stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
             if preview is not None:
                 preview.offer(frame.index, frame.image, processed.output.image)
     finally:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import av
 import cv2
+import numpy as np
 
 from .demo import demo_frame
 from .errors import LivemotionError
@@ -42,6 +43,22 @@ class DemoSource:
     def __iter__(self) -> Iterator[Frame]:
         for index in range(self.frame_count):
             image = demo_frame(index, *self.size, fps=self.fps)
+            yield Frame(image, index, Fraction(index) / Fraction(self.fps), time.perf_counter())
+
+    def close(self) -> None:
+        pass
+
+
+class MemorySource:
+    """Frames already decoded into memory (benchmarks, tests): no decoding cost while measuring."""
+
+    def __init__(self, images: list[np.ndarray], fps: float = 30.0, name: str = "memory"):
+        self.name, self.fps, self._images = name, fps, images
+        self.size = (images[0].shape[1], images[0].shape[0])
+        self.frame_count = len(images)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, image in enumerate(self._images):
             yield Frame(image, index, Fraction(index) / Fraction(self.fps), time.perf_counter())
 
     def close(self) -> None:

@@ -1,8 +1,15 @@
-"""Per-stage timing statistics (milliseconds) collected while a pipeline runs."""
+"""Pipeline statistics: per-stage timings (ms), end-to-end latency, fps in/out and drops.
+
+Thread-safe and bounded: percentiles cover the last ``window`` frames, rates the last second,
+so a stream can run for days. ``snapshot()`` is the plain object a server can publish.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,36 +22,82 @@ class StageSummary:
     mean: float
 
 
-@dataclass
-class RunStats:
-    """Timings of every processed frame; ``summary()`` gives percentiles per stage."""
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    frames_in: int
+    frames_out: int
+    dropped: int
+    faces: int  # output frames in which a face was tracked
+    fps_in: float  # over the last second
+    fps_out: float
+    stages: dict[str, StageSummary]  # in pipeline order; "total" = capture to written (end to end)
 
-    stage_ms: dict[str, list[float]] = field(default_factory=dict)
-    frames: int = 0
-    faces: int = 0  # frames where a face was edited (others passed through)
-    wall_seconds: float = 0.0
 
-    def add(self, timings: dict[str, float], had_face: bool) -> None:
-        for stage, ms in timings.items():
-            self.stage_ms.setdefault(stage, []).append(ms)
-        self.frames += 1
-        self.faces += int(had_face)
+class PipelineStats:
+    def __init__(self, window: int = 3000):
+        self._lock = threading.Lock()
+        self._stage_ms: dict[str, deque[float]] = {}
+        self._window = window
+        self._in_times: deque[float] = deque(maxlen=1000)
+        self._out_times: deque[float] = deque(maxlen=1000)
+        self.frames_in = self.frames_out = self.dropped = self.faces = 0
+        self.started = time.perf_counter()
+        self.wall_seconds = 0.0
+
+    def frame_in(self) -> None:
+        with self._lock:
+            self.frames_in += 1
+            self._in_times.append(time.perf_counter())
+
+    def frame_out(self, timings: dict[str, float], had_face: bool) -> None:
+        with self._lock:
+            for stage, ms in timings.items():
+                self._stage_ms.setdefault(stage, deque(maxlen=self._window)).append(ms)
+            self.frames_out += 1
+            self.faces += int(had_face)
+            self._out_times.append(time.perf_counter())
+
+    # kept for the synchronous runner, where every frame in is a frame out
+    @property
+    def frames(self) -> int:
+        return self.frames_out
 
     @property
     def fps(self) -> float:
-        return self.frames / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        return self.frames_out / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def summary(self) -> dict[str, StageSummary]:
+        with self._lock:
+            samples = {stage: np.asarray(values) for stage, values in self._stage_ms.items()}
         out = {}
-        for stage, samples in self.stage_ms.items():
-            values = np.asarray(samples)
+        for stage, values in samples.items():
             p50, p95, p99 = np.percentile(values, [50, 95, 99])
             out[stage] = StageSummary(float(p50), float(p95), float(p99), float(values.mean()))
         return out
 
+    @staticmethod
+    def _rate(times: deque[float], now: float) -> float:
+        recent = [t for t in times if now - t <= 1.0]
+        return float(len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+
+    def snapshot(self) -> StatsSnapshot:
+        now = time.perf_counter()
+        with self._lock:
+            fps_in, fps_out = self._rate(self._in_times, now), self._rate(self._out_times, now)
+            counts = (self.frames_in, self.frames_out, self.dropped, self.faces)
+        return StatsSnapshot(*counts, fps_in=fps_in, fps_out=fps_out, stages=self.summary())
+
+    def status_line(self) -> str:
+        s = self.snapshot()
+        stages = " ".join(f"{name} {v.p50:.1f}" for name, v in s.stages.items() if name != "total")
+        total = s.stages.get("total")
+        latency = f"e2e p50 {total.p50:.0f} p95 {total.p95:.0f} p99 {total.p99:.0f} ms" if total else "e2e -"
+        return (f"in {s.fps_in:4.1f} fps  out {s.fps_out:4.1f} fps  dropped {s.dropped}  {latency}  "
+                f"| p50 ms: {stages}")
+
     def report(self) -> str:
-        lines = [f"{self.frames} frames in {self.wall_seconds:.2f} s = {self.fps:.1f} fps; "
-                 f"face tracked in {self.faces}, no face in {self.frames - self.faces}",
+        lines = [f"{self.frames_out} frames out of {self.frames_in} in {self.wall_seconds:.2f} s = {self.fps:.1f} fps; "
+                 f"dropped {self.dropped}; face tracked in {self.faces}, no face in {self.frames_out - self.faces}",
                  f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}"]
         for stage, s in self.summary().items():
             lines.append(f"{stage:<10} {s.p50:8.2f} {s.p95:8.2f} {s.p99:8.2f} {s.mean:8.2f}")

@@ -52,3 +52,27 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
 def test_bad_option_values_are_rejected_by_the_parser():
     result = livemotion("run", "--sink", "x.mp4", "--frames", "0")
     assert result.returncode == 2 and "must be at least 1" in result.stderr
+
+
+def test_live_mode_with_an_emotion_schedule(tmp_path):
+    result = livemotion("run", "--source", "demo:320x240", "--sink", str(tmp_path / "live.mp4"), "--live",
+                        "--frames", "30", "--schedule", "0:neutral,0.5:happy")
+    assert result.returncode == 0, result.stderr
+    assert "frames out of 30" in result.stderr and "dropped" in result.stderr
+    for stage in ("track", "control", "engine", "composite", "sink", "total"):
+        assert stage in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--au", "12"], "needs a value"),
+        (["--au", "99=0.5"], "unknown action unit"),
+        (["--au", "12=1.5"], "between 0 and 1"),
+        (["--schedule", "0:bored"], "unknown emotion"),
+        (["--emotion", "bored"], "invalid choice"),
+    ],
+)
+def test_bad_expression_options_say_what_is_wrong(args, message):
+    result = livemotion("run", "--sink", "x.mp4", *args)
+    assert result.returncode == 2 and message in result.stderr

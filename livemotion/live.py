@@ -1,0 +1,164 @@
+"""Real-time running: capture, processing and output in their own threads, joined by
+one-frame mailboxes. A slow stage never builds a queue: the newest frame replaces an unread
+one (counted as dropped), so delay cannot accumulate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from .pipeline import Pipeline, Processed
+from .preview import PreviewSheet
+from .sinks import FrameSink
+from .sources import FrameSource
+from .stats import PipelineStats
+from .types import FaceTrack, Frame
+
+T = TypeVar("T")
+
+
+class LatestSlot(Generic[T]):
+    """A one-item mailbox. ``put`` replaces an unread item (and counts it in ``dropped``);
+    ``get`` waits for an item and returns None once the slot is closed and empty."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item: T | None = None
+        self._full = False
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: T) -> None:
+        with self._condition:
+            if self._full:
+                self.dropped += 1
+            self._item, self._full = item, True
+            self._condition.notify()
+
+    def get(self, timeout: float | None = None) -> T | None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._full or self._closed, timeout)
+            if not self._full:
+                return None
+            item, self._item, self._full = self._item, None, False
+            return item
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed and not self._full
+
+
+def paced(source: FrameSource, speed: float = 1.0) -> Iterator[Frame]:
+    """Frames of a file or demo source released at their own timestamps, as a camera would;
+    each frame's capture time is the moment it is released."""
+    start = time.perf_counter()
+    first = None
+    for frame in source:
+        first = frame.pts if first is None else first
+        due = start + float(frame.pts - first) / speed
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield Frame(frame.image, frame.index, frame.pts, time.perf_counter())
+
+
+class LiveRunner:
+    """Runs ``source -> pipeline -> sink`` in three threads with latest-frame hand-off.
+
+    ``pace`` releases file/demo frames in real time (a webcam paces itself). ``run`` returns the
+    stats when the source ends, ``max_frames`` have been read, or ``stop()`` is called (Ctrl-C in
+    the calling thread also stops it cleanly); the sink and the source are always closed.
+    """
+
+    def __init__(self, source: FrameSource, pipeline: Pipeline, sink: FrameSink, pace: bool = False,
+                 max_frames: int | None = None, stats: PipelineStats | None = None,
+                 preview: PreviewSheet | None = None, slow_stage: Callable[[Frame], None] | None = None):
+        self.source, self.pipeline, self.sink, self.preview = source, pipeline, sink, preview
+        self.pace, self.max_frames = pace, max_frames
+        self.stats = stats or PipelineStats()
+        self._slow_stage = slow_stage  # test hook: extra work inside the processing stage
+        self._frames: LatestSlot[Frame] = LatestSlot()
+        self._results: LatestSlot[tuple[Frame, Processed]] = LatestSlot()
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _guarded(self, work: Callable[[], None], done: LatestSlot) -> Callable[[], None]:
+        def body() -> None:
+            try:
+                work()
+            except BaseException as error:  # handed to run(), which re-raises it in the caller
+                self._errors.append(error)
+                self._stop.set()
+            finally:
+                done.close()
+
+        return body
+
+    def _capture(self) -> None:
+        frames = paced(self.source) if self.pace else iter(self.source)
+        for count, frame in enumerate(frames):
+            if self._stop.is_set() or (self.max_frames is not None and count >= self.max_frames):
+                break
+            self.stats.frame_in()
+            self._frames.put(frame)
+
+    def _process(self) -> None:
+        while (frame := self._frames.get()) is not None:
+            if self._slow_stage is not None:
+                self._slow_stage(frame)
+            self._results.put((frame, self.pipeline.process(frame)))
+
+    def _output(self) -> None:
+        while (item := self._results.get()) is not None:
+            frame, processed = item
+            start = time.perf_counter()
+            self.sink.write(processed.output)
+            processed.timings["sink"] = (time.perf_counter() - start) * 1e3
+            processed.timings["total"] = (time.perf_counter() - frame.captured_at) * 1e3
+            self.stats.dropped = self._frames.dropped + self._results.dropped
+            self.stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
+            if self.preview is not None:
+                self.preview.offer(frame.index, frame.image, processed.output.image)
+
+    def run(self, on_status: Callable[[PipelineStats], None] | None = None, status_every: float = 0.5) -> PipelineStats:
+        done = LatestSlot[None]()  # closed when the output thread has written its last frame
+        threads = [
+            threading.Thread(target=self._guarded(self._capture, self._frames), name="livemotion-capture", daemon=True),
+            threading.Thread(target=self._guarded(self._process, self._results), name="livemotion-process", daemon=True),
+            threading.Thread(target=self._guarded(self._output, done), name="livemotion-output", daemon=True),
+        ]
+        started = time.perf_counter()
+        try:
+            for thread in threads:
+                thread.start()
+            while not done.closed:
+                done.get(timeout=status_every)
+                if on_status is not None:
+                    on_status(self.stats)
+        except KeyboardInterrupt:
+            self._stop.set()
+            raise
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join(timeout=5)
+            self.stats.wall_seconds = time.perf_counter() - started
+            self.stats.dropped = self._frames.dropped + self._results.dropped
+            self.sink.close()
+            self.source.close()
+            if self.preview is not None:
+                self.preview.write()
+        if self._errors:
+            raise self._errors[0]
+        return self.stats

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Latency benchmark: tracker alone vs the full pipeline, per resolution and backend, in one run.
+
+    tools/bench_latency.py [--source demo|FILE|webcam] [--frames N] [--sizes 640x480,1280x720,1920x1080]
+                           [--emotion happy] [--json OUT] [--png OUT]
+
+For each size it measures, on the same frames (decoded into memory first):
+  tracker   the MediaPipe tracker alone, frame after frame: the floor any filter pays
+  full      tracking + smoothing + expression control + engine + compositing, frame after frame
+  live      the real-time runner: frames released at 30 fps, three threads, H.264 encoding,
+            latest-frame hand-off; sustained fps out, end-to-end latency (capture -> written), drops
+The headline is full / tracker, the per-frame cost ratio measured in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from livemotion.editing import ExpressionEditor  # noqa: E402
+from livemotion.expression import ExpressionController, ExpressionRequest  # noqa: E402
+from livemotion.live import LiveRunner  # noqa: E402
+from livemotion.pipeline import Pipeline  # noqa: E402
+from livemotion.sinks import open_sink  # noqa: E402
+from livemotion.sources import MemorySource, open_source  # noqa: E402
+from livemotion.tracking import FaceTracker  # noqa: E402
+
+BACKENDS = ("torch",)  # ONNX Runtime and TensorRT join here when their backends land
+
+
+def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray]:
+    source = open_source(f"demo:{size[0]}x{size[1]}" if spec == "demo" else spec)
+    try:
+        frames = []
+        for frame in source:
+            image = frame.image
+            if (image.shape[1], image.shape[0]) != size:
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if image.shape[1] > size[0] else cv2.INTER_LINEAR)
+            frames.append(image)
+            if len(frames) == count:
+                break
+        return frames
+    finally:
+        source.close()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values)
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
+
+
+def editor(emotion: str) -> ExpressionEditor:
+    return ExpressionEditor(ExpressionController(ExpressionRequest(emotion, 1.0, active=True)))
+
+
+def bench_tracker(frames: list[np.ndarray], max_faces: int) -> dict:
+    times = []
+    with FaceTracker(max_faces=max_faces) as tracker:
+        tracker.track(frames[0])
+        for image in frames:
+            start = time.perf_counter()
+            tracker.track(image)
+            times.append((time.perf_counter() - start) * 1e3)
+    return percentiles(times)
+
+
+def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int) -> dict:
+    stages: dict[str, list[float]] = {}
+    source = MemorySource(frames)
+    with FaceTracker(max_faces=max_faces) as tracker:
+        pipeline = Pipeline(tracker, editor(emotion))
+        for frame in source:
+            start = time.perf_counter()
+            processed = pipeline.process(frame)
+            processed.timings["processing"] = (time.perf_counter() - start) * 1e3
+            for stage, ms in processed.timings.items():
+                stages.setdefault(stage, []).append(ms)
+    return {stage: percentiles(values) for stage, values in stages.items()} | {"_samples": stages}
+
+
+def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder, FaceTracker(max_faces=max_faces) as tracker:
+        source = MemorySource(frames, fps=30.0)
+        sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps)
+        stats = LiveRunner(source, Pipeline(tracker, editor(emotion)), sink, pace=True).run()
+    summary = stats.summary()
+    return {"fps_out": stats.frames_out / stats.wall_seconds, "frames_in": stats.frames_in,
+            "frames_out": stats.frames_out, "dropped": stats.dropped,
+            "end_to_end": vars_of(summary["total"]), "stages": {k: vars_of(v) for k, v in summary.items()}}
+
+
+def vars_of(summary) -> dict[str, float]:
+    return {"p50": summary.p50, "p95": summary.p95, "p99": summary.p99, "mean": summary.mean}
+
+
+def plot(results: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, result in zip(axes[0], results, strict=True):
+        samples = result["full"]["torch"].pop("_samples")
+        names = [n for n in samples if n != "processing"] + ["processing"]
+        ax.boxplot([samples[n] for n in names], tick_labels=names, showfliers=False)
+        ax.axhline(result["tracker"]["mean"], color="gray", linestyle="--", label="tracker alone (mean)")
+        ax.set_title(f"{result['size']}: full / tracker = {result['ratio']['torch']:.2f}")
+        ax.set_ylabel("ms per frame")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="demo", help="demo (rendered at each size), a video file, or webcam")
+    parser.add_argument("--frames", type=int, default=150, help="frames per measurement (default 150)")
+    parser.add_argument("--sizes", default="640x480,1280x720,1920x1080", help="comma-separated WxH list")
+    parser.add_argument("--emotion", default="happy", help="emotion applied in the full pipeline (default happy)")
+    parser.add_argument("--max-faces", type=int, default=2, help="tracker max faces, as in `livemotion run`")
+    parser.add_argument("--no-live", action="store_true", help="skip the threaded real-time measurement")
+    parser.add_argument("--json", help="write all numbers here")
+    parser.add_argument("--png", help="write per-stage latency distributions here")
+    args = parser.parse_args(argv)
+
+    results = []
+    for text in args.sizes.split(","):
+        width, height = (int(v) for v in text.lower().split("x"))
+        frames = load_frames(args.source, (width, height), args.frames)
+        result = {"size": f"{width}x{height}", "frames": len(frames),
+                  "tracker": bench_tracker(frames, args.max_faces), "full": {}, "ratio": {}}
+        for backend in BACKENDS:
+            full = bench_full(frames, args.emotion, args.max_faces)
+            result["full"][backend] = full
+            result["ratio"][backend] = full["processing"]["mean"] / result["tracker"]["mean"]
+        if not args.no_live:
+            result["live"] = bench_live(frames, args.emotion, args.max_faces)
+        results.append(result)
+
+    machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}"
+    print(f"machine: {machine}; source {args.source}; emotion {args.emotion}; {args.frames} frames per run")
+    print(f"{'size':<10}{'backend':<9}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"
+          f"{'e2e p50':>9}{'e2e p95':>9}{'e2e p99':>9}{'dropped':>9}")
+    for r in results:
+        for backend in BACKENDS:
+            live = r.get("live", {})
+            e2e = live.get("end_to_end", {})
+            cells = [f"{r['tracker']['mean']:11.2f}", f"{r['full'][backend]['processing']['mean']:9.2f}",
+                     f"{r['ratio'][backend]:7.2f}", f"{live.get('fps_out', float('nan')):10.1f}",
+                     f"{e2e.get('p50', float('nan')):9.1f}", f"{e2e.get('p95', float('nan')):9.1f}",
+                     f"{e2e.get('p99', float('nan')):9.1f}", f"{live.get('dropped', 0):9d}"]
+            print(f"{r['size']:<10}{backend:<9}" + "".join(cells))
+        stages = {k: v["p50"] for k, v in r["full"]["torch"].items() if not k.startswith("_")}
+        print("    p50 ms per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    if args.png:
+        plot(results, args.png)
+    for r in results:
+        for full in r["full"].values():
+            full.pop("_samples", None)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
