@@ -63,13 +63,16 @@ def composite(frame: np.ndarray, edited_crop: np.ndarray, weight_crop: np.ndarra
     Only the crop's footprint is resampled; where the weight is 0 the frame keeps its bytes.
     """
     height, width = frame.shape[:2]
-    size = alignment.size
-    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    out = frame.copy()
+    # Only the part of the crop the weight reaches is carried back (the face, not the whole crop).
+    cx, cy, cw, ch = cv2.boundingRect((weight_crop > 1e-3).astype(np.uint8))
+    if cw == 0 or ch == 0:
+        return out
+    corners = np.array([[cx, cy], [cx + cw, cy], [cx, cy + ch], [cx + cw, cy + ch]], np.float64)
     to_frame = cv2.invertAffineTransform(alignment.to_crop)
     footprint = corners @ to_frame[:, :2].T + to_frame[:, 2]
     x0, y0 = np.maximum(np.floor(footprint.min(axis=0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(footprint.max(axis=0)).astype(int) + 1, (width, height))
-    out = frame.copy()
     if x1 <= x0 or y1 <= y0:
         return out
     to_roi = to_frame.copy()

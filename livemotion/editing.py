@@ -10,7 +10,7 @@ import time
 import numpy as np
 import torch
 
-from .au import FACE_OVAL, fold_free_fraction, mesh_triangles
+from .au import CONTROL_POINTS, FACE_OVAL, fold_free_fraction, mesh_triangles
 from .compositing import align, composite, face_mask
 from .engines import create_engine
 from .expression import ExpressionController, ExpressionPlan, Schedule
@@ -50,8 +50,8 @@ class ExpressionEditor:
         with torch.inference_mode():
             edited, motion = self.engine(
                 torch.from_numpy(crop).permute(2, 0, 1)[None].float(),
-                torch.from_numpy(np.concatenate([source, ring]))[None].float(),
-                torch.from_numpy(np.concatenate([target, ring]))[None].float(),
+                torch.from_numpy(np.concatenate([source[CONTROL_POINTS], ring]))[None].float(),
+                torch.from_numpy(np.concatenate([target[CONTROL_POINTS], ring]))[None].float(),
             )
         edited_crop = edited[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
         motion_px = motion[0, 0].numpy()
