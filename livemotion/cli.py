@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .au import EMOTION_AUS, EMOTIONS, au_vector
+from .backends import BACKENDS
 from .errors import LivemotionError
 from .expression import ExpressionController, ExpressionRequest, Schedule
 
@@ -45,32 +46,45 @@ def build_parser() -> argparse.ArgumentParser:
                       help="emotions over time in seconds, e.g. 0:neutral,2:happy@0.8,4:sad (overrides --emotion)")
     edit.add_argument("--crop-size", type=int, choices=(256, 512), default=256,
                       help="side of the aligned face crop the engine edits (default 256; 512 for large faces)")
+    engine = run.add_argument_group("engine")
+    engine.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="where the engine runs: torch (default), onnxruntime, or tensorrt (NVIDIA GPU)")
+    engine.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for torch/onnxruntime/tensorrt")
+    engine.add_argument("--fp16", action="store_true", help="half precision where the engine's spec allows (tensorrt)")
     run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
                      help="frames in the --preview sheet, spread over the run (default 4)")
     run.add_argument("--max-faces", type=_positive_int, default=2, metavar="N",
                      help="faces to look at when picking the largest (default 2; 1 is ~2-3 ms faster per frame)")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    build = sub.add_parser("build-engine", help="export an engine to ONNX and build it for a backend",
+                           description="Export a generator engine to ONNX (dynamic batch) and, for tensorrt, build "
+                                       "and cache a plan for this GPU. Files go to engines/cache/.")
+    build.add_argument("--engine", default="warp", help="engine name (default warp)")
+    build.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default="onnxruntime",
+                       help="target backend (default onnxruntime)")
+    build.add_argument("--size", type=int, choices=(256, 512), default=256, help="crop side in pixels (default 256)")
+    build.add_argument("--fp16", action="store_true", help="allow half precision (tensorrt)")
+    build.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                       help="batch to check the built engine with, e.g. the number of streams served (default 1)")
     return parser
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, kind: type, low: float, high: float, limits: str) -> float:
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be {limits}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return int(_number(text, int, 1, float("inf"), "at least 1"))
 
 
 def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
+    return _number(text, float, 0.0, 1.0, "between 0 and 1")
 
 
 def _au_values(text: str) -> dict[str, float]:
@@ -99,7 +113,8 @@ def _editor(args: argparse.Namespace):
 
     request = ExpressionRequest(args.emotion or "neutral", args.intensity, args.au,
                                 active=bool(args.emotion or args.au))
-    return ExpressionEditor(ExpressionController(request), crop_size=args.crop_size, schedule=args.schedule)
+    return ExpressionEditor(ExpressionController(request), crop_size=args.crop_size, schedule=args.schedule,
+                            backend=args.backend, device=args.device, fp16=args.fp16)
 
 
 def _status_printer():
@@ -141,11 +156,33 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_engine(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .backends import NUM_POINTS, create_backend, export_onnx, unsupported_tensorrt_ops
+
+    onnx_path = export_onnx(args.engine, args.size)
+    missing = unsupported_tensorrt_ops(onnx_path)
+    print(f"livemotion: exported {onnx_path}" + (f" (operators TensorRT lacks: {sorted(missing)})" if missing else
+                                                 " (every operator is supported by TensorRT 10)"), file=sys.stderr)
+    device = "cuda" if args.backend == "tensorrt" else "cpu"
+    backend = create_backend(args.backend, args.engine, args.size, device, args.fp16)
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0.2, 0.8, (args.batch, NUM_POINTS, 2)).astype(np.float32) * args.size
+    crop = rng.uniform(0, 255, (args.batch, 3, args.size, args.size)).astype(np.float32)
+    edited, _ = backend(crop, points, points)
+    error = float(np.abs(edited - crop).max())
+    where = getattr(backend, "plan_path", onnx_path)
+    print(f"livemotion: {args.backend} engine ready: {where}; identity check at batch {args.batch}: "
+          f"max error {error:.4f}", file=sys.stderr)
+    return 0 if error <= 1.0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="livemotion: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _run}[args.command](args)
+        return {"run": _run, "build-engine": _build_engine}[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)
         return 2

@@ -8,11 +8,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from .au import CONTROL_POINTS, FACE_OVAL, fold_free_fraction, mesh_triangles
 from .compositing import align, composite, face_mask
-from .engines import create_engine
+from .backends import create_backend
 from .expression import ExpressionController, ExpressionPlan, Schedule
 from .types import FaceTrack, Frame
 
@@ -24,11 +23,11 @@ class ExpressionEditor:
     """Changes the expression of the tracked face in each frame (see ``pipeline.FrameEditor``)."""
 
     def __init__(self, controller: ExpressionController | None = None, engine: str = "warp", crop_size: int = 256,
-                 schedule: Schedule | None = None):
+                 schedule: Schedule | None = None, backend: str = "torch", device: str = "cpu", fp16: bool = False):
         self.controller = controller or ExpressionController()
         self.schedule = schedule
         self.crop_size = crop_size
-        self.engine = create_engine(engine, size=crop_size)
+        self.backend = create_backend(backend, engine, crop_size, device, fp16)
         self._triangles = mesh_triangles()
         self.last_plan: ExpressionPlan | None = None
 
@@ -47,14 +46,13 @@ class ExpressionEditor:
         target = alignment.points_to_crop(plan.target)
         target = source + fold_free_fraction(source, target, self._triangles) * (target - source)
         ring = self._pinned_ring(source)
-        with torch.inference_mode():
-            edited, motion = self.engine(
-                torch.from_numpy(crop).permute(2, 0, 1)[None].float(),
-                torch.from_numpy(np.concatenate([source[CONTROL_POINTS], ring]))[None].float(),
-                torch.from_numpy(np.concatenate([target[CONTROL_POINTS], ring]))[None].float(),
-            )
-        edited_crop = edited[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-        motion_px = motion[0, 0].numpy()
+        edited, motion = self.backend(
+            crop.transpose(2, 0, 1)[None].astype(np.float32),
+            np.concatenate([source[CONTROL_POINTS], ring])[None].astype(np.float32),
+            np.concatenate([target[CONTROL_POINTS], ring])[None].astype(np.float32),
+        )
+        edited_crop = np.clip(np.rint(edited[0].transpose(1, 2, 0)), 0, 255).astype(np.uint8)
+        motion_px = motion[0, 0]
         timings["engine"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         weight = face_mask(source, self.crop_size) * np.clip(motion_px / _MOTION_FULL_PX, 0.0, 1.0)

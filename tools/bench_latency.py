@@ -35,7 +35,17 @@ from livemotion.sinks import open_sink  # noqa: E402
 from livemotion.sources import MemorySource, open_source  # noqa: E402
 from livemotion.tracking import FaceTracker  # noqa: E402
 
-BACKENDS = ("torch",)  # ONNX Runtime and TensorRT join here when their backends land
+def available_backends() -> list[str]:
+    import importlib.util
+
+    import torch
+
+    found = ["torch"]
+    if importlib.util.find_spec("onnxruntime"):
+        found.append("onnxruntime")
+    if importlib.util.find_spec("tensorrt") and torch.cuda.is_available():
+        found.append("tensorrt")
+    return found
 
 
 def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray]:
@@ -60,8 +70,29 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
 
 
-def editor(emotion: str) -> ExpressionEditor:
-    return ExpressionEditor(ExpressionController(ExpressionRequest(emotion, 1.0, active=True)))
+def editor(emotion: str, backend: str = "torch") -> ExpressionEditor:
+    device = "cuda" if backend == "tensorrt" else "cpu"
+    return ExpressionEditor(ExpressionController(ExpressionRequest(emotion, 1.0, active=True)), backend=backend,
+                            device=device)
+
+
+def bench_streams(backend_name: str, streams: list[int], repeats: int = 20) -> dict[int, float]:
+    """Engine cost per stream (ms) when one batched call serves N streams' crops."""
+    from livemotion.backends import NUM_POINTS, create_backend
+
+    backend = create_backend(backend_name, device="cuda" if backend_name == "tensorrt" else "cpu")
+    rng = np.random.default_rng(0)
+    out = {}
+    for n in streams:
+        crop = rng.uniform(0, 255, (n, 3, 256, 256)).astype(np.float32)
+        source = rng.uniform(60, 196, (n, NUM_POINTS, 2)).astype(np.float32)
+        target = source + rng.normal(0, 2, source.shape).astype(np.float32)
+        backend(crop, source, target)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            backend(crop, source, target)
+        out[n] = (time.perf_counter() - start) / repeats / n * 1e3
+    return out
 
 
 def bench_tracker(frames: list[np.ndarray], max_faces: int) -> dict:
@@ -75,11 +106,11 @@ def bench_tracker(frames: list[np.ndarray], max_faces: int) -> dict:
     return percentiles(times)
 
 
-def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int) -> dict:
+def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: str) -> dict:
     stages: dict[str, list[float]] = {}
     source = MemorySource(frames)
     with FaceTracker(max_faces=max_faces) as tracker:
-        pipeline = Pipeline(tracker, editor(emotion))
+        pipeline = Pipeline(tracker, editor(emotion, backend))
         for frame in source:
             start = time.perf_counter()
             processed = pipeline.process(frame)
@@ -132,18 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emotion", default="happy", help="emotion applied in the full pipeline (default happy)")
     parser.add_argument("--max-faces", type=int, default=2, help="tracker max faces, as in `livemotion run`")
     parser.add_argument("--no-live", action="store_true", help="skip the threaded real-time measurement")
+    parser.add_argument("--streams", default="1,4,16", help="batch sizes for the multi-stream engine cost")
     parser.add_argument("--json", help="write all numbers here")
     parser.add_argument("--png", help="write per-stage latency distributions here")
     args = parser.parse_args(argv)
 
+    backends = available_backends()
     results = []
     for text in args.sizes.split(","):
         width, height = (int(v) for v in text.lower().split("x"))
         frames = load_frames(args.source, (width, height), args.frames)
         result = {"size": f"{width}x{height}", "frames": len(frames),
                   "tracker": bench_tracker(frames, args.max_faces), "full": {}, "ratio": {}}
-        for backend in BACKENDS:
-            full = bench_full(frames, args.emotion, args.max_faces)
+        for backend in backends:
+            full = bench_full(frames, args.emotion, args.max_faces, backend)
             result["full"][backend] = full
             result["ratio"][backend] = full["processing"]["mean"] / result["tracker"]["mean"]
         if not args.no_live:
@@ -155,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'size':<10}{'backend':<9}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"
           f"{'e2e p50':>9}{'e2e p95':>9}{'e2e p99':>9}{'dropped':>9}")
     for r in results:
-        for backend in BACKENDS:
-            live = r.get("live", {})
+        for backend in backends:
+            live = r.get("live", {}) if backend == "torch" else {}  # the live run uses the default backend
             e2e = live.get("end_to_end", {})
             cells = [f"{r['tracker']['mean']:11.2f}", f"{r['full'][backend]['processing']['mean']:9.2f}",
                      f"{r['ratio'][backend]:7.2f}", f"{live.get('fps_out', float('nan')):10.1f}",
@@ -165,13 +198,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['size']:<10}{backend:<9}" + "".join(cells))
         stages = {k: v["p50"] for k, v in r["full"]["torch"].items() if not k.startswith("_")}
         print("    p50 ms per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    streams = [int(n) for n in args.streams.split(",")]
+    per_stream = {backend: bench_streams(backend, streams) for backend in backends}
+    print("engine cost per stream, one batched call for N streams (256 px crops), ms: " + "; ".join(
+        f"{b}: " + ", ".join(f"N={n} {ms:.2f}" for n, ms in costs.items()) for b, costs in per_stream.items()))
     if args.png:
         plot(results, args.png)
     for r in results:
         for full in r["full"].values():
             full.pop("_samples", None)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+        Path(args.json).write_text(json.dumps({"machine": machine, "results": results, "engine_per_stream_ms": per_stream},
+                                              indent=2))
     return 0
 
 

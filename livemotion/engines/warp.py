@@ -90,6 +90,6 @@ class WarpEngine(torch.nn.Module):
         where = self.identity + flow  # (B, 2, S, S) source pixel of each output pixel
         normalised = (where * (2.0 / (self.size - 1)) - 1.0).permute(0, 2, 3, 1)
         warped = F.grid_sample(crop, normalised, mode="bilinear", padding_mode="border", align_corners=True)
-        motion = torch.hypot(flow[:, 0:1], flow[:, 1:2])  # Tensor.norm(dim=1) is ~100x slower on CPU
+        motion = (flow * flow).sum(dim=1, keepdim=True).sqrt()  # not Tensor.norm (100x slower on CPU) nor hypot (no ONNX op)
         edited = torch.where(motion < 1e-3, crop, warped)
         return edited, motion

@@ -1,0 +1,235 @@
+"""Engine backends: one interface, three ways to run an engine.
+
+    backend = create_backend("onnxruntime", engine="warp", size=256)
+    edited, motion = backend(crops, source, target)      # numpy in, numpy out; batch = streams
+
+- ``torch``: the ``nn.Module`` itself (CPU, or CUDA with a CUDA build of torch);
+- ``onnxruntime``: the module exported to ONNX (cached), run by ONNX Runtime;
+- ``tensorrt``: a TensorRT 10+ plan built from that ONNX, cached per GPU, compute capability,
+  TensorRT version, ONNX hash and shapes, run on a CUDA stream with device buffers allocated
+  once per batch size (torch CUDA tensors) and no host round trip inside the engine call.
+
+Exported files live in ``engines/cache/`` (git-ignored); build specs are ``engines/<name>.toml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import tomllib
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .au import CONTROL_POINTS, FACE_OVAL
+from .engines import create_engine
+from .errors import LivemotionError
+
+PROJECT = Path(__file__).resolve().parents[1]
+CACHE = PROJECT / "engines" / "cache"
+# Control points the editor hands every engine: the steering vertices plus the pinned ring.
+NUM_POINTS = len(CONTROL_POINTS) + len(FACE_OVAL)
+
+
+class EngineBackend(Protocol):
+    name: str
+
+    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """crop (B, 3, S, S) float32 0..255, source/target (B, N, 2) -> edited (B, 3, S, S), motion (B, 1, S, S)."""
+        ...
+
+
+def build_spec(engine: str) -> dict:
+    path = PROJECT / "engines" / f"{engine}.toml"
+    if not path.is_file():
+        raise LivemotionError(f"no build spec for engine {engine!r}: expected {path}")
+    return tomllib.loads(path.read_text())
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, engine: str = "warp", size: int = 256, device: str = "cpu", **_: object):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise LivemotionError("--device cuda needs an NVIDIA GPU and a CUDA build of torch (see README, GPUs).")
+        self.device = torch.device(device)
+        self.module = create_engine(engine, size=size).to(self.device)
+
+    def __call__(self, crop, source, target):
+        with torch.inference_mode():
+            edited, motion = self.module(*(torch.as_tensor(a, device=self.device) for a in (crop, source, target)))
+        return edited.cpu().numpy(), motion.cpu().numpy()
+
+
+def export_onnx(engine: str = "warp", size: int = 256, path: Path | None = None) -> Path:
+    """Export ``engine`` at crop ``size`` to ONNX (dynamic batch) and return the file (cached in ``CACHE``)."""
+    spec = build_spec(engine)["onnx"]
+    module = create_engine(engine, size=size)
+    if path is None:  # re-export only when the engine's code, its spec, the size or torch changed
+        source = Path(inspect.getfile(type(module))).read_bytes()
+        key = hashlib.sha256(source + json.dumps([spec, size, NUM_POINTS, torch.__version__]).encode()).hexdigest()[:12]
+        path = CACHE / f"{engine}-{size}-{key}.onnx"
+        if path.is_file():
+            return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = (torch.zeros(1, 3, size, size), torch.zeros(1, NUM_POINTS, 2), torch.zeros(1, NUM_POINTS, 2))
+    names = spec["inputs"] + spec["outputs"]
+    dynamic = {name: {0: "batch"} for name in names} if spec.get("dynamic_batch", True) else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, example, str(path), input_names=spec["inputs"], output_names=spec["outputs"],
+                          dynamic_axes=dynamic, opset_version=spec["opset"], dynamo=False)
+    return path
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, engine: str = "warp", size: int = 256, device: str = "cpu", **_: object):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise LivemotionError("the onnxruntime backend needs the onnx extra: pip install -e '.[onnx]'") from None
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise LivemotionError("--device cuda with onnxruntime needs the onnxruntime-gpu package.")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.path = export_onnx(engine, size)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
+        self._inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, crop, source, target):
+        feeds = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in zip(self._inputs, (crop, source, target),
+                                                                                     strict=True)}
+        edited, motion = self.session.run(None, feeds)
+        return edited, motion
+
+
+def plan_key(onnx_path: Path, gpu_name: str, capability: tuple[int, int], trt_version: str, fp16: bool,
+             size: int, max_batch: int) -> str:
+    """Cache key of a TensorRT plan: any change of GPU, TensorRT, model or shapes gives a new plan."""
+    fields = {"gpu": gpu_name, "sm": list(capability), "tensorrt": trt_version, "fp16": fp16, "size": size,
+              "points": NUM_POINTS, "max_batch": max_batch,
+              "onnx": hashlib.sha256(onnx_path.read_bytes()).hexdigest()}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def __init__(self, engine: str = "warp", size: int = 256, device: str = "cuda", fp16: bool = True, **_: object):
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise LivemotionError("the tensorrt backend needs TensorRT 10+: pip install -e '.[tensorrt]'") from None
+        if not torch.cuda.is_available():
+            raise LivemotionError("the tensorrt backend needs an NVIDIA GPU and a CUDA build of torch (README, GPUs).")
+        if int(trt.__version__.split(".")[0]) < 10:
+            raise LivemotionError(f"TensorRT {trt.__version__} is too old: livemotion needs TensorRT 10 or newer.")
+        spec = build_spec(engine)["tensorrt"]
+        self.size, self.fp16 = size, fp16 and spec.get("fp16_safe", False)
+        self.max_batch = spec["max_batch"]
+        self.device = torch.device(device if device.startswith("cuda") else "cuda")
+        onnx_path = export_onnx(engine, size)
+        props = torch.cuda.get_device_properties(self.device)
+        key = plan_key(onnx_path, props.name, (props.major, props.minor), trt.__version__, self.fp16, size,
+                       self.max_batch)
+        self.plan_path = CACHE / f"{engine}-{size}-{key}.plan"
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        if not self.plan_path.is_file():
+            self.plan_path.write_bytes(self._build(trt, onnx_path, spec))
+        runtime = trt.Runtime(self._logger)
+        self.engine = runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream(self.device)
+        self._buffers: dict[int, dict[str, torch.Tensor]] = {}  # per batch size, allocated once
+
+    def _build(self, trt, onnx_path: Path, spec: dict) -> bytes:
+        builder = trt.Builder(self._logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse(onnx_path.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise LivemotionError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec["workspace_mb"] << 20)
+        if self.fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        profile = builder.create_optimization_profile()
+        shapes = {"crop": (3, self.size, self.size), "source": (NUM_POINTS, 2), "target": (NUM_POINTS, 2)}
+        for name, shape in shapes.items():
+            profile.set_shape(name, (1, *shape), (1, *shape), (self.max_batch, *shape))
+        config.add_optimization_profile(profile)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise LivemotionError(f"TensorRT failed to build a plan from {onnx_path.name} (see the log above).")
+        return bytes(plan)
+
+    def _io(self, batch: int) -> dict[str, torch.Tensor]:
+        if batch not in self._buffers:
+            s, n = self.size, NUM_POINTS
+            shapes = {"crop": (batch, 3, s, s), "source": (batch, n, 2), "target": (batch, n, 2),
+                      "edited": (batch, 3, s, s), "motion": (batch, 1, s, s)}
+            self._buffers[batch] = {k: torch.empty(v, dtype=torch.float32, device=self.device) for k, v in shapes.items()}
+        return self._buffers[batch]
+
+    def run_on_device(self, crop: torch.Tensor, source: torch.Tensor, target: torch.Tensor):
+        """The engine on CUDA tensors already on the GPU; returns device tensors (valid until the next call)."""
+        batch = crop.shape[0]
+        if batch > self.max_batch:
+            raise LivemotionError(f"batch {batch} is over this plan's maximum of {self.max_batch} (engines/*.toml).")
+        io = self._io(batch)
+        with torch.cuda.stream(self.stream):
+            for name, value in (("crop", crop), ("source", source), ("target", target)):
+                io[name].copy_(value, non_blocking=True)
+                self.context.set_input_shape(name, tuple(io[name].shape))
+            for name, tensor in io.items():
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            self.context.execute_async_v3(self.stream.cuda_stream)
+        self.stream.synchronize()
+        return io["edited"], io["motion"]
+
+    def __call__(self, crop, source, target):
+        tensors = [torch.as_tensor(a, dtype=torch.float32).to(self.device, non_blocking=True) for a in (crop, source, target)]
+        edited, motion = self.run_on_device(*tensors)
+        return edited.cpu().numpy(), motion.cpu().numpy()
+
+
+_BACKENDS: dict[str, Callable[..., EngineBackend]] = {
+    "torch": TorchBackend,
+    "onnxruntime": OnnxRuntimeBackend,
+    "tensorrt": TensorRTBackend,
+}
+BACKENDS = tuple(_BACKENDS)
+
+
+def create_backend(name: str = "torch", engine: str = "warp", size: int = 256, device: str = "cpu",
+                   fp16: bool = False) -> EngineBackend:
+    if name not in _BACKENDS:
+        raise LivemotionError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)}")
+    return _BACKENDS[name](engine=engine, size=size, device=device, fp16=fp16)
+
+
+# ONNX operators this project's engines may use, all supported by TensorRT 10's ONNX parser
+# (onnx-tensorrt operator support matrix; GridSample since TensorRT 8.5, 4-D only).
+TENSORRT_OPS = frozenset({
+    "Add", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Div", "Equal", "Exp", "Expand", "Gather",
+    "GridSample", "Less", "MatMul", "Mul", "Neg", "Pow", "ReduceSum", "Reshape", "Resize", "Shape", "Slice",
+    "Sqrt", "Sub", "Transpose", "Unsqueeze", "Where", "Max", "Min", "Relu", "Sigmoid", "Conv", "Greater",
+})
+
+
+def unsupported_tensorrt_ops(onnx_path: Path) -> set[str]:
+    """Operators in ``onnx_path`` outside ``TENSORRT_OPS`` (empty = TensorRT can build it)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    return {node.op_type for node in model.graph.node} - TENSORRT_OPS

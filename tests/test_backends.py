@@ -1,0 +1,97 @@
+"""Backends: torch and ONNX Runtime agree, the ONNX graph is TensorRT-buildable, batches serve streams."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (./lm test installs it)")
+
+from livemotion.backends import (NUM_POINTS, TorchBackend, create_backend, export_onnx, plan_key,  # noqa: E402
+                                 unsupported_tensorrt_ops)
+from livemotion.editing import ExpressionEditor  # noqa: E402
+from livemotion.errors import LivemotionError  # noqa: E402
+from livemotion.expression import ExpressionController, ExpressionRequest  # noqa: E402
+from livemotion.types import Frame  # noqa: E402
+
+
+def crops_and_moves(batch: int, seed: int = 0):
+    """Real face crops (astronaut) with a smooth, face-like motion of the control points."""
+    from livemotion.demo import demo_frame
+
+    rng = np.random.default_rng(seed)
+    crops = np.stack([demo_frame(10 * i)[112:368, 192:448].transpose(2, 0, 1) for i in range(batch)]).astype(np.float32)
+    source = rng.uniform(60, 196, (batch, NUM_POINTS, 2)).astype(np.float32)
+    target = source + rng.normal(0, 2.5, source.shape).astype(np.float32)
+    return crops, source, target
+
+
+def test_onnxruntime_matches_torch_within_one_grey_level():
+    crops, source, target = crops_and_moves(3)
+    reference, motion_ref = TorchBackend()(crops, source, target)
+    edited, motion = create_backend("onnxruntime")(crops, source, target)
+    assert np.abs(edited - reference).max() <= 1.0  # 1/255 of full scale
+    assert np.abs(motion - motion_ref).max() < 0.01
+    assert np.abs(edited - crops).max() > 10  # and the crops really were warped
+
+
+def test_whole_frames_agree_across_backends(astronaut):
+    from livemotion.tracking import FaceTracker
+
+    with FaceTracker(static_images=True) as tracker:
+        track = tracker.track(astronaut)
+    outputs = []
+    for backend in ("torch", "onnxruntime"):
+        controller = ExpressionController(ExpressionRequest("sad", active=True), fade_step=1.0)
+        editor = ExpressionEditor(controller, backend=backend)
+        outputs.append(editor.edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {}).astype(int))
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1
+
+
+def test_the_exported_graph_uses_only_tensorrt_operators():
+    path = export_onnx("warp", 256)
+    assert unsupported_tensorrt_ops(path) == set()
+    assert export_onnx("warp", 256) == path  # cached, not re-exported
+
+
+def test_one_batched_call_serves_several_streams():
+    crops, source, target = crops_and_moves(4, seed=1)
+    backend = create_backend("onnxruntime")
+    batched, _ = backend(crops, source, target)
+    for i in range(4):
+        single, _ = backend(crops[i:i + 1], source[i:i + 1], target[i:i + 1])
+        np.testing.assert_allclose(batched[i], single[0], atol=1e-3)
+
+
+def test_plan_cache_key_changes_with_what_invalidates_a_plan(tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"model-a")
+    base = dict(gpu_name="NVIDIA H100", capability=(9, 0), trt_version="10.9.0", fp16=True, size=256, max_batch=16)
+    key = plan_key(onnx, **base)
+    for change in (dict(gpu_name="NVIDIA L4"), dict(capability=(8, 9)), dict(trt_version="10.10.0"),
+                   dict(fp16=False), dict(size=512), dict(max_batch=8)):
+        assert plan_key(onnx, **(base | change)) != key
+    onnx.write_bytes(b"model-b")
+    assert plan_key(onnx, **base) != key
+
+
+def test_unknown_backend_and_missing_gpu_say_what_to_do():
+    with pytest.raises(LivemotionError, match="unknown backend 'tpu'"):
+        create_backend("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(LivemotionError, match="NVIDIA GPU"):
+            create_backend("torch", device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with CUDA; this machine has none")
+def test_tensorrt_builds_caches_and_matches_torch():
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install -e '.[tensorrt]')")
+    crops, source, target = crops_and_moves(2)
+    reference, _ = TorchBackend(device="cuda")(crops, source, target)
+    for fp16, tolerance in ((False, 1.0), (True, 2.0)):
+        backend = create_backend("tensorrt", device="cuda", fp16=fp16)
+        assert backend.plan_path.is_file()
+        edited, _ = backend(crops, source, target)
+        assert np.abs(edited - reference).max() <= tolerance
