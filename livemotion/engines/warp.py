@@ -76,7 +76,7 @@ class WarpEngine(torch.nn.Module):
 
     def __init__(self, size: int = 256, grid: int | None = None, sigma: float = 0.035):
         super().__init__()
-        self.size, self.grid = size, grid or size // 10  # flow lattice every ~10 px: the flow is smooth
+        self.size, self.grid = size, grid or 25  # lattice step ~1/6 IOD at any crop size: the flow is that smooth
         self.sigma_px = sigma * size
         self.register_buffer("pinned", border_points(size), persistent=False)
         axis = torch.arange(size, dtype=torch.float32)
