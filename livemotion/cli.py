@@ -13,8 +13,8 @@ from .expression import ExpressionController, ExpressionRequest, Schedule
 
 SOURCE_HELP = ("what to read: 'demo' (built-in clip, 640x480) or 'demo:WxH', 'webcam' or 'webcam:N' "
                "(camera index), a device path like /dev/video0, or a video file path")
-SINK_HELP = ("where to write: a video file (.mp4/.mkv/.mov/.avi = H.264, .webm = VP9, .y4m = raw), "
-             "or '-' for a y4m stream on stdout (pipe it to ffmpeg or ffplay)")
+SINK_HELP = ("where to write: 'vcam' (virtual camera for Zoom/Meet/Teams/OBS) or 'vcam:/dev/videoN', a video file "
+             "(.mp4/.mkv/.mov/.avi = H.264, .webm = VP9, .y4m = raw), or '-' for a y4m stream on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-faces", type=_positive_int, default=2, metavar="N",
                      help="faces to look at when picking the largest (default 2; 1 is ~2-3 ms faster per frame)")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    serve = sub.add_parser("serve", help="WebRTC server with the browser app, OBS pages and the control API",
+                           description="Serve the livemotion app: filter a browser's camera over WebRTC, publish a "
+                                       "local source to viewers, OBS browser-source and dock pages, and the JSON "
+                                       "control API on /ws.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1, this machine only); any other needs the token")
+    serve.add_argument("--port", type=_positive_int, default=8080, help="port (default 8080)")
+    serve.add_argument("--token", help="access token, required off loopback (default: a random one, printed)")
+    serve.add_argument("--source", help="also publish this source filtered to viewers and the OBS page "
+                                        "(demo, webcam[:N], a file); without it, only browser cameras are filtered")
+    serve.add_argument("--stun", metavar="URL", help="STUN server for NAT traversal, e.g. stun:stun.example.org:3478 "
+                                                     "(default: none, nothing outside is contacted)")
+    serve.add_argument("--emotion", choices=EMOTIONS, help="emotion to start with (default: none, pass-through)")
+    serve.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="its strength (default 1)")
+    serve.add_argument("--backend", choices=BACKENDS, default="torch", help="engine backend (default torch)")
+    serve.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    serve.add_argument("--max-faces", type=_positive_int, default=2, metavar="N", help="as in run (default 2)")
+
     build = sub.add_parser("build-engine", help="export an engine to ONNX and build it for a backend",
                            description="Export a generator engine to ONNX (dynamic batch) and, for tensorrt, build "
                                        "and cache a plan for this GPU. Files go to engines/cache/.")
@@ -141,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         source.close()
         raise
     pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args), overlay=args.overlay)
-    live = args.live if args.live is not None else isinstance(source, WebcamSource)
+    live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
     if live:
         show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
         stats = LiveRunner(source, pipeline, sink, pace=not isinstance(source, WebcamSource),
@@ -178,11 +196,42 @@ def _build_engine(args: argparse.Namespace) -> int:
     return 0 if error <= 1.0 else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .control import ControlState
+    from .editing import ExpressionEditor
+    from .server import LivemotionServer, ServerConfig
+
+    if args.source:  # fail now, with the usual message, if the source cannot be opened
+        from .sources import open_source
+
+        open_source(args.source).close()
+
+    def editor() -> ExpressionEditor:
+        return ExpressionEditor(ExpressionController(), backend=args.backend, device=args.device)
+
+    config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, editor_factory=editor,
+                          max_faces=args.max_faces)
+    server = LivemotionServer(config, source=args.source)
+    if args.emotion:
+        server.controls.state = ControlState(emotion=args.emotion, intensity=args.intensity, active=True)
+        server.controls.apply({"type": "set"})
+    print(f"livemotion: serving on {server.url()}  (OBS source: /obs, OBS dock: /dock, control: /ws)",
+          file=sys.stderr)
+    try:
+        web.run_app(server.app(), host=args.host, port=args.port, print=None)
+    except OSError as error:
+        raise LivemotionError(f"cannot listen on {args.host}:{args.port}: {error.strerror}. "
+                              "Pick another --port or stop the program using it.") from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="livemotion: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _run, "build-engine": _build_engine}[args.command](args)
+        return {"run": _run, "serve": _serve, "build-engine": _build_engine}[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)
         return 2

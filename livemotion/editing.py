@@ -28,12 +28,17 @@ class ExpressionEditor:
         self.schedule = schedule
         self.crop_size = crop_size
         self.backend = create_backend(backend, engine, crop_size, device, fp16)
+        self._schedule_origin: float | None = None  # the pts the schedule's 0 s is counted from
         self._triangles = mesh_triangles()
         self.last_plan: ExpressionPlan | None = None
 
     def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray:
         start = time.perf_counter()
-        target = self.schedule.target_at(float(frame.pts)) if self.schedule else None
+        target = None
+        if self.schedule is not None:
+            if self._schedule_origin is None:
+                self._schedule_origin = float(frame.pts)
+            target = self.schedule.target_at(float(frame.pts) - self._schedule_origin)
         plan = self.controller.plan(track, float(frame.pts), target)
         self.last_plan = plan
         timings["control"] = (time.perf_counter() - start) * 1e3
@@ -59,6 +64,10 @@ class ExpressionEditor:
         out = composite(frame.image, edited_crop, weight, alignment)
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
+
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        """Start ``schedule`` from the next frame on (None: back to the controller's request)."""
+        self.schedule, self._schedule_origin = schedule, None
 
     @staticmethod
     def _pinned_ring(crop_points: np.ndarray) -> np.ndarray:

@@ -101,11 +101,19 @@ def _stdout_sink(_: str, size: tuple[int, int], fps: float) -> FrameSink:
     return _PyAVSink(sys.stdout.buffer, "yuv4mpegpipe", "rawvideo", size, fps, {})
 
 
+def _virtual_camera_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:
+    from .vcam import VirtualCameraSink
+
+    return VirtualCameraSink(size, fps, device=spec.partition(":")[2] or None)
+
+
 _SINKS: dict[str, Callable[[str, tuple[int, int], float], FrameSink]] = {
     "-": _stdout_sink,
+    "vcam": _virtual_camera_sink,
 }
 
 
 def open_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:
-    """Open the sink a user named: ``-`` (y4m on stdout) or a file path (.mp4/.mkv/.mov/.avi/.webm/.y4m)."""
-    return _SINKS.get(spec, _file_sink)(spec, size, fps)
+    """Open the sink a user named: ``-`` (y4m on stdout), ``vcam`` / ``vcam:DEVICE`` (virtual camera)
+    or a file path (.mp4/.mkv/.mov/.avi/.webm/.y4m)."""
+    return _SINKS.get(spec.partition(":")[0] if spec.startswith("vcam") else spec, _file_sink)(spec, size, fps)

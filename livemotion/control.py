@@ -1,0 +1,146 @@
+"""The control API: JSON messages that change a running stream, validated against a schema.
+
+    {"type": "set", "emotion": "happy", "intensity": 0.8}         emotion and intensity
+    {"type": "set", "aus": {"12": 0.6, "R14": 0.9}}                 explicit Action Units (override the preset)
+    {"type": "set", "schedule": "0:neutral,2:happy,4:sad"}          emotions over time, from now (null clears)
+    {"type": "set", "bypass": true}                                 pass frames through unedited
+    {"type": "set", "active": false}                                stop editing (true: edit again)
+    {"type": "reset_neutral"}                                       forget the learned neutral face
+    {"type": "subscribe", "stats": true}                            stats once a second ({"type": "stats", ...})
+    {"type": "get"}                                                 the current state
+
+Every message gets one reply: ``{"type": "state", ...}`` or ``{"type": "error", "error": "..."}``.
+A bad message changes nothing. ``Controls`` applies messages to every stream it serves.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+
+import jsonschema
+
+from .au import EMOTION_AUS, EMOTIONS
+from .expression import ExpressionRequest, Schedule
+
+MAX_MESSAGE_BYTES = 4096
+
+_AU_KEY = r"^[RL]?(" + "|".join(str(n) for n in EMOTION_AUS) + r")$"
+SCHEMA = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "type": {"const": "set"},
+                "emotion": {"enum": list(EMOTIONS)},
+                "intensity": {"type": "number", "minimum": 0, "maximum": 1},
+                "aus": {"type": "object", "patternProperties": {_AU_KEY: {"type": "number", "minimum": 0, "maximum": 1}},
+                        "additionalProperties": False, "maxProperties": 40},
+                "schedule": {"type": ["string", "null"], "maxLength": 1000},
+                "bypass": {"type": "boolean"},
+                "active": {"type": "boolean"},
+            },
+            "required": ["type"],
+            "additionalProperties": False,
+        },
+        {"type": "object", "properties": {"type": {"const": "reset_neutral"}}, "required": ["type"],
+         "additionalProperties": False},
+        {"type": "object", "properties": {"type": {"const": "subscribe"}, "stats": {"type": "boolean"}},
+         "required": ["type", "stats"], "additionalProperties": False},
+        {"type": "object", "properties": {"type": {"const": "get"}}, "required": ["type"], "additionalProperties": False},
+    ]
+}
+_TYPES = ("set", "reset_neutral", "subscribe", "get")
+
+
+class ControlError(ValueError):
+    """A message that cannot be applied; the text is sent back to the client."""
+
+
+def parse_message(text: str | bytes) -> dict:
+    """The message as a dict, or ``ControlError`` saying exactly what is wrong with it."""
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise ControlError(f"message too large ({len(text)} bytes; the limit is {MAX_MESSAGE_BYTES})")
+    try:
+        message = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ControlError(f"not JSON: {error}") from None
+    if not isinstance(message, dict) or message.get("type") not in _TYPES:
+        kind = message.get("type") if isinstance(message, dict) else None
+        raise ControlError(f"unknown message type {kind!r}: use one of {', '.join(_TYPES)}")
+    branch = SCHEMA["oneOf"][_TYPES.index(message["type"])]
+    errors = sorted(jsonschema.Draft202012Validator(branch).iter_errors(message), key=lambda e: list(e.path))
+    if errors:
+        where = ".".join(str(p) for p in errors[0].path) or "message"
+        raise ControlError(f"invalid {message['type']} message: {where}: {errors[0].message}")
+    if message.get("schedule"):
+        try:
+            Schedule(message["schedule"])
+        except ValueError as error:
+            raise ControlError(str(error)) from None
+    return message
+
+
+@dataclass
+class ControlState:
+    emotion: str = "neutral"
+    intensity: float = 1.0
+    aus: dict[str, float] = field(default_factory=dict)
+    schedule: str | None = None
+    bypass: bool = False
+    active: bool = False
+
+
+class Controls:
+    """The shared state every stream of a server reads, and the streams it is applied to.
+
+    A stream registers with ``attach(pipeline, editor)``; messages change the shared
+    ``ExpressionRequest`` in place (each editor holds the same object), the bypass flag and
+    schedule of every attached pipeline/editor, or reset their neutral baselines.
+    """
+
+    def __init__(self, state: ControlState | None = None):
+        self.state = state or ControlState()
+        self.request = ExpressionRequest()
+        self._streams: list[tuple[object, object]] = []
+        self._lock = threading.Lock()
+        self._sync_request()
+
+    def attach(self, pipeline, editor) -> None:
+        with self._lock:
+            self._streams.append((pipeline, editor))
+        editor.controller.request = self.request
+        self._push(pipeline, editor)
+
+    def detach(self, pipeline) -> None:
+        with self._lock:
+            self._streams = [(p, e) for p, e in self._streams if p is not pipeline]
+
+    def apply(self, message: dict) -> dict:
+        kind = message["type"]
+        if kind == "set":
+            for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active"):
+                if key in message:
+                    setattr(self.state, key, message[key])
+            if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
+                self.state.active = True  # choosing an expression turns editing on
+            self._sync_request()
+            with self._lock:
+                for pipeline, editor in self._streams:
+                    self._push(pipeline, editor, restart_schedule="schedule" in message)
+        elif kind == "reset_neutral":
+            with self._lock:
+                for _, editor in self._streams:
+                    editor.controller.baseline.reset()
+        return {"type": "state", **asdict(self.state)}
+
+    def _sync_request(self) -> None:
+        self.request.emotion, self.request.intensity = self.state.emotion, self.state.intensity
+        self.request.aus = dict(self.state.aus)
+        self.request.active = self.state.active
+
+    def _push(self, pipeline, editor, restart_schedule: bool = True) -> None:
+        pipeline.bypass = self.state.bypass
+        if restart_schedule:
+            editor.set_schedule(Schedule(self.state.schedule) if self.state.schedule else None)

@@ -1,0 +1,231 @@
+"""Virtual camera (against a stand-in device: these machines have no V4L2), control API, server."""
+
+import asyncio
+import json
+import socket
+from fractions import Fraction
+
+import aiohttp
+import cv2
+import numpy as np
+import pytest
+import pyvirtualcam
+from aiohttp import web
+
+from livemotion.control import Controls, ControlError, parse_message
+from livemotion.demo import demo_frame
+from livemotion.editing import ExpressionEditor
+from livemotion.errors import LivemotionError
+from livemotion.expression import ExpressionController
+from livemotion.pipeline import Pipeline
+from livemotion.server import LivemotionServer, ServerConfig
+from livemotion.types import Frame
+from livemotion.vcam import FramePacer, VirtualCameraSink
+
+
+# ---- virtual camera ------------------------------------------------------------------------------
+
+class StandInCamera:
+    """Stands in for pyvirtualcam.Camera (no v4l2loopback here): records what it is sent."""
+
+    native = pyvirtualcam.PixelFormat.I420
+    opened: list = []
+
+    def __init__(self, width, height, fps, fmt, device=None):
+        self.width, self.height, self.fps, self.fmt, self.device = width, height, fps, fmt, device or "/dev/video10"
+        self.native_fmt = self.native
+        self.frames = []
+        StandInCamera.opened.append(self)
+
+    def send(self, frame):
+        self.frames.append(np.array(frame))
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("native", [pyvirtualcam.PixelFormat.I420, pyvirtualcam.PixelFormat.NV12,
+                                    pyvirtualcam.PixelFormat.RGB])
+def test_virtual_camera_sends_the_device_native_format(native, monkeypatch):
+    monkeypatch.setattr(StandInCamera, "native", native)
+    image = demo_frame(3, 320, 240)
+    sink = VirtualCameraSink((320, 240), 30.0, camera_factory=StandInCamera, pace=False)
+    assert sink.format == native
+    sink.write(Frame(image, 0, Fraction(0), 0.0))
+    sent = sink.camera.frames[0]
+    if native == pyvirtualcam.PixelFormat.RGB:
+        assert np.array_equal(sent, image)
+        return
+    if native == pyvirtualcam.PixelFormat.NV12:
+        sent = cv2.cvtColor(sent.reshape(360, 320), cv2.COLOR_YUV2RGB_NV12)
+    else:
+        sent = cv2.cvtColor(sent.reshape(360, 320), cv2.COLOR_YUV2RGB_I420)
+    assert np.abs(sent.astype(int) - image.astype(int)).mean() < 3  # 4:2:0 round trip
+
+
+def test_virtual_camera_output_is_paced_at_the_source_rate():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = FramePacer(25.0, clock=lambda: now[0], sleep=sleep)
+    releases = []
+    for arrival in (0.0, 0.001, 0.002, 0.2, 0.201):  # a burst, a gap, another burst
+        now[0] = max(now[0], arrival)
+        pacer.wait()
+        releases.append(now[0])
+    assert np.allclose(np.diff(releases), [0.04, 0.04, 0.12, 0.04], atol=1e-9)  # never faster than 25 fps
+
+
+def test_without_a_device_the_error_says_how_to_create_one():
+    # The real pyvirtualcam on this machine, which has no v4l2loopback device.
+    with pytest.raises(LivemotionError, match="modprobe v4l2loopback exclusive_caps=1"):
+        VirtualCameraSink((640, 480), 30.0)
+
+
+def test_odd_sizes_are_refused_with_a_reason():
+    with pytest.raises(LivemotionError, match="even frame size"):
+        VirtualCameraSink((641, 480), 30.0, camera_factory=StandInCamera)
+
+
+# ---- control messages ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not JSON"),
+        ("[1, 2]", "unknown message type"),
+        ('{"type": "explode"}', "unknown message type 'explode'"),
+        ('{"type": "set", "emotion": "bored"}', "emotion: 'bored' is not one of"),
+        ('{"type": "set", "intensity": 2}', "intensity: 2 is greater than the maximum of 1"),
+        ('{"type": "set", "aus": {"12": 0.5, "99": 1}}', "'99' does not match"),
+        ('{"type": "set", "schedule": "0:bored"}', "unknown emotion 'bored'"),
+        ('{"type": "set", "colour": "red"}', "Additional properties are not allowed"),
+        ('{"type": "subscribe"}', "'stats' is a required property"),
+        ('{"type": "set", "emotion": "' + "x" * 5000 + '"}', "message too large"),
+    ],
+)
+def test_bad_control_messages_say_what_is_wrong(text, message):
+    with pytest.raises(ControlError, match=message):
+        parse_message(text)
+
+
+def test_controls_change_every_attached_stream(tracker):
+    controls = Controls()
+    streams = []
+    for _ in range(2):
+        editor = ExpressionEditor(ExpressionController())
+        pipeline = Pipeline(tracker, editor)
+        controls.attach(pipeline, editor)
+        streams.append((pipeline, editor))
+    reply = controls.apply(parse_message('{"type": "set", "emotion": "sad", "intensity": 0.5}'))
+    assert reply["emotion"] == "sad" and reply["active"] is True
+    for pipeline, editor in streams:
+        assert editor.controller.request.emotion == "sad" and editor.controller.request.intensity == 0.5
+    controls.apply(parse_message('{"type": "set", "bypass": true}'))
+    assert all(p.bypass for p, _ in streams)
+    editor = streams[0][1]
+    editor.controller.baseline.frames_learned = 50
+    controls.apply(parse_message('{"type": "reset_neutral"}'))
+    assert editor.controller.baseline.frames_learned == 0
+
+
+# ---- the server, on loopback ---------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def serving(config: ServerConfig, body):
+    server = LivemotionServer(config)
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    await web.TCPSite(runner, config.host, config.port).start()
+    try:
+        return await body(server, f"http://127.0.0.1:{config.port}")
+    finally:
+        await runner.cleanup()
+
+
+def test_control_socket_answers_every_message_and_survives_bad_ones():
+    async def body(server, url):
+        async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws") as ws:
+            replies = []
+            for text in ('{"type": "set", "emotion": "happy"}', "garbage", '{"type": "set", "intensity": 9}',
+                         "x" * 10_000, '{"type": "get"}'):
+                await ws.send_str(text)
+                replies.append(json.loads((await ws.receive()).data))
+            await ws.send_str('{"type": "subscribe", "stats": true}')
+            await ws.receive()
+            stats = json.loads((await ws.receive(timeout=3)).data)
+        return replies, stats
+
+    replies, stats = asyncio.run(serving(ServerConfig(port=free_port()), body))
+    assert [r["type"] for r in replies] == ["state", "error", "error", "error", "state"]
+    assert "not JSON" in replies[1]["error"] and "too large" in replies[3]["error"]
+    assert replies[4]["emotion"] == "happy" and replies[4]["active"] is True  # bad messages changed nothing
+    assert stats["type"] == "stats" and "fps_out" in stats
+
+
+def test_a_foreign_origin_cannot_drive_the_server():
+    async def body(server, url):
+        async with aiohttp.ClientSession() as session:
+            foreign = {"Origin": "https://evil.example"}
+            async with session.get(f"{url}/ws", headers=foreign) as response:
+                refused = response.status
+            async with session.post(f"{url}/offer", json={}, headers=foreign) as response:
+                refused_offer = response.status
+            async with session.get(f"{url}/", headers={"Origin": url}) as response:
+                same_site = response.status
+        return refused, refused_offer, same_site
+
+    assert asyncio.run(serving(ServerConfig(port=free_port()), body)) == (403, 403, 200)
+
+
+def test_off_loopback_every_request_needs_the_token():
+    port = free_port()
+
+    async def body(server, url):
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for suffix in ("/", "/?token=wrong", f"/?token={server.config.token}"):
+                async with session.get(f"{url}{suffix}") as response:
+                    statuses.append(response.status)
+            async with session.ws_connect(f"{url}/ws", headers={"Authorization": f"Bearer {server.config.token}"}) as ws:
+                await ws.send_str('{"type": "get"}')
+                statuses.append(json.loads((await ws.receive()).data)["type"])
+        return statuses
+
+    # Bound to every interface (so a token is generated); the test itself only talks over 127.0.0.1.
+    assert asyncio.run(serving(ServerConfig(host="0.0.0.0", port=port), body)) == [401, 401, 200, "state"]
+
+
+def test_webrtc_round_trip_changes_the_face_and_not_the_background():
+    from livemotion.webrtc_probe import probe
+
+    frames = [demo_frame(i) for i in range(30)]
+
+    async def body(server, url):
+        server.controls.apply({"type": "set", "bypass": True})
+        plain = await probe(url, lambda i: frames[i % 30], 40)
+        server.controls.apply({"type": "set", "bypass": False, "emotion": "surprised"})
+        edited = await probe(url, lambda i: frames[i % 30], 40)
+        return plain, edited
+
+    plain, edited = asyncio.run(serving(ServerConfig(port=free_port()), body))
+    by_index = {r.index % 30: r.image.astype(int) for r in plain.returned[10:]}
+    face, background = [], []
+    for r in edited.returned[20:]:  # after the emotion's onset
+        reference = by_index.get(r.index % 30)
+        if reference is not None:
+            difference = np.abs(r.image.astype(int) - reference).mean(axis=2)
+            face.append(difference[150:260, 270:370].mean())  # brows, eyes, mouth of the demo face
+            background.append(difference[30:120, 480:620].mean())
+    assert len(face) >= 5
+    assert np.mean(face) > 2 * np.mean(background) and np.mean(face) > 2.0
+    assert np.mean(background) < 4.0  # only VP8 noise there (two separate sessions, each coded twice)
