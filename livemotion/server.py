@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import av
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .control import MAX_MESSAGE_BYTES, ControlError, Controls, parse_message
 from .editing import ExpressionEditor
@@ -228,6 +228,7 @@ class LivemotionServer:
         self.peers: set = set()
         self.streams: list[Stream] = []
         self._subscribers: set[web.WebSocketResponse] = set()
+        self._sockets: set[web.WebSocketResponse] = set()  # every open control socket, closed on shutdown
         self._source = source
         self.broadcaster: Broadcaster | None = None
         if is_loopback(config.host):
@@ -309,6 +310,7 @@ class LivemotionServer:
     async def control(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(max_msg_size=64 * MAX_MESSAGE_BYTES, heartbeat=20)
         await socket.prepare(request)
+        self._sockets.add(socket)
         async for message in socket:
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 continue
@@ -321,6 +323,7 @@ class LivemotionServer:
                 reply = {"type": "error", "error": str(error)}
             await socket.send_json(reply)
         self._subscribers.discard(socket)
+        self._sockets.discard(socket)
         return socket
 
     async def _publish_stats(self) -> None:
@@ -355,6 +358,8 @@ class LivemotionServer:
 
         async def shutdown(_: web.Application) -> None:
             app[stats_task].cancel()
+            for socket in list(self._sockets):
+                await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
             await asyncio.gather(*(peer.close() for peer in list(self.peers)), return_exceptions=True)
             for stream in self.streams:
                 stream.close()

@@ -1,0 +1,156 @@
+"""Drives the livemotion web app in headless Chromium, for tests/test_browser.py.
+
+Run inside a network namespace that has only `lo` (the test does that with `unshare -n`):
+starts `livemotion serve`, opens the app in Chromium with a fake camera fed from a y4m file,
+presses Start, samples the filtered video, clicks an emotion, samples again, and prints one
+JSON line with what it saw. Driven over the DevTools protocol with aiohttp: no browser download,
+no driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import aiohttp
+import cv2
+import numpy as np
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--window-size=1400,900",
+]
+
+# Draws the filtered <video> into a canvas and returns it as a PNG data URL.
+GRAB = """(() => { const v = document.getElementById('filtered');
+  if (!v.videoWidth) return null;
+  const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+  c.getContext('2d').drawImage(v, 0, 0); return c.toDataURL('image/png'); })()"""
+DECODED = "document.getElementById('filtered').getVideoPlaybackQuality().totalVideoFrames"
+
+
+async def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+class DevTools:
+    def __init__(self, socket):
+        self.socket, self.next_id = socket, 0
+
+    async def evaluate(self, expression: str):
+        self.next_id += 1
+        await self.socket.send_json({"id": self.next_id, "method": "Runtime.evaluate",
+                                     "params": {"expression": expression, "awaitPromise": True, "returnByValue": True}})
+        while True:
+            message = json.loads((await self.socket.receive(timeout=30)).data)
+            if message.get("id") == self.next_id:
+                return message["result"]["result"].get("value")
+
+
+def decode(data_url: str) -> np.ndarray:
+    raw = base64.b64decode(data_url.split(",", 1)[1])
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+async def grab_average(tools: DevTools, count: int = 5) -> np.ndarray:
+    frames = []
+    for _ in range(count):
+        frames.append(decode(await tools.evaluate(GRAB)).astype(float))
+        await asyncio.sleep(0.2)
+    return np.mean(frames, axis=0)
+
+
+async def main(y4m: str, emotion: str) -> dict:
+    app_port, devtools_port = 8765, 9333
+    server = subprocess.Popen([sys.executable, "-m", "livemotion", "serve", "--port", str(app_port)],
+                              stderr=subprocess.PIPE, text=True)
+    profile = tempfile.mkdtemp(prefix="livemotion-chromium-")
+    browser = None
+    try:
+        await wait_port(app_port)
+        browser = subprocess.Popen(
+            [shutil.which("chromium") or "/usr/bin/chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+             f"--use-file-for-fake-video-capture={y4m}", f"--remote-debugging-port={devtools_port}",
+             f"http://127.0.0.1:{app_port}/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await wait_port(devtools_port)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(50):
+                async with session.get(f"http://127.0.0.1:{devtools_port}/json/list") as response:
+                    pages = [p for p in await response.json() if p.get("type") == "page" and str(app_port) in p["url"]]
+                if pages:
+                    break
+                await asyncio.sleep(0.2)
+            async with session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as socket:
+                tools = DevTools(socket)
+                for _ in range(100):  # the app's document, loaded (not the about:blank before it)
+                    if await tools.evaluate("typeof livemotion === 'object' && document.readyState === 'complete'"):
+                        break
+                    await asyncio.sleep(0.2)
+                await tools.evaluate("document.getElementById('start').click()")
+                for _ in range(150):
+                    if (await tools.evaluate(DECODED) or 0) > 30:
+                        break
+                    await asyncio.sleep(0.2)
+                decoded_before = await tools.evaluate(DECODED) or 0
+                if decoded_before == 0:
+                    page = await tools.evaluate("document.getElementById('status').textContent + ' | ' + "
+                                                "document.getElementById('error').textContent")
+                    server.kill()
+                    raise RuntimeError(f"no filtered video decoded; page says: {page}; server said: "
+                                       f"{server.communicate(timeout=10)[1][-2000:]}")
+                before = await grab_average(tools)
+                await tools.evaluate(f"document.querySelector('button[data-emotion=\"{emotion}\"]').click()")
+                await asyncio.sleep(4.0)  # the onset (0.5 s) and a few frames through the network
+                after = await grab_average(tools)
+                active = await tools.evaluate(f"document.querySelector('button[data-emotion=\"{emotion}\"]')"
+                                              ".classList.contains('active')")
+                stats = await tools.evaluate("document.getElementById('stats').textContent")
+                decoded_after = await tools.evaluate(DECODED)
+                if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
+                    tools.next_id += 1
+                    await socket.send_json({"id": tools.next_id, "method": "Page.captureScreenshot"})
+                    while (shot := json.loads((await socket.receive(timeout=30)).data)).get("id") != tools.next_id:
+                        pass
+                    with open(os.environ["LIVEMOTION_SCREENSHOT"], "wb") as out:
+                        out.write(base64.b64decode(shot["result"]["data"]))
+                status = await tools.evaluate("document.getElementById('status').textContent")
+        difference = np.abs(after - before).mean(axis=2)
+        h, w = difference.shape
+        face = difference[int(0.3 * h):int(0.58 * h), int(0.42 * w):int(0.58 * w)].mean()
+        background = difference[int(0.05 * h):int(0.25 * h), int(0.75 * w):int(0.97 * w)].mean()
+        return {"decoded_before": decoded_before, "decoded_after": decoded_after, "status": status,
+                "button_active": active, "face_change": float(face), "background_change": float(background),
+                "stats": stats, "size": [w, h]}
+    finally:
+        if browser is not None:
+            browser.kill()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    print(json.dumps(asyncio.run(main(sys.argv[1], sys.argv[2]))))

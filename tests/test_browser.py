@@ -1,0 +1,49 @@
+"""The web app in a real browser: headless Chromium (Debian's package, no download) with a fake
+camera fed from a y4m of the demo face, inside a network namespace that has only `lo`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from livemotion.demo import demo_frame
+from livemotion.sinks import open_sink
+from livemotion.types import Frame
+
+CHROMIUM = shutil.which("chromium")
+
+
+def _can_unshare() -> bool:
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)"),
+    pytest.mark.skipif(shutil.which("unshare") is None or not _can_unshare(),
+                       reason="cannot create a private network namespace (unshare -n) here"),
+]
+
+
+def test_the_app_decodes_filtered_video_and_an_emotion_click_changes_it(tmp_path):
+    y4m = tmp_path / "face.y4m"
+    sink = open_sink(str(y4m), (640, 480), 30.0)
+    still = demo_frame(0)  # a still face: any change in the output is the filter's
+    for i in range(30):
+        sink.write(Frame(still, i, Fraction(i, 30), 0.0))
+    sink.close()
+    script = Path(__file__).with_name("browser_session.py")
+    command = f"ip link set lo up && exec {sys.executable} {script} {y4m} surprised"
+    result = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=240,
+                            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["status"] == "connected"
+    assert seen["decoded_before"] > 30 and seen["decoded_after"] > seen["decoded_before"]
+    assert seen["button_active"] is True
+    assert seen["face_change"] > 2.0 and seen["face_change"] > 2 * seen["background_change"], seen
+    assert "fps" in seen["stats"]
