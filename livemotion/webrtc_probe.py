@@ -21,6 +21,19 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, V
 BITS, BLOCK = 12, 16
 
 
+async def wait_for_port(port: int, timeout: float = 60.0) -> None:
+    """Until something accepts connections on 127.0.0.1:``port`` (a server starting up)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
 def stamp(image: np.ndarray, index: int) -> np.ndarray:
     out = image.copy()
     for bit in range(BITS):
@@ -111,4 +124,4 @@ async def probe(url: str, frame_source: Callable[[int], np.ndarray], frames: int
     return result
 
 
-__all__ = ["NumberedTrack", "ProbeResult", "Returned", "probe", "read_stamp", "stamp"]
+__all__ = ["NumberedTrack", "ProbeResult", "Returned", "probe", "read_stamp", "stamp", "wait_for_port"]

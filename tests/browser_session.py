@@ -17,11 +17,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import aiohttp
 import cv2
 import numpy as np
+
+from livemotion.webrtc_probe import wait_for_port
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
@@ -37,18 +38,6 @@ GRAB = """(() => { const v = document.getElementById('filtered');
   const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
   c.getContext('2d').drawImage(v, 0, 0); return c.toDataURL('image/png'); })()"""
 DECODED = "document.getElementById('filtered').getVideoPlaybackQuality().totalVideoFrames"
-
-
-async def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 class DevTools:
@@ -85,13 +74,13 @@ async def main(y4m: str, emotion: str) -> dict:
     profile = tempfile.mkdtemp(prefix="livemotion-chromium-")
     browser = None
     try:
-        await wait_port(app_port)
+        await wait_for_port(app_port)
         browser = subprocess.Popen(
             [shutil.which("chromium") or "/usr/bin/chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
              f"--use-file-for-fake-video-capture={y4m}", f"--remote-debugging-port={devtools_port}",
              f"http://127.0.0.1:{app_port}/"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await wait_port(devtools_port)
+        await wait_for_port(devtools_port)
         async with aiohttp.ClientSession() as session:
             for _ in range(50):
                 async with session.get(f"http://127.0.0.1:{devtools_port}/json/list") as response:

@@ -26,24 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livemotion.demo import demo_frame  # noqa: E402
 from livemotion.server import keep_ice_on_loopback  # noqa: E402
-from livemotion.webrtc_probe import probe  # noqa: E402
+from livemotion.webrtc_probe import probe, wait_for_port  # noqa: E402
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def wait_for(port: int) -> None:
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise TimeoutError("the server did not start")
 
 
 async def run(args) -> dict:
@@ -54,7 +43,7 @@ async def run(args) -> dict:
     url = f"http://127.0.0.1:{port}"
     results: dict[str, list[float]] = {"bypass": [], "filter": []}
     try:
-        await wait_for(port)
+        await wait_for_port(port)
         async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws") as control:
             for _ in range(args.rounds):
                 for mode in ("bypass", "filter"):
