@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 import av
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
 
 from .control import MAX_MESSAGE_BYTES, ControlError, Controls, parse_message
 from .editing import ExpressionEditor
@@ -95,13 +97,7 @@ class Stream:
         self.tracker.close()
 
 
-def _video_track_base():
-    from aiortc import MediaStreamTrack
-
-    return MediaStreamTrack
-
-
-class FilteredTrack(_video_track_base()):
+class FilteredTrack(MediaStreamTrack):
     """The browser's camera track, filtered. Latest-frame: a reader keeps only the newest
     incoming frame, so when processing is slower than the camera, frames are skipped, not queued."""
 
@@ -131,8 +127,6 @@ class FilteredTrack(_video_track_base()):
         while self._latest is None:
             if self._reader.done():
                 self.stop()
-                from aiortc.mediastreams import MediaStreamError
-
                 raise MediaStreamError
             self._arrived.clear()
             await self._arrived.wait()
@@ -197,7 +191,7 @@ class Broadcaster:
         self._stop.set()
 
 
-class BroadcastTrack(_video_track_base()):
+class BroadcastTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, broadcaster: Broadcaster):
@@ -205,7 +199,6 @@ class BroadcastTrack(_video_track_base()):
         self.broadcaster = broadcaster
         self._seen: int | None = None
         self._start = time.perf_counter()
-        self._count = 0
 
     async def recv(self) -> av.VideoFrame:
         loop = asyncio.get_running_loop()

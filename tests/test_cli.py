@@ -76,3 +76,18 @@ def test_live_mode_with_an_emotion_schedule(tmp_path):
 def test_bad_expression_options_say_what_is_wrong(args, message):
     result = livemotion("run", "--sink", "x.mp4", *args)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_serve_and_build_engine_describe_their_options():
+    serve = livemotion("serve", "--help")
+    assert serve.returncode == 0
+    for option in ("--host", "--port", "--token", "--source", "--stun", "--emotion", "--backend"):
+        assert option in serve.stdout
+    assert "127.0.0.1" in serve.stdout
+    build = livemotion("build-engine", "--help")
+    assert build.returncode == 0 and "--fp16" in build.stdout and "--batch" in build.stdout
+
+
+def test_serve_refuses_a_source_it_cannot_open():
+    result = livemotion("serve", "--source", "missing.mp4", "--port", "1")
+    assert result.returncode == 2 and "no such file" in result.stderr

@@ -229,3 +229,53 @@ def test_webrtc_round_trip_changes_the_face_and_not_the_background():
     assert len(face) >= 5
     assert np.mean(face) > 2 * np.mean(background) and np.mean(face) > 2.0
     assert np.mean(background) < 4.0  # only VP8 noise there (two separate sessions, each coded twice)
+
+
+def test_viewers_receive_the_published_source_filtered():
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    port = free_port()
+
+    async def main():
+        server = LivemotionServer(ServerConfig(port=port), source="demo:320x240")
+        server.controls.apply({"type": "set", "emotion": "happy"})
+        runner = web.AppRunner(server.app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        viewer.addTransceiver("video", direction="recvonly")
+        frames, arrived = [], asyncio.Event()
+
+        async def collect(track):
+            while len(frames) < 15:
+                frames.append((await track.recv()).to_ndarray(format="rgb24"))
+            arrived.set()
+
+        viewer.on("track", lambda track: asyncio.ensure_future(collect(track)))
+        try:
+            await viewer.setLocalDescription(await viewer.createOffer())
+            async with aiohttp.ClientSession() as session:
+                async with session.post(f"http://127.0.0.1:{port}/offer", json={
+                        "sdp": viewer.localDescription.sdp, "type": viewer.localDescription.type, "mode": "view"}) as r:
+                    answer = await r.json()
+            await viewer.setRemoteDescription(RTCSessionDescription(**answer))
+            await asyncio.wait_for(arrived.wait(), 60)
+            return frames, server.stats.snapshot()
+        finally:
+            await viewer.close()
+            await runner.cleanup()
+
+    frames, stats = asyncio.run(main())
+    assert frames[0].shape == (240, 320, 3)
+    assert np.abs(frames[-1].astype(int) - frames[0].astype(int)).mean() > 0.5  # live video, not a still
+    assert stats.faces > 0  # the server tracked (and edited) the face it published
+
+
+def test_view_mode_without_a_source_says_how_to_get_one():
+    async def body(server, url):
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/offer", json={"sdp": "v=0", "type": "offer", "mode": "view"}) as r:
+                return r.status, await r.text()
+
+    status, text = asyncio.run(serving(ServerConfig(port=free_port()), body))
+    assert status == 400 and "--source" in text
