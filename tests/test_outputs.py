@@ -279,3 +279,22 @@ def test_view_mode_without_a_source_says_how_to_get_one():
 
     status, text = asyncio.run(serving(ServerConfig(port=free_port()), body))
     assert status == 400 and "--source" in text
+
+
+def test_a_client_leaving_mid_stream_frees_its_stream_and_others_carry_on():
+    from livemotion.webrtc_probe import probe
+
+    frames = [demo_frame(i) for i in range(30)]
+
+    async def body(server, url):
+        await probe(url, lambda i: frames[i % 30], 10)  # leaves after 10 frames, mid-stream
+        for _ in range(40):
+            if not server.streams and not server.peers:
+                break
+            await asyncio.sleep(0.25)
+        left = (len(server.streams), len(server.peers))
+        second = await probe(url, lambda i: frames[i % 30], 10)
+        return left, len(second.returned)
+
+    left, served = asyncio.run(serving(ServerConfig(port=free_port()), body))
+    assert left == (0, 0) and served == 10
