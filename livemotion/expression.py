@@ -185,7 +185,7 @@ class ExpressionController:
         """The edit for ``track`` at media time ``t`` seconds; ``target`` (len(AU_NUMBERS), 2)
         overrides the request's (schedules)."""
         canonical = canonical_landmarks(track)
-        features = au.features(canonical)
+        features = (au.feature_operator() @ canonical.ravel()).reshape(2, -1)  # == au.features(canonical)
         self.baseline.observe(features)
         if self._fields is None or self._frames_since_fields >= _FIELDS_REFRESH:
             self._fields, self._frames_since_fields = au.fields(canonical), 0  # geometry barely changes
