@@ -92,7 +92,7 @@ def _file_sink(path: str, size: tuple[int, int], fps: float) -> FrameSink:
             f"cannot write {path}: unknown video type {suffix or '(none)'}. Use one of "
             f"{', '.join(sorted(_CODECS) + ['.y4m'])}, or - for a y4m stream on stdout."
         )
-    options = {"crf": "18", "preset": "veryfast"} if _CODECS[suffix] == "libx264" else {"crf": "30", "b": "0"}
+    options = {"crf": "18", "preset": "veryfast", "tune": "zerolatency"} if _CODECS[suffix] == "libx264" else {"crf": "30", "b": "0"}
     return _PyAVSink(path, None, _CODECS[suffix], size, fps, options)
 
 

@@ -14,18 +14,21 @@ The headline is full / tracker, the per-frame cost ratio measured in the same pr
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import livemotion  # noqa: E402,F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
+
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livemotion.editing import ExpressionEditor  # noqa: E402
 from livemotion.expression import ExpressionController, ExpressionRequest  # noqa: E402

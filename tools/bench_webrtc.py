@@ -11,18 +11,21 @@ shared machine hits both. Loopback only (ICE is limited to 127.0.0.1 on both sid
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import livemotion  # noqa: E402,F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
+
 import argparse
 import asyncio
 import json
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import aiohttp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livemotion.demo import demo_frame  # noqa: E402
 from livemotion.server import keep_ice_on_loopback  # noqa: E402

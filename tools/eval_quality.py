@@ -15,16 +15,19 @@ Needs the ``eval`` extra (./lm test installs it).
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import livemotion  # noqa: E402,F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
+
+import argparse
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livemotion.au import EMOTIONS  # noqa: E402
 from livemotion.demo import portrait  # noqa: E402
