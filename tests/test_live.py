@@ -51,8 +51,10 @@ def test_a_slow_stage_drops_frames_and_the_delay_does_not_grow(tracker):
     assert indices == sorted(indices)  # never out of order
     totals = runner.stats._stage_ms["total"]
     first, last = np.mean(list(totals)[:5]), np.mean(list(totals)[-5:])
-    assert last < first + 40  # a queue would add ~50 ms per frame; latest-frame keeps it flat
-    assert max(totals) < 250  # one slow step plus one frame of wait, not a backlog
+    # A queue would add ~50 ms per frame (80 ms work, 33 ms arrivals): seconds by the end.
+    # Latest-frame keeps the delay flat; the margins only absorb a busy shared host.
+    assert last < first + 100
+    assert max(totals) < 400
 
 
 def test_errors_in_a_stage_reach_the_caller_and_everything_is_closed(tracker):
