@@ -84,17 +84,28 @@ class Stream:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livemotion-stream")
         server.controls.attach(self.pipeline, self.editor)
         self._server = server
+        # Frames are processed on worker threads while close() comes from the event loop: the lock
+        # keeps the tracker's native graph from being closed under a frame (that crashes).
+        self._lock = threading.Lock()
+        self._closed = False
 
     def process(self, image: np.ndarray, index: int, pts: Fraction, captured: float) -> np.ndarray:
-        processed = self.pipeline.process(Frame(image, index, pts, captured))
+        with self._lock:
+            if self._closed:
+                return image  # the stream is going away: pass the frame through
+            processed = self.pipeline.process(Frame(image, index, pts, captured))
         processed.timings["total"] = (time.perf_counter() - captured) * 1e3
         self.stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
         return processed.output.image
 
     def close(self) -> None:
         self._server.controls.detach(self.pipeline)
+        with self._lock:  # waits for a frame in flight, at most one frame's processing
+            if self._closed:
+                return
+            self._closed = True
+            self.tracker.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.tracker.close()
 
 
 class FilteredTrack(MediaStreamTrack):
@@ -189,6 +200,7 @@ class Broadcaster:
 
     def close(self) -> None:
         self._stop.set()
+        self._thread.join(timeout=5)
 
 
 class BroadcastTrack(MediaStreamTrack):
@@ -354,10 +366,10 @@ class LivemotionServer:
             for socket in list(self._sockets):
                 await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
             await asyncio.gather(*(peer.close() for peer in list(self.peers)), return_exceptions=True)
-            for stream in self.streams:
-                stream.close()
             if self.broadcaster is not None:
                 self.broadcaster.close()
+            for stream in self.streams:
+                stream.close()
 
         app.on_startup.append(startup)
         app.on_shutdown.append(shutdown)
