@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 
@@ -121,7 +120,6 @@ AU_NUMBERS: tuple[int, ...] = tuple(ACTION_UNITS)
 SPEECH_AUS: frozenset[int] = frozenset({25, 26})
 EMOTION_AUS: tuple[int, ...] = tuple(n for n in AU_NUMBERS if n not in SPEECH_AUS)
 
-Emotion = Literal["neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted", "contemptuous"]
 # Standard EMFACS prototypes at apex. "R12" = right side only (contempt is unilateral).
 PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
@@ -138,9 +136,10 @@ PRESETS: dict[str, dict[str, float]] = {
 EMOTIONS: tuple[str, ...] = tuple(PRESETS)
 
 
-def au_vector(values: dict[str, float]) -> np.ndarray:
-    """(len(AU_NUMBERS), 2) intensities [right, left] from ``{"12": 0.6, "R14": 0.9}``."""
-    vector = np.zeros((len(AU_NUMBERS), 2))
+def au_vector(values: dict[str, float], base: np.ndarray | None = None) -> np.ndarray:
+    """(len(AU_NUMBERS), 2) intensities [right, left] from ``{"12": 0.6, "R14": 0.9}``, written over
+    a copy of ``base`` when given (a key sets both sides, an R/L key one side)."""
+    vector = np.zeros((len(AU_NUMBERS), 2)) if base is None else base.copy()
     for key, value in values.items():
         side = key[0] if key[0] in "RL" else None
         number = int(key[1:] if side else key)
@@ -265,10 +264,6 @@ def feature_operator() -> np.ndarray:
     n = 478 * 2
     columns = [features(np.eye(1, n, k).reshape(478, 2)).ravel() for k in range(n)]
     return np.stack(columns, axis=1)
-
-
-FEATURE_NAMES = ("inner brow", "outer brow", "brows apart", "upper lid", "lower lid", "cheek", "nose wing",
-                 "upper lip", "corner height", "corner out", "chin up", "lips thin")
 
 
 def mesh_triangles() -> np.ndarray:

@@ -100,14 +100,7 @@ class ExpressionRequest:
         """Target intensities (len(AU_NUMBERS), 2) for every emotion AU."""
         if self.emotion not in au.PRESETS:
             raise ValueError(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
-        target = self.intensity * au.au_vector(au.PRESETS[self.emotion])
-        explicit = au.au_vector(self.aus)
-        for key in self.aus:
-            number = int(key[1:] if key[0] in "RL" else key)
-            row = au.AU_NUMBERS.index(number)
-            sides = [au.SIDES.index(key[0])] if key[0] in "RL" else [0, 1]
-            target[row, sides] = explicit[row, sides]
-        return target
+        return au.au_vector(self.aus, base=self.intensity * au.au_vector(au.PRESETS[self.emotion]))
 
 
 class Schedule:
