@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .au import FACE_OVAL
+from .tracking import eye_centres
 from .types import FaceTrack
 
 _IOD_IN_CROP = 0.24  # inter-ocular distance as a share of the crop side: the crop spans ~4 IODs
@@ -36,7 +37,7 @@ class Alignment:
 
 def align(track: FaceTrack, size: int) -> Alignment:
     ex, ey = track.rotation[:2, 0], track.rotation[:2, 1]
-    eyes = track.landmarks[[33, 133, 362, 263], :2].mean(axis=0)
+    eyes = 0.5 * sum(eye_centres(track.landmarks[:, :2]))
     centre = eyes + ey / max(np.linalg.norm(ey), 1e-6) * _CENTRE_BELOW_EYES * track.interocular
     angle = np.arctan2(ex[1], ex[0])
     scale = _IOD_IN_CROP * size / track.interocular

@@ -15,7 +15,7 @@ from scipy.optimize import nnls
 
 from . import au
 from .smoothing import CausalWindow, Transition
-from .tracking import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
+from .tracking import eye_centres
 from .types import FaceTrack
 
 # A typical calm face, in the features of ``au.features`` (canonical units). Medians over the
@@ -31,9 +31,8 @@ _FADE_START = 0.5  # tracking confidence below which the edit has faded out comp
 
 def canonical_landmarks(track: FaceTrack) -> np.ndarray:
     """(478, 2) landmarks in the canonical face frame (see ``au``)."""
-    landmarks = track.landmarks
-    origin = 0.5 * (landmarks[list(RIGHT_EYE_CORNERS)].mean(axis=0) + landmarks[list(LEFT_EYE_CORNERS)].mean(axis=0))
-    return ((landmarks - origin) @ track.rotation / track.interocular)[:, :2]
+    origin = 0.5 * sum(eye_centres(track.landmarks))
+    return ((track.landmarks - origin) @ track.rotation / track.interocular)[:, :2]
 
 
 def to_image(track: FaceTrack, canonical_displacement: np.ndarray) -> np.ndarray:

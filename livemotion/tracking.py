@@ -50,6 +50,11 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
+def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(right, left) eye centres: the mean of each eye's two corners, in the landmarks' units."""
+    return landmarks[list(RIGHT_EYE_CORNERS)].mean(axis=0), landmarks[list(LEFT_EYE_CORNERS)].mean(axis=0)
+
+
 def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     """Orthonormal face frame and scale from 3-D landmarks.
 
@@ -57,8 +62,7 @@ def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     frontal face), its downward axis (forehead to chin) and their cross product, which points
     from the face into the screen. ``interocular`` is the eye-centre distance in pixels.
     """
-    right_eye = landmarks[list(RIGHT_EYE_CORNERS)].mean(axis=0)
-    left_eye = landmarks[list(LEFT_EYE_CORNERS)].mean(axis=0)
+    right_eye, left_eye = eye_centres(landmarks)
     across = left_eye - right_eye
     interocular = float(np.linalg.norm(across[:2]))
     ex = across / np.linalg.norm(across)
