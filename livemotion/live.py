@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from .pipeline import Pipeline, Processed
+from .pipeline import Pipeline, Processed, deliver, finish
 from .preview import PreviewSheet
 from .sinks import FrameSink
 from .sources import FrameSource
 from .stats import PipelineStats
-from .types import FaceTrack, Frame
+from .types import Frame
 
 T = TypeVar("T")
 
@@ -121,15 +121,8 @@ class LiveRunner:
 
     def _output(self) -> None:
         while (item := self._results.get()) is not None:
-            frame, processed = item
-            start = time.perf_counter()
-            self.sink.write(processed.output)
-            processed.timings["sink"] = (time.perf_counter() - start) * 1e3
-            processed.timings["total"] = (time.perf_counter() - frame.captured_at) * 1e3
             self.stats.dropped = self._frames.dropped + self._results.dropped
-            self.stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
-            if self.preview is not None:
-                self.preview.offer(frame.index, frame.image, processed.output.image)
+            deliver(*item, self.sink, self.stats, self.preview)
 
     def run(self, on_status: Callable[[PipelineStats], None] | None = None, status_every: float = 0.5) -> PipelineStats:
         done = LatestSlot[None]()  # closed when the output thread has written its last frame
@@ -146,19 +139,12 @@ class LiveRunner:
                 done.get(timeout=status_every)
                 if on_status is not None:
                     on_status(self.stats)
-        except KeyboardInterrupt:
-            self._stop.set()
-            raise
-        finally:
+        finally:  # the source ended, a stage failed, or Ctrl-C: stop the threads, then close up
             self._stop.set()
             for thread in threads:
                 thread.join(timeout=5)
-            self.stats.wall_seconds = time.perf_counter() - started
             self.stats.dropped = self._frames.dropped + self._results.dropped
-            self.sink.close()
-            self.source.close()
-            if self.preview is not None:
-                self.preview.write()
+            finish(self.source, self.sink, self.stats, started, self.preview)
         if self._errors:
             raise self._errors[0]
         return self.stats

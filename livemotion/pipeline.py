@@ -87,6 +87,28 @@ class Pipeline:
         return Processed(frame.with_image(image), track, timings)
 
 
+def deliver(frame: Frame, processed: Processed, sink: FrameSink, stats: PipelineStats,
+            preview: PreviewSheet | None) -> None:
+    """Write one processed frame and account for it: sink and end-to-end (capture to written) times."""
+    start = time.perf_counter()
+    sink.write(processed.output)
+    processed.timings["sink"] = (time.perf_counter() - start) * 1e3
+    processed.timings["total"] = (time.perf_counter() - frame.captured_at) * 1e3
+    stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
+    if preview is not None:
+        preview.offer(frame.index, frame.image, processed.output.image)
+
+
+def finish(source: FrameSource, sink: FrameSink, stats: PipelineStats, started: float,
+           preview: PreviewSheet | None) -> None:
+    """End a run, however it ended: close the sink (a playable file) and the source, write the preview."""
+    stats.wall_seconds = time.perf_counter() - started
+    sink.close()
+    source.close()
+    if preview is not None:
+        preview.write()
+
+
 def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: int | None = None,
         preview: PreviewSheet | None = None) -> PipelineStats:
     """Process every frame of ``source`` into ``sink`` (at most ``max_frames``), in order, and return the timings.
@@ -100,18 +122,7 @@ def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: in
             if max_frames is not None and stats.frames >= max_frames:
                 break
             stats.frame_in()
-            processed = pipeline.process(frame)
-            start = time.perf_counter()
-            sink.write(processed.output)
-            processed.timings["sink"] = (time.perf_counter() - start) * 1e3
-            processed.timings["total"] = (time.perf_counter() - frame.captured_at) * 1e3
-            stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
-            if preview is not None:
-                preview.offer(frame.index, frame.image, processed.output.image)
+            deliver(frame, pipeline.process(frame), sink, stats, preview)
     finally:
-        stats.wall_seconds = time.perf_counter() - started
-        sink.close()
-        source.close()
-        if preview is not None:
-            preview.write()
+        finish(source, sink, stats, started, preview)
     return stats
