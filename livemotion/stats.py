@@ -21,6 +21,12 @@ class StageSummary:
     p99: float
     mean: float
 
+    @classmethod
+    def of(cls, samples) -> StageSummary:
+        values = np.asarray(samples, dtype=float)
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return cls(float(p50), float(p95), float(p99), float(values.mean()))
+
 
 @dataclass(frozen=True, slots=True)
 class StatsSnapshot:
@@ -68,12 +74,8 @@ class PipelineStats:
 
     def summary(self) -> dict[str, StageSummary]:
         with self._lock:
-            samples = {stage: np.asarray(values) for stage, values in self._stage_ms.items()}
-        out = {}
-        for stage, values in samples.items():
-            p50, p95, p99 = np.percentile(values, [50, 95, 99])
-            out[stage] = StageSummary(float(p50), float(p95), float(p99), float(values.mean()))
-        return out
+            samples = {stage: list(values) for stage, values in self._stage_ms.items()}
+        return {stage: StageSummary.of(values) for stage, values in samples.items()}
 
     @staticmethod
     def _rate(times: deque[float], now: float) -> float:

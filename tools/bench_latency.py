@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import livemotion  # noqa: E402,F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
 
 import argparse
+from dataclasses import asdict
 import json
 import platform
 import tempfile
@@ -36,6 +37,7 @@ from livemotion.live import LiveRunner  # noqa: E402
 from livemotion.pipeline import Pipeline  # noqa: E402
 from livemotion.sinks import open_sink  # noqa: E402
 from livemotion.sources import MemorySource, open_source  # noqa: E402
+from livemotion.stats import StageSummary  # noqa: E402
 from livemotion.tracking import FaceTracker  # noqa: E402
 
 def available_backends() -> list[str]:
@@ -65,12 +67,6 @@ def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray
         return frames
     finally:
         source.close()
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    a = np.asarray(values)
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
 
 
 def editor(emotion: str, backend: str = "torch") -> ExpressionEditor:
@@ -106,7 +102,7 @@ def bench_tracker(frames: list[np.ndarray], max_faces: int) -> dict:
             start = time.perf_counter()
             tracker.track(image)
             times.append((time.perf_counter() - start) * 1e3)
-    return percentiles(times)
+    return asdict(StageSummary.of(times))
 
 
 def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: str) -> dict:
@@ -120,7 +116,7 @@ def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: 
             processed.timings["processing"] = (time.perf_counter() - start) * 1e3
             for stage, ms in processed.timings.items():
                 stages.setdefault(stage, []).append(ms)
-    return {stage: percentiles(values) for stage, values in stages.items()} | {"_samples": stages}
+    return {stage: asdict(StageSummary.of(values)) for stage, values in stages.items()} | {"_samples": stages}
 
 
 def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int) -> dict:
@@ -131,11 +127,7 @@ def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int) -> dict:
     summary = stats.summary()
     return {"fps_out": stats.frames_out / stats.wall_seconds, "frames_in": stats.frames_in,
             "frames_out": stats.frames_out, "dropped": stats.dropped,
-            "end_to_end": vars_of(summary["total"]), "stages": {k: vars_of(v) for k, v in summary.items()}}
-
-
-def vars_of(summary) -> dict[str, float]:
-    return {"p50": summary.p50, "p95": summary.p95, "p99": summary.p99, "mean": summary.mean}
+            "end_to_end": asdict(summary["total"]), "stages": {k: asdict(v) for k, v in summary.items()}}
 
 
 def plot(results: list[dict], path: str) -> None:
