@@ -66,16 +66,16 @@ class TorchBackend:
         return edited.cpu().numpy(), motion.cpu().numpy()
 
 
-def export_onnx(engine: str = "warp", size: int = 256, path: Path | None = None) -> Path:
+def export_onnx(engine: str = "warp", size: int = 256) -> Path:
     """Export ``engine`` at crop ``size`` to ONNX (dynamic batch) and return the file (cached in ``CACHE``)."""
     spec = build_spec(engine)["onnx"]
     module = create_engine(engine, size=size)
-    if path is None:  # re-export only when the engine's code, its spec, the size or torch changed
-        source = Path(inspect.getfile(type(module))).read_bytes()
-        key = hashlib.sha256(source + json.dumps([spec, size, NUM_POINTS, torch.__version__]).encode()).hexdigest()[:12]
-        path = CACHE / f"{engine}-{size}-{key}.onnx"
-        if path.is_file():
-            return path
+    # re-export only when the engine's code, its spec, the size or torch changed
+    source = Path(inspect.getfile(type(module))).read_bytes()
+    key = hashlib.sha256(source + json.dumps([spec, size, NUM_POINTS, torch.__version__]).encode()).hexdigest()[:12]
+    path = CACHE / f"{engine}-{size}-{key}.onnx"
+    if path.is_file():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     example = (torch.zeros(1, 3, size, size), torch.zeros(1, NUM_POINTS, 2), torch.zeros(1, NUM_POINTS, 2))
     names = spec["inputs"] + spec["outputs"]

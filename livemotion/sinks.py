@@ -116,4 +116,4 @@ _SINKS: dict[str, Callable[[str, tuple[int, int], float], FrameSink]] = {
 def open_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:
     """Open the sink a user named: ``-`` (y4m on stdout), ``vcam`` / ``vcam:DEVICE`` (virtual camera)
     or a file path (.mp4/.mkv/.mov/.avi/.webm/.y4m)."""
-    return _SINKS.get(spec.partition(":")[0] if spec.startswith("vcam") else spec, _file_sink)(spec, size, fps)
+    return _SINKS.get(spec.partition(":")[0], _file_sink)(spec, size, fps)
