@@ -1,15 +1,22 @@
-"""Command line: ``livemotion run`` (and, as the stages land, more subcommands)."""
+"""Command line: ``livemotion run``, ``serve`` and ``build-engine``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .au import EMOTION_AUS, EMOTIONS, au_vector
-from .backends import BACKENDS
-from .errors import LivemotionError
-from .expression import ExpressionController, ExpressionRequest, Schedule
+from . import __version__
+from .engines.backends import BACKENDS
+from .errors import InvalidRequest, LivemotionError
+from .expression.au import EMOTION_AUS, EMOTIONS, au_vector
+from .expression.controller import ExpressionController, ExpressionRequest, Schedule
+
+if TYPE_CHECKING:
+    from .render.editor import ExpressionEditor
+    from .runtime.stats import PipelineStats
 
 SOURCE_HELP = ("what to read: 'demo' (built-in clip, 640x480) or 'demo:WxH', 'webcam' or 'webcam:N' "
                "(camera index), a device path like /dev/video0, or a video file path")
@@ -23,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time emotion filter for video calls: tracks the face in a video and "
                     "changes the emotion it shows, keeping identity, head motion and speech.",
     )
+    parser.add_argument("--version", action="version", version=f"livemotion {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = sub.add_parser("run", help="process a source into a sink",
                          description="Read frames from a source, track and edit the face, write to a sink.")
@@ -76,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build-engine", help="export an engine to ONNX and build it for a backend",
                            description="Export a generator engine to ONNX (dynamic batch) and, for tensorrt, build "
-                                       "and cache a plan for this GPU. Files go to engines/cache/.")
+                                       "and cache a plan for this GPU. Files go to the user's cache directory "
+                                       "($LIVEMOTION_CACHE_DIR, else ~/.cache/livemotion/engines on Linux).")
     build.add_argument("--engine", default="warp", help="engine name (default warp)")
     build.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default="onnxruntime",
                        help="target backend (default onnxruntime)")
@@ -114,7 +123,7 @@ def _au_values(text: str) -> dict[str, float]:
         values[key.strip().upper()] = _unit_float(value)
     try:
         au_vector(values)
-    except ValueError as error:
+    except InvalidRequest as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return values
 
@@ -122,33 +131,34 @@ def _au_values(text: str) -> dict[str, float]:
 def _schedule(text: str) -> Schedule:
     try:
         return Schedule(text)
-    except ValueError as error:
+    except InvalidRequest as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _editor(args: argparse.Namespace):
-    from .editing import ExpressionEditor
+def _editor(args: argparse.Namespace) -> ExpressionEditor:
+    from .engines.backends import create_backend
+    from .render.editor import ExpressionEditor
 
     request = ExpressionRequest(args.emotion or "neutral", args.intensity, args.au,
                                 active=bool(args.emotion or args.au))
-    return ExpressionEditor(ExpressionController(request), crop_size=args.crop_size, schedule=args.schedule,
-                            backend=args.backend, device=args.device, fp16=args.fp16)
+    backend = create_backend(args.backend, size=args.crop_size, device=args.device, fp16=args.fp16)
+    return ExpressionEditor(backend, ExpressionController(request), schedule=args.schedule)
 
 
-def _status_printer():
-    def show(stats) -> None:
+def _status_printer() -> Callable[[PipelineStats], None]:
+    def show(stats: PipelineStats) -> None:
         print("\r" + stats.status_line()[:160].ljust(160), end="", file=sys.stderr, flush=True)
 
     return show
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .live import LiveRunner
-    from .pipeline import Pipeline, run
-    from .preview import PreviewSheet
-    from .sinks import open_sink
-    from .sources import WebcamSource, open_source
-    from .tracking import FaceTracker
+    from .contrib.preview import PreviewSheet
+    from .face.tracking import FaceTracker
+    from .io.sinks import open_sink
+    from .io.sources import WebcamSource, open_source
+    from .runtime.live import LiveRunner
+    from .runtime.pipeline import Pipeline, run
 
     source = open_source(args.source)
     try:
@@ -177,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
 def _build_engine(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .backends import NUM_POINTS, create_backend, export_onnx, unsupported_tensorrt_ops
+    from .engines.backends import NUM_POINTS, create_backend, export_onnx, unsupported_tensorrt_ops
 
     onnx_path = export_onnx(args.engine, args.size)
     missing = unsupported_tensorrt_ops(onnx_path)
@@ -199,24 +209,18 @@ def _build_engine(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .control import ControlState
-    from .editing import ExpressionEditor
-    from .server import LivemotionServer, ServerConfig
+    from .server.app import LivemotionServer, ServerConfig
 
     if args.source:  # fail now, with the usual message, if the source cannot be opened
-        from .sources import open_source
+        from .io.sources import open_source
 
         open_source(args.source).close()
 
-    def editor() -> ExpressionEditor:
-        return ExpressionEditor(ExpressionController(), backend=args.backend, device=args.device)
-
-    config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, editor_factory=editor,
-                          max_faces=args.max_faces)
+    config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
+                          device=args.device, max_faces=args.max_faces)
     server = LivemotionServer(config, source=args.source)
     if args.emotion:
-        server.controls.state = ControlState(emotion=args.emotion, intensity=args.intensity, active=True)
-        server.controls.apply({"type": "set"})
+        server.controls.apply({"type": "set", "emotion": args.emotion, "intensity": args.intensity})
     print(f"livemotion: serving on {server.url()}  (OBS source: /obs, OBS dock: /dock, control: /ws)",
           file=sys.stderr)
     try:

@@ -22,7 +22,7 @@ import aiohttp
 import cv2
 import numpy as np
 
-from livemotion.webrtc_probe import wait_for_port
+from livemotion.contrib.webrtc_probe import wait_for_port
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",

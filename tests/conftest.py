@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livemotion.demo import portrait
-from livemotion.sinks import open_sink
-from livemotion.sources import DemoSource
-from livemotion.tracking import FaceTracker
+from livemotion.engines.backends import EngineBackend, create_backend
+from livemotion.face.tracking import FaceTracker
+from livemotion.io.demo import portrait
+from livemotion.io.sinks import open_sink
+from livemotion.io.sources import DemoSource
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -18,6 +19,12 @@ SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     return portrait()
+
+
+@pytest.fixture(scope="session")
+def torch_backend() -> EngineBackend:
+    """The default engine on the default backend; one instance serves every editor, as in the server."""
+    return create_backend("torch")
 
 
 @pytest.fixture

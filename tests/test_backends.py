@@ -8,17 +8,23 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (./lm test installs it)")
 
-from livemotion.backends import (NUM_POINTS, TorchBackend, create_backend, export_onnx, plan_key,  # noqa: E402
-                                 unsupported_tensorrt_ops)
-from livemotion.editing import ExpressionEditor  # noqa: E402
-from livemotion.errors import LivemotionError  # noqa: E402
-from livemotion.expression import ExpressionController, ExpressionRequest  # noqa: E402
+from livemotion.engines.backends import (  # noqa: E402
+    NUM_POINTS,
+    TorchBackend,
+    create_backend,
+    export_onnx,
+    plan_key,
+    unsupported_tensorrt_ops,
+)
+from livemotion.errors import BackendUnavailable, InvalidRequest  # noqa: E402
+from livemotion.expression.controller import ExpressionController, ExpressionRequest  # noqa: E402
+from livemotion.render.editor import ExpressionEditor  # noqa: E402
 from livemotion.types import Frame  # noqa: E402
 
 
 def crops_and_moves(batch: int, seed: int = 0):
     """Real face crops (astronaut) with a smooth, face-like motion of the control points."""
-    from livemotion.demo import demo_frame
+    from livemotion.io.demo import demo_frame
 
     rng = np.random.default_rng(seed)
     crops = np.stack([demo_frame(10 * i)[112:368, 192:448].transpose(2, 0, 1) for i in range(batch)]).astype(np.float32)
@@ -37,14 +43,14 @@ def test_onnxruntime_matches_torch_within_one_grey_level():
 
 
 def test_whole_frames_agree_across_backends(astronaut):
-    from livemotion.tracking import FaceTracker
+    from livemotion.face.tracking import FaceTracker
 
     with FaceTracker(static_images=True) as tracker:
         track = tracker.track(astronaut)
     outputs = []
     for backend in ("torch", "onnxruntime"):
         controller = ExpressionController(ExpressionRequest("sad", active=True), fade_step=1.0)
-        editor = ExpressionEditor(controller, backend=backend)
+        editor = ExpressionEditor(create_backend(backend), controller)
         outputs.append(editor.edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {}).astype(int))
     assert np.abs(outputs[0] - outputs[1]).max() <= 1
 
@@ -77,11 +83,12 @@ def test_plan_cache_key_changes_with_what_invalidates_a_plan(tmp_path):
 
 
 def test_unknown_backend_and_missing_gpu_say_what_to_do():
-    with pytest.raises(LivemotionError, match="unknown backend 'tpu'"):
+    with pytest.raises(InvalidRequest):
         create_backend("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(LivemotionError, match="NVIDIA GPU"):
+        with pytest.raises(BackendUnavailable) as raised:
             create_backend("torch", device="cuda")
+        assert isinstance(raised.value, RuntimeError)
 
 
 @pytest.mark.gpu

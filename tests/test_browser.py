@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from livemotion.demo import demo_frame
-from livemotion.sinks import open_sink
+from livemotion.io.demo import demo_frame
+from livemotion.io.sinks import open_sink
 from livemotion.types import Frame
 
 CHROMIUM = shutil.which("chromium")

@@ -1,8 +1,8 @@
 import numpy as np
 
-from livemotion.demo import demo_frame, jaw_opening
-from livemotion.sources import DemoSource
-from livemotion.tracking import LOWER_INNER_LIP, UPPER_INNER_LIP
+from livemotion.face.mesh import LOWER_INNER_LIP, UPPER_INNER_LIP
+from livemotion.io.demo import demo_frame, jaw_opening
+from livemotion.io.sources import DemoSource
 from livemotion.types import FaceTrack
 
 

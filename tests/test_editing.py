@@ -1,5 +1,7 @@
 """Emotion editing: AU fields move the right landmarks, the edit keeps what it must keep."""
 
+import dataclasses
+import functools
 from fractions import Fraction
 
 import cv2
@@ -7,27 +9,35 @@ import numpy as np
 import pytest
 import torch
 
-from livemotion import au
-from livemotion.compositing import align
-from livemotion.editing import ExpressionEditor
 from livemotion.engines import create_engine
+from livemotion.engines.backends import create_backend
 from livemotion.engines.warp import backward_flow
-from livemotion.expression import ExpressionController, ExpressionRequest, canonical_landmarks
-from livemotion.tracking import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
+from livemotion.errors import InvalidRequest
+from livemotion.expression import au
+from livemotion.expression.controller import ExpressionController, ExpressionRequest, canonical_landmarks
+from livemotion.face import mesh
+from livemotion.face.mesh import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
+from livemotion.render.alignment import align
+from livemotion.render.editor import ExpressionEditor
 from livemotion.types import FaceTrack, Frame
 
 
 @pytest.fixture(scope="module")
 def astronaut_track(astronaut):
-    from livemotion.tracking import FaceTracker
+    from livemotion.face.tracking import FaceTracker
 
     with FaceTracker(static_images=True) as tracker:
         return tracker.track(astronaut)
 
 
+@functools.cache
+def backend():
+    return create_backend("torch")
+
+
 def edit(image, track, emotion=None, aus=None, intensity=1.0):
     request = ExpressionRequest(emotion or "neutral", intensity, aus or {}, active=True)
-    editor = ExpressionEditor(ExpressionController(request, fade_step=1.0))  # a still: no fade-in
+    editor = ExpressionEditor(backend(), ExpressionController(request, fade_step=1.0))  # a still: no fade-in
     return editor.edit(Frame(image, 0, Fraction(0), 0.0), track, {}), editor.last_plan
 
 
@@ -51,15 +61,15 @@ def test_au15_lowers_the_mouth_corners(astronaut_track):
 
 def test_au4_lowers_and_draws_together_the_inner_brows(astronaut_track):
     field = unit_field(astronaut_track, 4)
-    right, left = au.INNER_BROW[0][1], au.INNER_BROW[1][1]
+    right, left = mesh.INNER_BROW[0][1], mesh.INNER_BROW[1][1]
     assert field[right, 1] > 0.05 and field[left, 1] > 0.05
     assert field[right, 0] > 0 > field[left, 0]  # towards the midline
 
 
 def test_au1_raises_the_inner_brows_without_dragging_the_eyelids(astronaut_track):
     field = unit_field(astronaut_track, 1)
-    assert field[au.INNER_BROW[0][1], 1] < -0.1 and field[au.INNER_BROW[1][1], 1] < -0.1
-    assert np.abs(field[list(au.EYES)]).max() == 0.0
+    assert field[mesh.INNER_BROW[0][1], 1] < -0.1 and field[mesh.INNER_BROW[1][1], 1] < -0.1
+    assert np.abs(field[list(mesh.EYES)]).max() == 0.0
 
 
 def test_unilateral_au_moves_one_side_only(astronaut_track):
@@ -71,7 +81,7 @@ def test_unilateral_au_moves_one_side_only(astronaut_track):
 @pytest.mark.parametrize("emotion", au.EMOTIONS)
 def test_every_preset_leaves_the_mouth_opening_alone(astronaut_track, emotion):
     _, plan = edit(np.zeros((512, 512, 3), np.uint8), astronaut_track, emotion)
-    for upper, lower in au.INNER_LIP_PAIRS:
+    for upper, lower in mesh.INNER_LIP_PAIRS:
         before = plan.source[lower] - plan.source[upper]
         after = plan.target[lower] - plan.target[upper]
         np.testing.assert_allclose(after, before, atol=1e-9)
@@ -94,7 +104,7 @@ def test_asking_for_the_current_expression_gives_the_input_back(astronaut, astro
         def wanted(self, current, target):
             return current
 
-    editor = ExpressionEditor(Current())
+    editor = ExpressionEditor(backend(), Current())
     out = editor.edit(Frame(astronaut, 0, Fraction(0), 0.0), astronaut_track, {})
     assert np.array_equal(out, astronaut)
 
@@ -103,7 +113,7 @@ def test_pixels_outside_the_face_are_untouched(astronaut, astronaut_track):
     out, _ = edit(astronaut, astronaut_track, "surprised")
     assert not np.array_equal(out, astronaut)
     face = np.zeros(astronaut.shape[:2], np.uint8)
-    hull = cv2.convexHull(np.round(astronaut_track.landmarks[list(au.FACE_OVAL), :2]).astype(np.int32))
+    hull = cv2.convexHull(np.round(astronaut_track.landmarks[list(mesh.FACE_OVAL), :2]).astype(np.int32))
     cv2.fillConvexPoly(face, hull, 1)
     reach = int(0.6 * astronaut_track.interocular)
     near_face = cv2.dilate(face, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
@@ -145,17 +155,17 @@ def test_sad_lowers_the_corners_and_raises_the_inner_brows(still_tracker, astron
     out, _ = edit(astronaut, astronaut_track, "sad")
     after = still_tracker.track(out)
     assert corner_lift(after) < corner_lift(astronaut_track) - 0.05
-    brows = list(au.INNER_BROW[0] + au.INNER_BROW[1])
+    brows = list(mesh.INNER_BROW[0] + mesh.INNER_BROW[1])
     lift = (astronaut_track.landmarks[brows, 1] - after.landmarks[brows, 1]).mean() / astronaut_track.interocular
     assert lift > 0.03
 
 
 def test_speech_survives_an_emotion_on_a_talking_clip(tracker):
-    from livemotion.pipeline import Pipeline
-    from livemotion.sources import DemoSource
+    from livemotion.io.sources import DemoSource
+    from livemotion.runtime.pipeline import Pipeline
 
-    pipeline = Pipeline(tracker, ExpressionEditor(ExpressionController(ExpressionRequest("happy", active=True))))
-    from livemotion.tracking import FaceTracker
+    pipeline = Pipeline(tracker, ExpressionEditor(backend(), ExpressionController(ExpressionRequest("happy", active=True))))
+    from livemotion.face.tracking import FaceTracker
 
     gaps_in, gaps_out = [], []
     with FaceTracker() as judge:
@@ -169,10 +179,16 @@ def test_speech_survives_an_emotion_on_a_talking_clip(tracker):
 
 
 def test_request_validation():
-    with pytest.raises(ValueError, match="unknown emotion 'bored'"):
-        ExpressionRequest("bored", active=True).target()
-    with pytest.raises(ValueError, match="unknown action unit '99'"):
-        au.au_vector({"99": 0.5})
+    with pytest.raises(InvalidRequest):
+        ExpressionRequest("bored", active=True)
+    for key in ("99", "X12", "12R", ""):
+        with pytest.raises(InvalidRequest):
+            au.au_vector({key: 0.5})
+    request = ExpressionRequest("happy", 1.0, {"12": 0.2}, active=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.intensity = 0.5  # type: ignore[misc]  # requests are replaced whole, never changed in place
+    with pytest.raises(TypeError):
+        request.aus["12"] = 0.9  # type: ignore[index]
     explicit = ExpressionRequest("happy", 1.0, {"12": 0.2, "R6": 0.0}, active=True).target()
     row12, row6 = au.AU_NUMBERS.index(12), au.AU_NUMBERS.index(6)
     assert explicit[row12].tolist() == [0.2, 0.2] and explicit[row6].tolist() == [0.0, 0.8]

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("h5py", reason="the eval extra is not installed (./lm test installs it)")
 
-from livemotion.evaluation import FER_CLASSES, emotion_classifier  # noqa: E402
+from livemotion.contrib.evaluation import FER_CLASSES, emotion_classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

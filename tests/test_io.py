@@ -9,10 +9,10 @@ import av
 import numpy as np
 import pytest
 
-from livemotion.errors import LivemotionError
-from livemotion.pipeline import Pipeline, run
-from livemotion.sinks import open_sink
-from livemotion.sources import DemoSource, FileSource, open_source
+from livemotion.errors import InvalidRequest, SinkError, SourceError
+from livemotion.io.sinks import open_sink
+from livemotion.io.sources import DemoSource, FileSource, open_source
+from livemotion.runtime.pipeline import Pipeline, run
 from livemotion.types import FaceTrack, Frame
 
 
@@ -84,19 +84,15 @@ def test_a_failing_editor_never_blanks_the_video(tracker, astronaut):
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "no such file"),
-        (b"", "not a video"),
-        (os.urandom(4096), "not a video"),
-    ],
+    "content", [None, b"", os.urandom(4096)], ids=["missing", "empty", "noise"]
 )
-def test_bad_files_say_what_to_do(tmp_path, content, message):
+def test_bad_files_are_source_errors(tmp_path, content):
     path = tmp_path / "clip.mp4"
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(LivemotionError, match=message):
+    with pytest.raises(SourceError) as raised:
         read_all(path)
+    assert isinstance(raised.value, OSError) and "\n" not in str(raised.value)
 
 
 def test_truncated_file_keeps_the_frames_before_the_damage(tmp_path, demo_video):
@@ -128,36 +124,31 @@ def test_unknown_codec_says_to_convert(tmp_path):
             container.mux(packet)
     unknown = tmp_path / "unknown.mkv"
     unknown.write_bytes(raw.read_bytes().replace(b"V_UNCOMPRESSED", b"V_NOTACODEC123"))
-    with pytest.raises(LivemotionError, match="ffmpeg -i .* -c:v libx264"):
+    with pytest.raises(SourceError):
         FileSource(str(unknown))
 
 
 def test_missing_webcam_says_what_to_do():
-    with pytest.raises(LivemotionError, match="no webcam at 7.*--source demo"):
+    with pytest.raises(SourceError):
         open_source("webcam:7")
 
 
-@pytest.mark.parametrize(
-    ("path", "message"),
-    [
-        ("missing-folder/out.mp4", "folder .* does not exist"),
-        (".", "is a directory"),
-        ("out.gif", "unknown video type .gif"),
-    ],
-)
-def test_unwritable_outputs_fail_before_any_work(tmp_path, path, message):
-    with pytest.raises(LivemotionError, match=message):
+@pytest.mark.parametrize("path", ["missing-folder/out.mp4", ".", "out.gif"])
+def test_unwritable_outputs_fail_before_any_work(tmp_path, path):
+    with pytest.raises(SinkError) as raised:
         open_sink(str(tmp_path / path), (64, 48), 30.0)
+    assert isinstance(raised.value, OSError)
 
 
 def test_read_only_location():
     # /proc refuses new files even to root, so this holds whoever runs the tests.
-    with pytest.raises(LivemotionError, match="cannot write /proc/out.mp4: .*folder you can write to"):
+    with pytest.raises(SinkError):
         open_sink("/proc/out.mp4", (64, 48), 30.0)
 
 
 def test_bad_source_specs():
-    with pytest.raises(LivemotionError, match="demo:WIDTHxHEIGHT"):
+    with pytest.raises(InvalidRequest) as raised:
         open_source("demo:big")
+    assert isinstance(raised.value, ValueError)
     assert DemoSource().size == (640, 480)
     assert open_source("demo:320x240").size == (320, 240)

@@ -8,14 +8,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from livemotion import au
-from livemotion.demo import demo_frame
-from livemotion.editing import ExpressionEditor
-from livemotion.expression import ExpressionController, ExpressionRequest
-from livemotion.live import LatestSlot, LiveRunner
-from livemotion.pipeline import Pipeline
-from livemotion.smoothing import CausalWindow, OneEuroFilter, Transition, TrackSmoother, onset_apex
-from livemotion.sources import MemorySource
+from livemotion.expression import au
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.face.smoothing import CausalWindow, OneEuroFilter, TrackSmoother, Transition, onset_apex
+from livemotion.io.demo import demo_frame
+from livemotion.io.sources import MemorySource
+from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.live import LiveRunner
+from livemotion.runtime.pipeline import Pipeline
 from livemotion.types import Frame, NoFace
 
 
@@ -28,15 +28,6 @@ class CollectingSink:
 
     def close(self):
         self.closed = True
-
-
-def test_latest_slot_keeps_only_the_newest():
-    slot = LatestSlot()
-    for i in range(5):
-        slot.put(i)
-    assert slot.get(timeout=0) == 4 and slot.dropped == 4
-    slot.close()
-    assert slot.get(timeout=0) is None and slot.closed
 
 
 def test_a_slow_stage_drops_frames_and_the_delay_does_not_grow(tracker):
@@ -125,8 +116,8 @@ def test_an_emotion_change_unfolds_over_the_transition(astronaut, still_tracker)
     assert changes[0] > 0.5 and changes[-1] <= 0.0
 
 
-def test_a_lost_face_fades_out_then_passes_through(astronaut, tracker):
-    editor = ExpressionEditor(ExpressionController(ExpressionRequest("surprised", 1.0, active=True)))
+def test_a_lost_face_fades_out_then_passes_through(astronaut, tracker, torch_backend):
+    editor = ExpressionEditor(torch_backend, ExpressionController(ExpressionRequest("surprised", 1.0, active=True)))
     pipeline = Pipeline(tracker, editor, hold_frames=4)
     faceless = np.random.default_rng(3).integers(0, 255, astronaut.shape, dtype=np.uint8)  # texture, no face
     strengths = []

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livemotion.tracking import NUM_LANDMARKS
+from livemotion.face.mesh import NUM_LANDMARKS
 from livemotion.types import FaceTrack, NoFace
 
 # Measured once on skimage.data.astronaut() (512x512) with this tracker, in pixels.

@@ -14,31 +14,31 @@ The headline is full / tracker, the per-frame cost ratio measured in the same pr
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import livemotion  # noqa: F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import livemotion  # noqa: E402,F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
-
+# isort: split
 import argparse
-from dataclasses import asdict
 import json
 import platform
+import sys
 import tempfile
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from livemotion.engines.backends import NUM_POINTS, create_backend
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.face.tracking import FaceTracker
+from livemotion.io.sinks import open_sink
+from livemotion.io.sources import MemorySource, open_source
+from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.live import LiveRunner
+from livemotion.runtime.pipeline import Pipeline
+from livemotion.runtime.stats import StageSummary
 
-from livemotion.editing import ExpressionEditor  # noqa: E402
-from livemotion.expression import ExpressionController, ExpressionRequest  # noqa: E402
-from livemotion.live import LiveRunner  # noqa: E402
-from livemotion.pipeline import Pipeline  # noqa: E402
-from livemotion.sinks import open_sink  # noqa: E402
-from livemotion.sources import MemorySource, open_source  # noqa: E402
-from livemotion.stats import StageSummary  # noqa: E402
-from livemotion.tracking import FaceTracker  # noqa: E402
 
 def available_backends() -> list[str]:
     import importlib.util
@@ -71,13 +71,12 @@ def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray
 
 def editor(emotion: str, backend: str = "torch") -> ExpressionEditor:
     device = "cuda" if backend == "tensorrt" else "cpu"
-    return ExpressionEditor(ExpressionController(ExpressionRequest(emotion, 1.0, active=True)), backend=backend,
-                            device=device)
+    return ExpressionEditor(create_backend(backend, device=device),
+                            ExpressionController(ExpressionRequest(emotion, 1.0, active=True)))
 
 
 def bench_streams(backend_name: str, streams: list[int], repeats: int = 20) -> dict[int, float]:
     """Engine cost per stream (ms) when one batched call serves N streams' crops."""
-    from livemotion.backends import NUM_POINTS, create_backend
 
     backend = create_backend(backend_name, device="cuda" if backend_name == "tensorrt" else "cpu")
     rng = np.random.default_rng(0)

@@ -11,25 +11,23 @@ shared machine hits both. Loopback only (ICE is limited to 127.0.0.1 on both sid
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import livemotion  # noqa: F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import livemotion  # noqa: E402,F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
-
+# isort: split
 import argparse
 import asyncio
 import json
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import aiohttp
 import numpy as np
 
-
-from livemotion.demo import demo_frame  # noqa: E402
-from livemotion.server import keep_ice_on_loopback  # noqa: E402
-from livemotion.webrtc_probe import probe, wait_for_port  # noqa: E402
+from livemotion.contrib.webrtc_probe import probe, wait_for_port
+from livemotion.io.demo import demo_frame
+from livemotion.server.app import keep_ice_on_loopback
 
 
 def free_port() -> int:

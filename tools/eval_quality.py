@@ -15,30 +15,35 @@ Needs the ``eval`` extra (./lm test installs it).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import livemotion  # noqa: F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import livemotion  # noqa: E402,F401  (first: it sets the BLAS thread count before numpy loads OpenBLAS)
-
+# isort: split
 import argparse
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-
-from livemotion.au import EMOTIONS  # noqa: E402
-from livemotion.demo import portrait  # noqa: E402
-from livemotion.editing import ExpressionEditor  # noqa: E402
-from livemotion.evaluation import (FER_CLASS_OF, dlib_face, emotion_classifier, inner_lip_gap,  # noqa: E402
-                                   landmark_jitter, to_json)
-from livemotion.expression import ExpressionController, ExpressionRequest  # noqa: E402
-from livemotion.pipeline import Pipeline  # noqa: E402
-from livemotion.sources import open_source  # noqa: E402
-from livemotion.tracking import FaceTracker  # noqa: E402
-from livemotion.types import Box, FaceTrack, Frame  # noqa: E402
+from livemotion.contrib.evaluation import (
+    FER_CLASS_OF,
+    dlib_face,
+    emotion_classifier,
+    inner_lip_gap,
+    landmark_jitter,
+    to_json,
+)
+from livemotion.engines.backends import create_backend
+from livemotion.expression.au import EMOTIONS
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.face.tracking import FaceTracker
+from livemotion.io.demo import portrait
+from livemotion.io.sources import open_source
+from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.pipeline import Pipeline
+from livemotion.types import Box, FaceTrack, Frame
 
 
 class CurrentExpression(ExpressionController):
@@ -105,7 +110,7 @@ def measure_input(frames: list[Frame], samples: list[int]) -> InputMeasures:
 
 
 def run_edit(frames: list[Frame], controller: ExpressionController) -> list[np.ndarray]:
-    editor = ExpressionEditor(controller)
+    editor = ExpressionEditor(create_backend("torch"), controller)
     with FaceTracker(static_images=len(frames) == 1) as tracker:
         pipeline = Pipeline(tracker, editor)
         return [pipeline.process(frame).output.image for frame in frames]
@@ -204,11 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"mean_{key}"] = float(np.mean(values)) if values else None
 
     print(f"{'emotion':<13}{'ECS in':>8}{'ECS out':>9}{'gain':>7}{'identity':>10}{'speech r':>10}{'jitter':>8}")
+    def cell(r: dict, key: str, width: int, fmt: str = "{:.2f}") -> str:
+        return (fmt.format(r[key]) if r.get(key) is not None else "-").rjust(width)
+
     for r in results:
-        def cell(key, width, fmt="{:.2f}"):
-            return (fmt.format(r[key]) if r.get(key) is not None else "-").rjust(width)
-        print(f"{r['emotion']:<13}{cell('ecs_input', 8)}{cell('ecs_output', 9)}{cell('ecs_gain', 7, '{:+.2f}')}"
-              f"{cell('identity_distance', 10)}{cell('speech_correlation', 10, '{:.3f}')}{cell('jitter_ratio', 8)}")
+        print(f"{r['emotion']:<13}{cell(r, 'ecs_input', 8)}{cell(r, 'ecs_output', 9)}{cell(r, 'ecs_gain', 7, '{:+.2f}')}"
+              f"{cell(r, 'identity_distance', 10)}{cell(r, 'speech_correlation', 10, '{:.3f}')}"
+              f"{cell(r, 'jitter_ratio', 8)}")
     print(f"self-translation error: {summary['self_translation_error']:.3f} (0-255 scale, face box)")
     if args.json:
         Path(args.json).write_text(to_json(summary))

@@ -1,7 +1,12 @@
-"""Generator engines: torch modules that edit an aligned face crop.
+"""Generator engines: the torch modules that edit an aligned face crop, and the backends that run them.
+
+This package is the engine *code*. The engines' build *recipes* (ONNX export settings, TensorRT
+profiles) are the ``engines/*.toml`` files at the repository's top, installed inside this package
+as ``livemotion.engines.recipes`` (see ``pyproject.toml``).
 
 A new engine is one file: define an ``nn.Module`` with the ``forward(crop, source, target)``
-signature of ``WarpEngine`` and decorate it with ``@register_engine("name")``.
+signature of ``WarpEngine``, decorate it with ``@register_engine("name")``, import it below, and
+add its recipe ``engines/<name>.toml``.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import InvalidRequest
+
 _ENGINES: dict[str, Callable[..., torch.nn.Module]] = {}
 
 
 def register_engine(name: str) -> Callable[[type[torch.nn.Module]], type[torch.nn.Module]]:
+    """Class decorator: make the engine available as ``name`` to ``create_engine`` and the backends."""
     def add(cls: type[torch.nn.Module]) -> type[torch.nn.Module]:
         _ENGINES[name] = cls
         return cls
@@ -21,13 +29,15 @@ def register_engine(name: str) -> Callable[[type[torch.nn.Module]], type[torch.n
     return add
 
 
-def create_engine(name: str, **options) -> torch.nn.Module:
+def create_engine(name: str, **options: object) -> torch.nn.Module:
+    """A new instance of the engine registered as ``name``, in eval mode."""
     if name not in _ENGINES:
-        raise ValueError(f"unknown engine {name!r}: available are {', '.join(sorted(_ENGINES))}")
+        raise InvalidRequest(f"unknown engine {name!r}: available are {', '.join(sorted(_ENGINES))}")
     return _ENGINES[name](**options).eval()
 
 
 def available_engines() -> list[str]:
+    """Names of the registered engines."""
     return sorted(_ENGINES)
 
 

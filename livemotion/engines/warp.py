@@ -74,6 +74,9 @@ class WarpEngine(torch.nn.Module):
     Pixels whose flow is below 1/1000 px are returned bit-exact, so an all-zero change is the identity.
     """
 
+    pinned: torch.Tensor
+    identity: torch.Tensor
+
     def __init__(self, size: int = 256, grid: int = 25, sigma: float = 0.035):
         super().__init__()
         self.size, self.grid = size, grid  # 25: a lattice step of ~1/6 IOD at any crop size; the flow is that smooth

@@ -15,8 +15,8 @@ from typing import BinaryIO, Protocol
 import av
 import numpy as np
 
-from .errors import LivemotionError
-from .types import Frame
+from ..errors import SinkError
+from ..types import Frame
 
 # Codec per container: H.264 where it fits, VP9 for WebM.
 _CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".avi": "libx264", ".webm": "libvpx-vp9"}
@@ -33,7 +33,7 @@ class _PyAVSink:
     """Encodes frames into a container; odd sizes are padded to even (4:2:0 chroma needs it)."""
 
     def __init__(self, target: str | BinaryIO, container_format: str | None, codec: str,
-                 size: tuple[int, int], fps: float, options: dict[str, str]):
+                 size: tuple[int, int], fps: float, options: dict[str, object]):
         rate = Fraction(fps).limit_denominator(1001)
         # y4m has no timestamps, only a frame rate (taken from the time base): use 1/rate there.
         self._time_base = 1 / rate if container_format == "yuv4mpegpipe" else _FINE_TIME_BASE
@@ -42,11 +42,13 @@ class _PyAVSink:
         try:
             self._container = av.open(target, mode="w", format=container_format)
         except (OSError, av.error.FFmpegError) as error:
-            raise LivemotionError(
+            raise SinkError(
                 f"cannot write {target}: {getattr(error, 'strerror', None) or error}. "
                 "Pick a path in a folder you can write to."
             ) from None
-        self._stream = self._container.add_stream(codec, rate=rate)
+        stream = self._container.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.VideoStream)
+        self._stream = stream
         self._stream.width, self._stream.height = width + self._pad[0], height + self._pad[1]
         self._stream.pix_fmt = "yuv420p"
         self._stream.time_base = self._time_base
@@ -75,24 +77,28 @@ class _PyAVSink:
 def _file_sink(path: str, size: tuple[int, int], fps: float) -> FrameSink:
     target = Path(path)
     if target.is_dir():
-        raise LivemotionError(f"cannot write {path}: it is a directory. Give a file name such as {target / 'out.mp4'}.")
+        raise SinkError(f"cannot write {path}: it is a directory. Give a file name such as {target / 'out.mp4'}.")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise LivemotionError(f"cannot write {path}: the folder {parent} does not exist. Create it or pick another path.")
+        raise SinkError(f"cannot write {path}: the folder {parent} does not exist. Create it or pick another path.")
     try:  # a real open, not os.access: root passes access checks that the filesystem still refuses
         with open(target, "ab"):
             pass
     except OSError as error:
-        raise LivemotionError(f"cannot write {path}: {error.strerror}. Pick a path in a folder you can write to.") from None
+        raise SinkError(f"cannot write {path}: {error.strerror}. Pick a path in a folder you can write to.") from None
     suffix = target.suffix.lower()
     if suffix == ".y4m":
         return _PyAVSink(path, "yuv4mpegpipe", "rawvideo", size, fps, {})
     if suffix not in _CODECS:
-        raise LivemotionError(
+        raise SinkError(
             f"cannot write {path}: unknown video type {suffix or '(none)'}. Use one of "
             f"{', '.join(sorted(_CODECS) + ['.y4m'])}, or - for a y4m stream on stdout."
         )
-    options = {"crf": "18", "preset": "veryfast", "tune": "zerolatency"} if _CODECS[suffix] == "libx264" else {"crf": "30", "b": "0"}
+    options: dict[str, object]
+    if _CODECS[suffix] == "libx264":
+        options = {"crf": "18", "preset": "veryfast", "tune": "zerolatency"}
+    else:
+        options = {"crf": "30", "b": "0"}
     return _PyAVSink(path, None, _CODECS[suffix], size, fps, options)
 
 

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..types import FaceTrack
 from .tracking import face_frame, head_pose
-from .types import FaceTrack
 
 
 class OneEuroFilter:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from .errors import LivemotionError
-from .types import Frame
+from ..errors import SinkError
+from ..types import Frame
 
 SETUP = {
     "linux": "no v4l2loopback device: install it (Debian/Ubuntu: sudo apt install v4l2loopback-dkms) and create one "
@@ -70,12 +70,12 @@ class VirtualCameraSink:
         factory = camera_factory or pyvirtualcam.Camera
         width, height = size
         if width % 2 or height % 2:
-            raise LivemotionError(f"a virtual camera needs an even frame size, the source is {width}x{height}.")
+            raise SinkError(f"a virtual camera needs an even frame size, the source is {width}x{height}.")
         self._pyvirtualcam = pyvirtualcam
         try:
             probe = factory(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device)
         except RuntimeError as error:
-            raise LivemotionError(self._explain(error, device)) from None
+            raise SinkError(self._explain(error, device)) from None
         native = probe.native_fmt
         self._convert: Callable[[np.ndarray], np.ndarray] | None = None
         if native in (pyvirtualcam.PixelFormat.I420, pyvirtualcam.PixelFormat.NV12):

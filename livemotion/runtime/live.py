@@ -8,52 +8,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any
 
+from ..contrib.preview import PreviewSheet
+from ..io.sinks import FrameSink
+from ..io.sources import FrameSource
+from ..types import Frame
+from .mailbox import LatestSlot
 from .pipeline import Pipeline, Processed, deliver, finish
-from .preview import PreviewSheet
-from .sinks import FrameSink
-from .sources import FrameSource
 from .stats import PipelineStats
-from .types import Frame
-
-T = TypeVar("T")
-
-
-class LatestSlot(Generic[T]):
-    """A one-item mailbox. ``put`` replaces an unread item (and counts it in ``dropped``);
-    ``get`` waits for an item and returns None once the slot is closed and empty."""
-
-    def __init__(self):
-        self._condition = threading.Condition()
-        self._item: T | None = None
-        self._full = False
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item: T) -> None:
-        with self._condition:
-            if self._full:
-                self.dropped += 1
-            self._item, self._full = item, True
-            self._condition.notify()
-
-    def get(self, timeout: float | None = None) -> T | None:
-        with self._condition:
-            self._condition.wait_for(lambda: self._full or self._closed, timeout)
-            if not self._full:
-                return None
-            item, self._item, self._full = self._item, None, False
-            return item
-
-    def close(self) -> None:
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed and not self._full
 
 
 def paced(source: FrameSource, speed: float = 1.0) -> Iterator[Frame]:
@@ -93,7 +56,7 @@ class LiveRunner:
     def stop(self) -> None:
         self._stop.set()
 
-    def _guarded(self, work: Callable[[], None], done: LatestSlot) -> Callable[[], None]:
+    def _guarded(self, work: Callable[[], None], done: LatestSlot[Any]) -> Callable[[], None]:
         def body() -> None:
             try:
                 work()

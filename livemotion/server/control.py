@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import jsonschema
 
-from .au import EMOTION_AUS, EMOTIONS
-from .expression import ExpressionRequest, Schedule
+from ..errors import InvalidRequest
+from ..expression.au import EMOTION_AUS, EMOTIONS
+from ..expression.controller import ExpressionRequest, Schedule
+from ..runtime.pipeline import StreamControl
 
 MAX_MESSAGE_BYTES = 4096
 
@@ -54,11 +57,11 @@ SCHEMA = {
 _TYPES = ("set", "reset_neutral", "subscribe", "get")
 
 
-class ControlError(ValueError):
+class ControlError(InvalidRequest):
     """A message that cannot be applied; the text is sent back to the client."""
 
 
-def parse_message(text: str | bytes) -> dict:
+def parse_message(text: str | bytes) -> dict[str, Any]:
     """The message as a dict, or ``ControlError`` saying exactly what is wrong with it."""
     if len(text) > MAX_MESSAGE_BYTES:
         raise ControlError(f"message too large ({len(text)} bytes; the limit is {MAX_MESSAGE_BYTES})")
@@ -77,13 +80,15 @@ def parse_message(text: str | bytes) -> dict:
     if message.get("schedule"):
         try:
             Schedule(message["schedule"])
-        except ValueError as error:
+        except InvalidRequest as error:
             raise ControlError(str(error)) from None
     return message
 
 
-@dataclass
+@dataclass(frozen=True)
 class ControlState:
+    """What the control API has set; replaced whole on every change."""
+
     emotion: str = "neutral"
     intensity: float = 1.0
     aus: dict[str, float] = field(default_factory=dict)
@@ -91,56 +96,53 @@ class ControlState:
     bypass: bool = False
     active: bool = False
 
+    def request(self) -> ExpressionRequest:
+        return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active)
+
+    def as_message(self) -> dict[str, Any]:
+        return {"type": "state", **asdict(self)}
+
 
 class Controls:
-    """The shared state every stream of a server reads, and the streams it is applied to.
+    """The shared state every stream of a server follows, and the streams it is applied to.
 
-    A stream registers with ``attach(pipeline, editor)``; messages change the shared
-    ``ExpressionRequest`` in place (each editor holds the same object), the bypass flag and
-    schedule of every attached pipeline/editor, or reset their neutral baselines.
+    A stream registers with ``attach(stream)`` and from then on receives every change through
+    its ``StreamControl`` methods: a new immutable request, bypass, schedule, or a neutral reset.
     """
 
     def __init__(self, state: ControlState | None = None):
         self.state = state or ControlState()
-        self.request = ExpressionRequest()
-        self._streams: list[tuple[object, object]] = []
+        self._streams: list[StreamControl] = []
         self._lock = threading.Lock()
-        self._sync_request()
 
-    def attach(self, pipeline, editor) -> None:
+    def attach(self, stream: StreamControl) -> None:
         with self._lock:
-            self._streams.append((pipeline, editor))
-        editor.controller.request = self.request
-        self._push(pipeline, editor)
+            self._streams.append(stream)
+            self._push(stream, restart_schedule=True)
 
-    def detach(self, pipeline) -> None:
+    def detach(self, stream: StreamControl) -> None:
         with self._lock:
-            self._streams = [(p, e) for p, e in self._streams if p is not pipeline]
+            self._streams = [s for s in self._streams if s is not stream]
 
-    def apply(self, message: dict) -> dict:
+    def apply(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Apply a message that ``parse_message`` accepted; returns the reply (the new state)."""
         kind = message["type"]
-        if kind == "set":
-            for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active"):
-                if key in message:
-                    setattr(self.state, key, message[key])
-            if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
-                self.state.active = True  # choosing an expression turns editing on
-            self._sync_request()
-            with self._lock:
-                for pipeline, editor in self._streams:
-                    self._push(pipeline, editor, restart_schedule="schedule" in message)
-        elif kind == "reset_neutral":
-            with self._lock:
-                for _, editor in self._streams:
-                    editor.controller.baseline.reset()
-        return {"type": "state", **asdict(self.state)}
+        with self._lock:
+            if kind == "set":
+                changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active")
+                           if key in message}
+                if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
+                    changes["active"] = True  # choosing an expression turns editing on
+                self.state = replace(self.state, **changes)
+                for stream in self._streams:
+                    self._push(stream, restart_schedule="schedule" in message)
+            elif kind == "reset_neutral":
+                for stream in self._streams:
+                    stream.reset_neutral()
+            return self.state.as_message()
 
-    def _sync_request(self) -> None:
-        self.request.emotion, self.request.intensity = self.state.emotion, self.state.intensity
-        self.request.aus = dict(self.state.aus)
-        self.request.active = self.state.active
-
-    def _push(self, pipeline, editor, restart_schedule: bool = True) -> None:
-        pipeline.bypass = self.state.bypass
+    def _push(self, stream: StreamControl, restart_schedule: bool) -> None:
+        stream.set_request(self.state.request())
+        stream.set_bypass(self.state.bypass)
         if restart_schedule:
-            editor.set_schedule(Schedule(self.state.schedule) if self.state.schedule else None)
+            stream.set_schedule(Schedule(self.state.schedule) if self.state.schedule else None)

@@ -1,4 +1,4 @@
-"""The pipeline: source -> tracker -> editor (expression control, engine, compositor) -> sink.
+"""The pipeline: source -> tracker -> smoothing -> editor (expression control, engine, compositor) -> sink.
 
 ``Pipeline.process`` turns one input ``Frame`` into one output ``Frame``; ``run`` drives a
 source through it into a sink. A frame whose face cannot be edited (none, lost, or an editor
@@ -14,22 +14,47 @@ from typing import Protocol
 
 import numpy as np
 
-from .overlay import draw_overlay
-from .preview import PreviewSheet
-from .sinks import FrameSink
-from .smoothing import TrackSmoother
-from .sources import FrameSource
+from ..contrib.overlay import draw_overlay
+from ..contrib.preview import PreviewSheet
+from ..expression.controller import ExpressionRequest, Schedule
+from ..face.smoothing import TrackSmoother
+from ..face.tracking import FaceTracker
+from ..io.sinks import FrameSink
+from ..io.sources import FrameSource
+from ..types import FaceTrack, Frame, TrackResult
 from .stats import PipelineStats
-from .tracking import FaceTracker
-from .types import FaceTrack, Frame, TrackResult
 
 log = logging.getLogger(__name__)
 
 
 class FrameEditor(Protocol):
-    """Changes the face in a frame. ``timings`` receives its own stage times in ms."""
+    """Changes the face in a frame. ``timings`` receives its own stage times in ms.
+
+    ``render.editor.ExpressionEditor`` is the one the CLI and the server use.
+    """
 
     def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray: ...
+
+    def set_request(self, request: ExpressionRequest) -> None: ...
+
+    def set_schedule(self, schedule: Schedule | None) -> None: ...
+
+    def reset_neutral(self) -> None: ...
+
+
+class StreamControl(Protocol):
+    """What the control API may change on a running stream (``server.control.Controls``).
+
+    Each call replaces one whole value that the stream's worker reads once per frame.
+    """
+
+    def set_request(self, request: ExpressionRequest) -> None: ...
+
+    def set_bypass(self, bypass: bool) -> None: ...
+
+    def set_schedule(self, schedule: Schedule | None) -> None: ...
+
+    def reset_neutral(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +90,22 @@ class Pipeline:
         self._last = None
         self.smoother.reset()
         return track
+
+    # ---- StreamControl ---------------------------------------------------------------------------
+    def set_request(self, request: ExpressionRequest) -> None:
+        if self.editor is not None:
+            self.editor.set_request(request)
+
+    def set_bypass(self, bypass: bool) -> None:
+        self.bypass = bypass
+
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        if self.editor is not None:
+            self.editor.set_schedule(schedule)
+
+    def reset_neutral(self) -> None:
+        if self.editor is not None:
+            self.editor.reset_neutral()
 
     def process(self, frame: Frame) -> Processed:
         timings: dict[str, float] = {}

@@ -13,23 +13,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .demo import portrait
-from .types import Box, FaceTrack, HeadPose, NoFace, TrackResult
+from ..io.demo import portrait
+from ..types import Box, FaceTrack, HeadPose, NoFace, TrackResult
+from .mesh import CHIN, FOREHEAD, eye_centres
 
 # TFLite and glog print start-up chatter on stderr; keep the CLI's output readable.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-NUM_LANDMARKS = 478
-
-# Mesh indices used across the project (MediaPipe canonical face mesh numbering).
-# "Right"/"left" are the person's own sides: their right eye appears on the image's left.
-RIGHT_EYE_CORNERS = (33, 133)
-LEFT_EYE_CORNERS = (362, 263)
-FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
-MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER = 61, 291
-UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
-
 
 _libc = ctypes.CDLL(None)
 
@@ -48,11 +38,6 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(right, left) eye centres: the mean of each eye's two corners, in the landmarks' units."""
-    return landmarks[list(RIGHT_EYE_CORNERS)].mean(axis=0), landmarks[list(LEFT_EYE_CORNERS)].mean(axis=0)
 
 
 def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:

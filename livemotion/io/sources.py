@@ -18,9 +18,9 @@ import av
 import cv2
 import numpy as np
 
+from ..errors import InvalidRequest, SourceError
+from ..types import Frame
 from .demo import demo_frame
-from .errors import LivemotionError
-from .types import Frame
 
 
 class FrameSource(Protocol):
@@ -38,10 +38,11 @@ class DemoSource:
     """The astronaut clip made by ``livemotion.demo``; ``frames`` long, ``fps`` frames a second."""
 
     def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0, frames: int = 180):
-        self.name, self.size, self.fps, self.frame_count = "demo", size, fps, frames
+        self.name, self.size, self.fps, self.frames = "demo", size, fps, frames
+        self.frame_count: int | None = frames
 
     def __iter__(self) -> Iterator[Frame]:
-        for index in range(self.frame_count):
+        for index in range(self.frames):
             image = demo_frame(index, *self.size, fps=self.fps)
             yield Frame(image, index, Fraction(index) / Fraction(self.fps), time.perf_counter())
 
@@ -55,7 +56,7 @@ class MemorySource:
     def __init__(self, images: list[np.ndarray], fps: float = 30.0, name: str = "memory"):
         self.name, self.fps, self._images = name, fps, images
         self.size = (images[0].shape[1], images[0].shape[0])
-        self.frame_count = len(images)
+        self.frame_count: int | None = len(images)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, image in enumerate(self._images):
@@ -71,23 +72,23 @@ class FileSource:
     def __init__(self, path: str):
         self.name = path
         if not Path(path).is_file():
-            raise LivemotionError(
+            raise SourceError(
                 f"cannot open {path}: no such file. Check the path, or try --source demo."
             )
         try:
             self._container = av.open(path)
         except av.error.FFmpegError as error:
-            raise LivemotionError(
+            raise SourceError(
                 f"cannot read {path}: not a video FFmpeg understands ({_reason(error)}). "
                 "Is the file complete? Re-export it as MP4 (H.264) and try again."
             ) from None
         if not self._container.streams.video:
             self._container.close()
-            raise LivemotionError(f"{path} has no video stream: pass a video file, not audio or an image list.")
+            raise SourceError(f"{path} has no video stream: pass a video file, not audio or an image list.")
         self._stream = self._container.streams.video[0]
         if self._stream.codec_context is None:
             self._container.close()
-            raise LivemotionError(
+            raise SourceError(
                 f"cannot decode the video in {path}: its codec is unknown to this FFmpeg build. "
                 f"Convert it first: ffmpeg -i {path} -c:v libx264 converted.mp4"
             )
@@ -95,11 +96,11 @@ class FileSource:
         rate = self._stream.average_rate or self._stream.guessed_rate or 30
         self.fps = float(rate)
         self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
-        self.frame_count = self._stream.frames or None
+        self.frame_count: int | None = self._stream.frames or None
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
-        time_base = self._stream.time_base
+        time_base = self._stream.time_base or Fraction(1, 90_000)
         try:
             for packet in self._container.demux(self._stream):
                 try:
@@ -111,18 +112,18 @@ class FileSource:
                     yield Frame(frame.to_ndarray(format="rgb24"), index, Fraction(pts), time.perf_counter())
                     index += 1
         except av.error.DecoderNotFoundError:
-            raise LivemotionError(
+            raise SourceError(
                 f"cannot decode {self._stream.codec_context.name} video in {self.name}: this FFmpeg build "
                 f"has no decoder for it. Convert it first: ffmpeg -i {self.name} -c:v libx264 converted.mp4"
             ) from None
         except av.error.FFmpegError as error:
             if index == 0:
-                raise LivemotionError(
+                raise SourceError(
                     f"cannot read {self.name}: {_reason(error)}. Is the file complete? Re-export it and try again."
                 ) from None
             # Truncated tail: the frames before it were delivered; stop here.
         if index == 0:
-            raise LivemotionError(f"{self.name} contains no decodable video frames: the file is empty or damaged.")
+            raise SourceError(f"{self.name} contains no decodable video frames: the file is empty or damaged.")
 
     def close(self) -> None:
         self._container.close()
@@ -141,7 +142,7 @@ class WebcamSource:
         finally:
             cv2.setLogLevel(previous)
         if not self._capture.isOpened():
-            raise LivemotionError(
+            raise SourceError(
                 f"no webcam at {device!r}: none is connected, or another app holds it "
                 "(on Linux `ls /dev/video*` lists cameras). Use --source webcam:N for another one, "
                 "or --source demo / a video file instead."
@@ -149,7 +150,7 @@ class WebcamSource:
         self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
         self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 30.0) or 30.0
         self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self.frame_count = None
+        self.frame_count: int | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         start = time.perf_counter()
@@ -159,7 +160,7 @@ class WebcamSource:
             captured = time.perf_counter()
             if not ok:
                 if index == 0:
-                    raise LivemotionError(f"{self.name} opened but delivers no frames: close other apps using it.")
+                    raise SourceError(f"{self.name} opened but delivers no frames: close other apps using it.")
                 return  # camera closed or unplugged: end the stream cleanly
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             yield Frame(rgb, index, Fraction(captured - start).limit_denominator(1_000_000), captured)
@@ -176,7 +177,7 @@ def _reason(error: Exception) -> str:
 def _open_demo(spec: str) -> FrameSource:
     match = re.fullmatch(r"demo(?::(\d+)x(\d+))?", spec)
     if not match:
-        raise LivemotionError(f"bad demo source {spec!r}: use demo or demo:WIDTHxHEIGHT, e.g. demo:1280x720.")
+        raise InvalidRequest(f"bad demo source {spec!r}: use demo or demo:WIDTHxHEIGHT, e.g. demo:1280x720.")
     size = (int(match[1]), int(match[2])) if match[1] else (640, 480)
     return DemoSource(size=size)
 
@@ -186,7 +187,7 @@ def _open_webcam(spec: str) -> FrameSource:
         return WebcamSource(spec)
     match = re.fullmatch(r"webcam(?::(\d+))?", spec)
     if not match:
-        raise LivemotionError(f"bad webcam source {spec!r}: use webcam, webcam:N or a device path like /dev/video0.")
+        raise InvalidRequest(f"bad webcam source {spec!r}: use webcam, webcam:N or a device path like /dev/video0.")
     return WebcamSource(int(match[1] or 0))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 BITS, BLOCK = 12, 16
 
@@ -91,9 +91,11 @@ async def probe(url: str, frame_source: Callable[[int], np.ndarray], frames: int
     result = ProbeResult()
     done = asyncio.Event()
 
-    async def collect(remote) -> None:
+    async def collect(remote: MediaStreamTrack) -> None:
         while len(result.returned) < frames:
             frame = await remote.recv()
+            if not isinstance(frame, av.VideoFrame):
+                continue
             arrived = time.perf_counter()
             image = frame.to_ndarray(format="rgb24")
             index = read_stamp(image)

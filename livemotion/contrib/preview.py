@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import LivemotionError
+from ..errors import SinkError
 
 
 class PreviewSheet:
@@ -19,7 +19,7 @@ class PreviewSheet:
     def __init__(self, path: str, count: int = 4, total: int | None = None, every: int = 30):
         parent = Path(path).parent
         if not parent.is_dir():
-            raise LivemotionError(f"cannot write preview {path}: the folder {parent} does not exist.")
+            raise SinkError(f"cannot write preview {path}: the folder {parent} does not exist.")
         self.path = path
         if total:
             self._picks = set(np.linspace(0, total - 1, count).round().astype(int).tolist())
@@ -38,4 +38,4 @@ class PreviewSheet:
         rows = [np.pad(r, ((0, 8), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in self._rows]
         sheet = np.vstack(rows)
         if not cv2.imwrite(self.path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-            raise LivemotionError(f"cannot write preview {self.path}: use a .png path in a writable folder.")
+            raise SinkError(f"cannot write preview {self.path}: use a .png path in a writable folder.")

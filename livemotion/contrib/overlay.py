@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import cv2
 import numpy as np
 
-from .types import FaceTrack, NoFace, TrackResult
-
-
-@lru_cache(maxsize=1)
-def _mesh_edges() -> np.ndarray:
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_IRISES, FACEMESH_TESSELATION
-
-    return np.array(sorted(FACEMESH_TESSELATION | FACEMESH_IRISES), dtype=np.int64)
+from ..face.mesh import NOSE_TIP, drawing_edges
+from ..types import FaceTrack, NoFace, TrackResult
 
 
 def draw_overlay(image: np.ndarray, track: TrackResult) -> np.ndarray:
@@ -25,12 +17,12 @@ def draw_overlay(image: np.ndarray, track: TrackResult) -> np.ndarray:
         return out
     assert isinstance(track, FaceTrack)
     points = np.round(track.landmarks[:, :2] * 16).astype(np.int32)  # 4 fractional bits for smooth lines
-    segments = points[_mesh_edges()]
+    segments = points[drawing_edges()]
     cv2.polylines(out, list(segments.reshape(-1, 2, 1, 2)), False, (0, 255, 160), 1, cv2.LINE_AA, shift=4)
     b = track.box
     cv2.rectangle(out, (int(b.x0), int(b.y0)), (int(b.x1), int(b.y1)), (255, 200, 0), 1)
     # Head axes from the nose tip: red = face right, green = face down, blue = towards the camera.
-    nose = track.landmarks[1, :2]
+    nose = track.landmarks[NOSE_TIP, :2]
     length = track.interocular
     for axis, colour in zip((track.rotation[:, 0], track.rotation[:, 1], -track.rotation[:, 2]),
                             ((255, 0, 0), (0, 255, 0), (0, 120, 255)), strict=True):

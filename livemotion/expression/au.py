@@ -1,6 +1,6 @@
 """Facial Action Units as displacement fields on the MediaPipe face mesh.
 
-Everything here lives in the *canonical face frame* (``tracking.face_frame``): origin between
+Everything here lives in the *canonical face frame* (``face.tracking.face_frame``): origin between
 the eye centres, x from the person's right eye to their left (image right on a frontal face),
 y from forehead to chin, unit = inter-ocular distance (IOD). A field is mapped to the live face
 by its rotation and IOD (``to_image``), so one definition serves every head pose and face size.
@@ -13,55 +13,42 @@ Every AU has a right and a left half, so unilateral AUs (contempt) are the same 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-# The person's sides: their right appears on the image's left. Index 0 = right, 1 = left.
-SIDES = ("R", "L")
-_OUT = np.array([-1.0, 1.0])  # x direction pointing away from the midline, per side
+from ..errors import InvalidRequest
+from ..face.mesh import (
+    CHEEK,
+    CHIN,
+    CHIN_BOSS,
+    CHIN_SIDE,
+    EYE_CORNERS,
+    EYES,
+    GLABELLA,
+    INNER_BROW,
+    INNER_LIP_PAIRS,
+    INNER_LIPS,
+    LOWER_INNER_LIP,
+    LOWER_LID,
+    LOWER_LIP_SIDE,
+    MIDLINE_LOWER_LIP,
+    MIDLINE_UPPER_LIP,
+    MOUTH_CORNER,
+    NOSE_BASE,
+    NOSE_WING,
+    NUM_LANDMARKS,
+    OUTER_BROW,
+    SIDES,
+    UPPER_INNER_LIP,
+    UPPER_LID,
+    UPPER_LIP_SIDE,
+    both,
+)
 
-# ---- landmark groups (MediaPipe face mesh numbering), each as (right, left) ------------------
-INNER_BROW = ((107, 55, 66, 65), (336, 285, 296, 295))
-OUTER_BROW = ((70, 46, 63, 53), (300, 276, 293, 283))
-UPPER_LID = ((246, 161, 160, 159, 158, 157, 173), (466, 388, 387, 386, 385, 384, 398))
-LOWER_LID = ((7, 163, 144, 145, 153, 154, 155), (249, 390, 373, 374, 380, 381, 382))
-EYE_CORNERS = ((33, 133), (263, 362))  # (outer, inner)
-CHEEK = ((50, 101, 36, 205, 187), (280, 330, 266, 425, 411))
-NOSE_WING = ((129, 98, 64, 48), (358, 327, 294, 278))
-UPPER_LIP_SIDE = ((37, 39, 40, 185), (267, 269, 270, 409))
-LOWER_LIP_SIDE = ((84, 181, 91, 146), (314, 405, 321, 375))
-MOUTH_CORNER = ((61, 76, 62, 78), (291, 306, 292, 308))
-CHIN_SIDE = ((32, 140, 171, 208), (262, 369, 396, 428))
-MIDLINE_UPPER_LIP, MIDLINE_LOWER_LIP = 0, 17
-UPPER_INNER, LOWER_INNER = 13, 14
-NOSE_BASE, CHIN, CHIN_BOSS = 2, 152, 200
-# Upper/lower inner-lip vertices facing each other. Moving each pair as one keeps the mouth
-# opening exactly as the speaker makes it.
-INNER_LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
-INNER_LIPS = tuple(i for pair in INNER_LIP_PAIRS for i in pair) + (78, 308)
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
-             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
-
-
-def _both(group: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple[int, ...]:
-    return group[0] + group[1]
-
-
-EYES = _both(UPPER_LID) + _both(LOWER_LID) + _both(EYE_CORNERS) + tuple(range(468, 478))  # + irises
-
-
-def _control_points() -> np.ndarray:
-    """The mesh vertices the warp is steered by: every feature contour in full, every other vertex
-    elsewhere. The mesh is far denser than the flow needs (~2x the cost for no visible gain)."""
-    features = set(EYES) | set(INNER_LIPS) | set(FACE_OVAL) | {MIDLINE_UPPER_LIP, MIDLINE_LOWER_LIP}
-    for group in (INNER_BROW, OUTER_BROW, CHEEK, NOSE_WING, UPPER_LIP_SIDE, LOWER_LIP_SIDE, MOUTH_CORNER, CHIN_SIDE):
-        features |= set(_both(group))
-    return np.array(sorted(features | set(range(0, 468, 2))))
-
-
-CONTROL_POINTS = _control_points()
+_OUT = np.array([-1.0, 1.0])  # x direction pointing away from the midline, per side (right, left)
 
 
 @dataclass(frozen=True)
@@ -89,13 +76,13 @@ class ActionUnit:
 ACTION_UNITS: dict[int, ActionUnit] = {au.number: au for au in (
     ActionUnit(1, "inner brow raiser", (Handle(INNER_BROW, 0.02, -0.2, 0.14),), pinned=EYES),
     ActionUnit(2, "outer brow raiser", (Handle(OUTER_BROW, 0.01, -0.2, 0.14),), pinned=EYES),
-    ActionUnit(4, "brow lowerer", (Handle(INNER_BROW, -0.1, 0.18, 0.16), Handle(9, 0.0, 0.06, 0.1)), pinned=EYES),
+    ActionUnit(4, "brow lowerer", (Handle(INNER_BROW, -0.1, 0.18, 0.16), Handle(GLABELLA, 0.0, 0.06, 0.1)), pinned=EYES),
     ActionUnit(5, "upper lid raiser", (Handle(UPPER_LID, 0.0, -0.07, 0.07),),
-               pinned=_both(LOWER_LID) + _both(EYE_CORNERS) + _both(INNER_BROW) + _both(OUTER_BROW)),
+               pinned=both(LOWER_LID) + both(EYE_CORNERS) + both(INNER_BROW) + both(OUTER_BROW)),
     ActionUnit(6, "cheek raiser", (Handle(CHEEK, 0.0, -0.07, 0.2), Handle(LOWER_LID, 0.0, -0.03, 0.08)),
-               pinned=_both(UPPER_LID) + INNER_LIPS),
+               pinned=both(UPPER_LID) + INNER_LIPS),
     ActionUnit(7, "lid tightener", (Handle(LOWER_LID, 0.0, -0.06, 0.07), Handle(UPPER_LID, 0.0, 0.025, 0.05)),
-               pinned=_both(INNER_BROW) + _both(OUTER_BROW)),
+               pinned=both(INNER_BROW) + both(OUTER_BROW)),
     ActionUnit(9, "nose wrinkler", (Handle(NOSE_WING, 0.0, -0.1, 0.11), Handle(INNER_BROW, -0.02, 0.03, 0.1)),
                pinned=EYES + INNER_LIPS),
     ActionUnit(10, "upper lip raiser", (Handle(UPPER_LIP_SIDE, 0.0, -0.1, 0.12),), pinned=EYES),
@@ -112,7 +99,7 @@ ACTION_UNITS: dict[int, ActionUnit] = {au.number: au for au in (
     ActionUnit(25, "lips part", (Handle(LOWER_LIP_SIDE, 0.0, 0.04, 0.08),), pinned=EYES),
     ActionUnit(26, "jaw drop", (Handle(CHIN_SIDE, 0.0, 0.12, 0.25), Handle(CHIN, 0.0, 0.12, 0.25),
                                 Handle(LOWER_LIP_SIDE, 0.0, 0.1, 0.12)), pinned=EYES),
-    ActionUnit(43, "eyes closed", (Handle(UPPER_LID, 0.0, 0.09, 0.06),), pinned=_both(LOWER_LID) + _both(EYE_CORNERS)),
+    ActionUnit(43, "eyes closed", (Handle(UPPER_LID, 0.0, 0.09, 0.06),), pinned=both(LOWER_LID) + both(EYE_CORNERS)),
 )}
 
 AU_NUMBERS: tuple[int, ...] = tuple(ACTION_UNITS)
@@ -141,15 +128,15 @@ def au_vector(values: dict[str, float], base: np.ndarray | None = None) -> np.nd
     a copy of ``base`` when given (a key sets both sides, an R/L key one side)."""
     vector = np.zeros((len(AU_NUMBERS), 2)) if base is None else base.copy()
     for key, value in values.items():
-        side = key[0] if key[0] in "RL" else None
-        number = int(key[1:] if side else key)
-        if number not in ACTION_UNITS:
-            raise ValueError(f"unknown action unit {key!r}: use one of {', '.join(map(str, AU_NUMBERS))}")
-        row = AU_NUMBERS.index(number)
-        if side is None:
-            vector[row] = value
+        match = re.fullmatch(r"([RL]?)(\d+)", key)
+        if match is None or int(match[2]) not in ACTION_UNITS:
+            raise InvalidRequest(f"unknown action unit {key!r}: use one of {', '.join(map(str, AU_NUMBERS))}, "
+                                 "optionally with R or L for one side (R12)")
+        row = AU_NUMBERS.index(int(match[2]))
+        if match[1]:
+            vector[row, SIDES.index(match[1])] = value
         else:
-            vector[row, SIDES.index(side)] = value
+            vector[row] = value
     return vector
 
 
@@ -163,21 +150,29 @@ class _HandleTable:
     gated: np.ndarray  # (H,) bool: the handle moves only its own side of the face
     side_sign: np.ndarray  # (H,) +-1: the outward direction of the handle's side
     amounts: np.ndarray  # (H, K * 2 * 2): each handle's contribution to (AU, side, x|y)
-    pinned: np.ndarray  # (K, 478) bool
+    pinned: np.ndarray  # (K, NUM_LANDMARKS) bool
 
 
 @lru_cache(maxsize=1)
 def _handle_table() -> _HandleTable:
-    points, starts, radius, gated, signs, amounts = [], [], [], [], [], []
-    pinned = np.zeros((len(ACTION_UNITS), 478), bool)
+    points: list[np.ndarray] = []
+    starts: list[int] = []
+    radius: list[float] = []
+    gated: list[bool] = []
+    signs: list[float] = []
+    amounts: list[np.ndarray] = []
+    pinned = np.zeros((len(ACTION_UNITS), NUM_LANDMARKS), bool)
     for row, au in enumerate(ACTION_UNITS.values()):
         pinned[row, list(au.pinned)] = True
         for side in (0, 1):
             for handle in au.handles:
                 midline = isinstance(handle.group, int)
-                if midline and side == 1:
-                    continue  # a midline handle belongs to the right half only, so it counts once
-                ids = np.atleast_1d(handle.group if midline else handle.group[side])
+                if isinstance(handle.group, int):
+                    if side == 1:
+                        continue  # a midline handle belongs to the right half only, so it counts once
+                    ids = np.atleast_1d(handle.group)
+                else:
+                    ids = np.atleast_1d(handle.group[side])
                 starts.append(sum(len(p) for p in points))
                 points.append(ids)
                 radius.append(handle.radius)
@@ -191,20 +186,20 @@ def _handle_table() -> _HandleTable:
 
 
 def fields(canonical: np.ndarray) -> np.ndarray:
-    """Unit displacement of every AU half on this face: (len(AU_NUMBERS), 2, 478, 2), canonical units.
+    """Unit displacement of every AU half on this face: (len(AU_NUMBERS), 2, NUM_LANDMARKS, 2), canonical units.
 
-    ``canonical`` is the face's (478, 2) canonical landmark positions; fall-offs follow its geometry.
+    ``canonical`` is the face's (NUM_LANDMARKS, 2) canonical landmark positions; fall-offs follow its geometry.
     """
     table = _handle_table()
     handles = canonical[table.points]
     # squared distances written out: np.linalg.norm over an axis is ~20x slower here
     to_points = (canonical[:, None, 0] - handles[None, :, 0]) ** 2 + (canonical[:, None, 1] - handles[None, :, 1]) ** 2
-    distance2 = np.minimum.reduceat(to_points, table.starts, axis=1)  # (478, H): to each handle's nearest vertex
+    distance2 = np.minimum.reduceat(to_points, table.starts, axis=1)  # (NUM_LANDMARKS, H): to each handle's nearest vertex
     weight = np.exp(-0.5 * distance2 / table.radius**2)
     # A half moves its own side of the face; vertices on the midline get half of it.
     side_gate = np.clip(0.5 + table.side_sign[None, :] * canonical[:, :1] / 0.1, 0.0, 1.0)
     weight = np.where(table.gated[None, :], weight * side_gate, weight)
-    out = (weight @ table.amounts).reshape(478, len(ACTION_UNITS), 2, 2).transpose(1, 2, 0, 3)
+    out = (weight @ table.amounts).reshape(NUM_LANDMARKS, len(ACTION_UNITS), 2, 2).transpose(1, 2, 0, 3)
     out[np.broadcast_to(table.pinned[:, None, :], out.shape[:3])] = 0.0
     return np.ascontiguousarray(out)
 
@@ -228,15 +223,15 @@ def keep_mouth_opening(displacement: np.ndarray, canonical: np.ndarray, radius: 
 
 # ---- measuring AUs: per-side features, each a linear function of canonical landmarks -----------
 
-def _y(c: np.ndarray, ids) -> np.ndarray:
+def _y(c: np.ndarray, ids: int | tuple[int, ...]) -> np.ndarray:
     return c[list(np.atleast_1d(ids)), 1].mean()
 
 
 def features(c: np.ndarray) -> np.ndarray:
-    """(2, F) expression features [right, left] of canonical landmarks ``c`` (478, 2); larger = more."""
+    """(2, F) expression features [right, left] of canonical landmarks ``c`` (NUM_LANDMARKS, 2); larger = more."""
     rows = []
-    mouth_mid = 0.5 * (c[UPPER_INNER, 1] + c[LOWER_INNER, 1])
-    thickness = (c[UPPER_INNER, 1] - c[MIDLINE_UPPER_LIP, 1]) + (c[MIDLINE_LOWER_LIP, 1] - c[LOWER_INNER, 1])
+    mouth_mid = 0.5 * (c[UPPER_INNER_LIP, 1] + c[LOWER_INNER_LIP, 1])
+    thickness = (c[UPPER_INNER_LIP, 1] - c[MIDLINE_UPPER_LIP, 1]) + (c[MIDLINE_LOWER_LIP, 1] - c[LOWER_INNER_LIP, 1])
     chin_gap = c[CHIN, 1] - c[MIDLINE_LOWER_LIP, 1]
     for side in (0, 1):
         outer_corner, inner_corner = EYE_CORNERS[side]
@@ -260,18 +255,10 @@ def features(c: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def feature_operator() -> np.ndarray:
-    """``features`` as a matrix: (2 * F, 478 * 2), so that features(c).ravel() == operator @ c.ravel()."""
-    n = 478 * 2
-    columns = [features(np.eye(1, n, k).reshape(478, 2)).ravel() for k in range(n)]
+    """``features`` as a matrix: (2 * F, NUM_LANDMARKS * 2), so that features(c).ravel() == operator @ c.ravel()."""
+    n = NUM_LANDMARKS * 2
+    columns = [features(np.eye(1, n, k).reshape(NUM_LANDMARKS, 2)).ravel() for k in range(n)]
     return np.stack(columns, axis=1)
-
-
-def mesh_triangles() -> np.ndarray:
-    """(852, 3) vertex indices of the face mesh's triangles (the tessellation lists edges in triangle order)."""
-    from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections
-
-    edges = FaceLandmarksConnections.FACE_LANDMARKS_TESSELATION
-    return np.array([(edges[i].start, edges[i + 1].start, edges[i + 2].start) for i in range(0, len(edges), 3)])
 
 
 def fold_free_fraction(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, min_ratio: float = 0.1) -> float:

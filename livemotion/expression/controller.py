@@ -8,15 +8,18 @@ only (ICface's neutralise-then-apply). Speech AUs are never touched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 from scipy.optimize import nnls
 
+from ..errors import InvalidRequest
+from ..face.mesh import eye_centres
+from ..face.smoothing import CausalWindow, Transition
+from ..types import FaceTrack
 from . import au
-from .smoothing import CausalWindow, Transition
-from .tracking import eye_centres
-from .types import FaceTrack
 
 # A typical calm face, in the features of ``au.features`` (canonical units). Medians over the
 # calm stretches of three people in LivePortrait's MIT-licensed driving clips; the person's own
@@ -30,7 +33,7 @@ _FADE_START = 0.5  # tracking confidence below which the edit has faded out comp
 
 
 def canonical_landmarks(track: FaceTrack) -> np.ndarray:
-    """(478, 2) landmarks in the canonical face frame (see ``au``)."""
+    """(NUM_LANDMARKS, 2) landmarks in the canonical face frame (see ``au``)."""
     origin = 0.5 * sum(eye_centres(track.landmarks))
     return ((track.landmarks - origin) @ track.rotation / track.interocular)[:, :2]
 
@@ -86,20 +89,28 @@ def estimate_aus(features: np.ndarray, neutral: np.ndarray, unit_fields: np.ndar
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExpressionRequest:
-    """What the user asked for: an emotion at an intensity, plus explicit AU values on top."""
+    """What the user asked for: an emotion at an intensity, plus explicit AU values on top.
+
+    Immutable: a change is a new request that replaces the old one whole (``dataclasses.replace``),
+    so a worker thread never sees a half-updated one. Checked on creation.
+    """
 
     emotion: str = "neutral"
     intensity: float = 1.0
-    aus: dict[str, float] = field(default_factory=dict)  # e.g. {"12": 0.6, "R14": 0.9}; override the preset
+    aus: Mapping[str, float] = field(default_factory=dict)  # e.g. {"12": 0.6, "R14": 0.9}; override the preset
     active: bool = False  # False: pass the face through untouched (nothing requested yet, or bypass)
+
+    def __post_init__(self) -> None:
+        if self.emotion not in au.PRESETS:
+            raise InvalidRequest(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
+        object.__setattr__(self, "aus", MappingProxyType(dict(self.aus)))
+        au.au_vector(dict(self.aus))  # validates the AU keys
 
     def target(self) -> np.ndarray:
         """Target intensities (len(AU_NUMBERS), 2) for every emotion AU."""
-        if self.emotion not in au.PRESETS:
-            raise ValueError(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
-        return au.au_vector(self.aus, base=self.intensity * au.au_vector(au.PRESETS[self.emotion]))
+        return au.au_vector(dict(self.aus), base=self.intensity * au.au_vector(au.PRESETS[self.emotion]))
 
 
 class Schedule:
@@ -112,13 +123,12 @@ class Schedule:
                 when, what = item.split(":", 1)
                 emotion, _, intensity = what.partition("@")
                 request = ExpressionRequest(emotion.strip(), float(intensity) if intensity else 1.0, active=True)
-                request.target()  # validates the emotion name
                 self.steps.append((float(when), request))
             except ValueError as error:
-                raise ValueError(f"bad schedule entry {item!r} ({error}): write SECONDS:EMOTION[@INTENSITY], "
+                raise InvalidRequest(f"bad schedule entry {item!r} ({error}): write SECONDS:EMOTION[@INTENSITY], "
                                  "e.g. 0:neutral,2:happy@0.8") from None
         if not self.steps:
-            raise ValueError("empty schedule: write SECONDS:EMOTION[@INTENSITY],... e.g. 0:neutral,2:happy@0.8")
+            raise InvalidRequest("empty schedule: write SECONDS:EMOTION[@INTENSITY],... e.g. 0:neutral,2:happy@0.8")
         self.steps.sort(key=lambda step: step[0])
 
     def request_at(self, seconds: float) -> ExpressionRequest:
@@ -171,7 +181,8 @@ class ExpressionController:
         """Target AU intensities for this frame, or None to leave the face alone."""
         if target is not None:
             return target
-        return self.request.target() if self.request.active else None
+        request = self.request  # read once: another thread may replace it meanwhile
+        return request.target() if request.active else None
 
     def plan(self, track: FaceTrack, t: float = 0.0, target: np.ndarray | None = None) -> ExpressionPlan:
         """The edit for ``track`` at media time ``t`` seconds; ``target`` (len(AU_NUMBERS), 2)

@@ -18,34 +18,32 @@ import ipaddress
 import json
 import logging
 import secrets
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 from urllib.parse import urlsplit
 
-import av
-import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 
+from ..engines.backends import EngineBackend, create_backend
+from ..face.tracking import FaceTracker
+from ..render.editor import ExpressionEditor
+from ..runtime.pipeline import Pipeline
+from ..runtime.stats import PipelineStats
 from .control import MAX_MESSAGE_BYTES, ControlError, Controls, parse_message
-from .editing import ExpressionEditor
-from .expression import ExpressionController
-from .live import paced
-from .pipeline import Pipeline
-from .stats import PipelineStats
-from .tracking import FaceTracker
-from .types import FaceTrack, Frame
+from .webrtc import Broadcaster, BroadcastTrack, FilteredTrack, Stream
 
 log = logging.getLogger(__name__)
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
-PAGES = {"/": PLUGINS / "web" / "index.html", "/obs": PLUGINS / "obs" / "source.html",
-         "/dock": PLUGINS / "obs" / "dock.html"}
+# The pages and their script are the top-level plugins/ folder, installed as ``livemotion.plugins``.
+PAGES = {"/": "web/index.html", "/obs": "obs/source.html", "/dock": "obs/dock.html"}
+STATIC = {"livemotion.js": ("web/livemotion.js", "text/javascript")}
+
+
+def plugin_file(name: str) -> bytes:
+    """A file of the installed ``plugins/`` folder, e.g. ``web/index.html``."""
+    return resources.files("livemotion.plugins").joinpath(name).read_bytes()
 
 
 def is_loopback(host: str) -> bool:
@@ -69,168 +67,22 @@ class ServerConfig:
     port: int = 8080
     token: str | None = None  # required when ``host`` is not loopback (generated if not given)
     stun: str | None = None
-    editor_factory: Callable[[], ExpressionEditor] = field(default=lambda: ExpressionEditor(ExpressionController()))
+    backend: str = "torch"  # one engine backend per server, shared by every stream
+    device: str = "cpu"
     max_faces: int = 2
 
 
-class Stream:
-    """One pipeline (tracker + editor) fed from one video track; processes in a worker thread."""
-
-    def __init__(self, server: LivemotionServer):
-        self.editor = server.config.editor_factory()
-        self.tracker = FaceTracker(max_faces=server.config.max_faces)
-        self.pipeline = Pipeline(self.tracker, self.editor)
-        self.stats = server.stats
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livemotion-stream")
-        server.controls.attach(self.pipeline, self.editor)
-        self._server = server
-        # Frames are processed on worker threads while close() comes from the event loop: the lock
-        # keeps the tracker's native graph from being closed under a frame (that crashes).
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def process(self, image: np.ndarray, index: int, pts: Fraction, captured: float) -> np.ndarray:
-        with self._lock:
-            if self._closed:
-                return image  # the stream is going away: pass the frame through
-            processed = self.pipeline.process(Frame(image, index, pts, captured))
-        processed.timings["total"] = (time.perf_counter() - captured) * 1e3
-        self.stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
-        return processed.output.image
-
-    def close(self) -> None:
-        self._server.controls.detach(self.pipeline)
-        with self._lock:  # waits for a frame in flight, at most one frame's processing
-            if self._closed:
-                return
-            self._closed = True
-            self.tracker.close()
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-class FilteredTrack(MediaStreamTrack):
-    """The browser's camera track, filtered. Latest-frame: a reader keeps only the newest
-    incoming frame, so when processing is slower than the camera, frames are skipped, not queued."""
-
-    kind = "video"
-
-    def __init__(self, source, stream: Stream):
-        super().__init__()
-        self.source, self.stream = source, stream
-        self._latest: av.VideoFrame | None = None
-        self._arrived = asyncio.Event()
-        self._reader = asyncio.ensure_future(self._read())
-        self._index = 0
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                frame = await self.source.recv()
-                if self._latest is not None:
-                    self.stream.stats.dropped += 1
-                self._latest = frame
-                self.stream.stats.frame_in()
-                self._arrived.set()
-        except Exception:  # the browser went away: end this track too
-            self._arrived.set()
-
-    async def recv(self) -> av.VideoFrame:
-        while self._latest is None:
-            if self._reader.done():
-                self.stop()
-                raise MediaStreamError
-            self._arrived.clear()
-            await self._arrived.wait()
-        frame, self._latest = self._latest, None
-        captured = time.perf_counter()
-        image = frame.to_ndarray(format="rgb24")
-        loop = asyncio.get_running_loop()
-        pts = Fraction(frame.pts or 0) * (frame.time_base or Fraction(1, 90000))
-        out = await loop.run_in_executor(self.stream.executor, self.stream.process, image, self._index, pts, captured)
-        self._index += 1
-        result = av.VideoFrame.from_ndarray(out, format="rgb24")
-        result.pts, result.time_base = frame.pts, frame.time_base
-        return result
-
-    def stop(self) -> None:
-        super().stop()
-        self._reader.cancel()
-
-
-class Broadcaster:
-    """The server's own source (``--source``), filtered once and shared with every viewer: each
-    viewer takes the newest frame. Files and the demo loop; a camera runs until it stops."""
-
-    def __init__(self, source_spec: str, stream: Stream):
-        self.source_spec, self.stream = source_spec, stream
-        self.latest: tuple[int, av.VideoFrame] | None = None
-        self._condition = threading.Condition()
-        self._stop = threading.Event()
-        self._count = 0
-        self._thread = threading.Thread(target=self._run, name="livemotion-broadcast", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from .sources import WebcamSource, open_source
-
-        try:
-            while not self._stop.is_set():
-                source = open_source(self.source_spec)
-                try:
-                    for frame in paced(source):
-                        if self._stop.is_set():
-                            return
-                        self.stream.stats.frame_in()
-                        out = self.stream.process(frame.image, self._count, frame.pts, frame.captured_at)
-                        with self._condition:
-                            self.latest = (self._count, av.VideoFrame.from_ndarray(out, format="rgb24"))
-                            self._condition.notify_all()
-                        self._count += 1
-                finally:
-                    source.close()
-                if isinstance(source, WebcamSource):
-                    return
-        except Exception:
-            log.exception("the published source stopped")
-
-    def wait_newer(self, seen: int | None, timeout: float = 1.0) -> tuple[int, av.VideoFrame] | None:
-        with self._condition:
-            self._condition.wait_for(lambda: self.latest is not None and self.latest[0] != seen, timeout)
-            return self.latest
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-class BroadcastTrack(MediaStreamTrack):
-    kind = "video"
-
-    def __init__(self, broadcaster: Broadcaster):
-        super().__init__()
-        self.broadcaster = broadcaster
-        self._seen: int | None = None
-        self._start = time.perf_counter()
-
-    async def recv(self) -> av.VideoFrame:
-        loop = asyncio.get_running_loop()
-        item = None
-        while item is None or item[0] == self._seen:
-            item = await loop.run_in_executor(None, self.broadcaster.wait_newer, self._seen)
-        self._seen = item[0]
-        frame = item[1].reformat(format="yuv420p")
-        frame.pts, frame.time_base = int((time.perf_counter() - self._start) * 90000), Fraction(1, 90000)
-        return frame
-
-
 class LivemotionServer:
-    def __init__(self, config: ServerConfig, source: str | None = None):
+    """The HTTP side of ``livemotion serve``: pages, ``/offer`` (WebRTC) and ``/ws`` (control)."""
+
+    def __init__(self, config: ServerConfig, source: str | None = None, backend: EngineBackend | None = None):
         self.config = config
         if not is_loopback(config.host) and not config.token:
             config.token = secrets.token_urlsafe(16)
+        self.backend = backend or create_backend(config.backend, device=config.device)
         self.controls = Controls()
         self.stats = PipelineStats(window=600)
-        self.peers: set = set()
+        self.peers: set[Any] = set()
         self.streams: list[Stream] = []
         self._subscribers: set[web.WebSocketResponse] = set()
         self._sockets: set[web.WebSocketResponse] = set()  # every open control socket, closed on shutdown
@@ -251,13 +103,28 @@ class LivemotionServer:
                 raise web.HTTPUnauthorized(text="this livemotion instance needs its token: add ?token=...")
 
     @web.middleware
-    async def _guard(self, request: web.Request, handler):
+    async def _guard(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         self._check(request)
         return await handler(request)
 
     # ---- handlers -------------------------------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:
-        return web.FileResponse(PAGES[request.path])
+        return web.Response(body=plugin_file(PAGES[request.path]), content_type="text/html")
+
+    async def static(self, request: web.Request) -> web.Response:
+        if request.match_info["name"] not in STATIC:
+            raise web.HTTPNotFound()
+        name, content_type = STATIC[request.match_info["name"]]
+        return web.Response(body=plugin_file(name), content_type=content_type)
+
+    def _new_stream(self) -> Stream:
+        """A stream with its own tracker and editor; the engine backend is the server's, shared."""
+        pipeline = Pipeline(FaceTracker(max_faces=self.config.max_faces), ExpressionEditor(self.backend))
+        stream = Stream(pipeline, self.stats)
+        self.controls.attach(stream)
+        self.streams.append(stream)
+        return stream
 
     async def offer(self, request: web.Request) -> web.Response:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -276,21 +143,22 @@ class LivemotionServer:
         peer = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self.peers.add(peer)
         stream_holder: list[Stream] = []
+        sent: list[MediaStreamTrack] = []
 
         @peer.on("connectionstatechange")
         async def _state() -> None:
             if peer.connectionState in ("failed", "closed"):
-                await self._drop(peer, stream_holder)
+                await self._drop(peer, stream_holder, sent)
 
         if mode == "view":
-            peer.addTrack(BroadcastTrack(self._broadcast()))
+            sent.append(BroadcastTrack(self._broadcast()))
+            peer.addTrack(sent[-1])
         else:
             @peer.on("track")
-            def _track(track) -> None:
+            def _track(track: Any) -> None:
                 if track.kind == "video":
-                    stream = Stream(self)
+                    stream = self._new_stream()
                     stream_holder.append(stream)
-                    self.streams.append(stream)
                     peer.addTrack(FilteredTrack(track, stream))
 
         await peer.setRemoteDescription(description)
@@ -299,18 +167,23 @@ class LivemotionServer:
 
     def _broadcast(self) -> Broadcaster:
         if self.broadcaster is None:
-            stream = Stream(self)
-            self.streams.append(stream)
-            self.broadcaster = Broadcaster(self._source, stream)
+            assert self._source is not None
+            self.broadcaster = Broadcaster(self._source, self._new_stream())
         return self.broadcaster
 
-    async def _drop(self, peer, streams: list[Stream]) -> None:
+    def _close_stream(self, stream: Stream) -> None:
+        self.controls.detach(stream)
+        if stream in self.streams:
+            self.streams.remove(stream)
+        stream.close()
+
+    async def _drop(self, peer: Any, streams: list[Stream], sent: list[MediaStreamTrack]) -> None:
         self.peers.discard(peer)
         await peer.close()
+        for track in sent:
+            track.stop()
         for stream in streams:
-            if stream in self.streams:
-                self.streams.remove(stream)
-            stream.close()
+            self._close_stream(stream)
 
     async def control(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(max_msg_size=64 * MAX_MESSAGE_BYTES, heartbeat=20)
@@ -352,7 +225,7 @@ class LivemotionServer:
         app = web.Application(middlewares=[self._guard], client_max_size=256 * 1024)
         for path in PAGES:
             app.router.add_get(path, self.page)
-        app.router.add_static("/static/", PLUGINS / "web")
+        app.router.add_get("/static/{name}", self.static)
         app.router.add_post("/offer", self.offer)
         app.router.add_get("/ws", self.control)
 
@@ -368,8 +241,8 @@ class LivemotionServer:
             await asyncio.gather(*(peer.close() for peer in list(self.peers)), return_exceptions=True)
             if self.broadcaster is not None:
                 self.broadcaster.close()
-            for stream in self.streams:
-                stream.close()
+            for stream in list(self.streams):
+                self._close_stream(stream)
 
         app.on_startup.append(startup)
         app.on_shutdown.append(shutdown)

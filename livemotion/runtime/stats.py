@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ class StageSummary:
     mean: float
 
     @classmethod
-    def of(cls, samples) -> StageSummary:
+    def of(cls, samples: Iterable[float]) -> StageSummary:
         values = np.asarray(samples, dtype=float)
         p50, p95, p99 = np.percentile(values, [50, 95, 99])
         return cls(float(p50), float(p95), float(p99), float(values.mean()))

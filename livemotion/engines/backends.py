@@ -9,7 +9,9 @@
   TensorRT version, ONNX hash and shapes, run on a CUDA stream with device buffers allocated
   once per batch size (torch CUDA tensors) and no host round trip inside the engine call.
 
-Exported files live in ``engines/cache/`` (git-ignored); build specs are ``engines/<name>.toml``.
+Build specs (recipes) are the ``engines/<name>.toml`` files at the repository's top, installed
+with the package as ``livemotion.engines.recipes``. Exported ONNX files and built plans go to the
+user's cache directory (``cache_dir()``), never into the package or the repository.
 """
 
 from __future__ import annotations
@@ -17,38 +19,49 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
+import threading
 import tomllib
 import warnings
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import platformdirs
 import torch
 
-from .au import CONTROL_POINTS, FACE_OVAL
-from .engines import create_engine
-from .errors import LivemotionError
+from ..errors import BackendUnavailable, EngineBuildError, InvalidRequest
+from ..face.mesh import CONTROL_POINTS, FACE_OVAL
+from . import available_engines, create_engine
 
-PROJECT = Path(__file__).resolve().parents[1]
-CACHE = PROJECT / "engines" / "cache"
 # Control points the editor hands every engine: the steering vertices plus the pinned ring.
 NUM_POINTS = len(CONTROL_POINTS) + len(FACE_OVAL)
 
 
 class EngineBackend(Protocol):
     name: str
+    size: int  # crop side in pixels
 
     def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """crop (B, 3, S, S) float32 0..255, source/target (B, N, 2) -> edited (B, 3, S, S), motion (B, 1, S, S)."""
         ...
 
 
-def build_spec(engine: str) -> dict:
-    path = PROJECT / "engines" / f"{engine}.toml"
-    if not path.is_file():
-        raise LivemotionError(f"no build spec for engine {engine!r}: expected {path}")
-    return tomllib.loads(path.read_text())
+def cache_dir() -> Path:
+    """Where exported ONNX files and TensorRT plans are kept: ``$LIVEMOTION_CACHE_DIR``, else the
+    user's cache directory (``$XDG_CACHE_HOME/livemotion/engines`` on Linux)."""
+    override = os.environ.get("LIVEMOTION_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir("livemotion")) / "engines"
+
+
+def build_spec(engine: str) -> dict[str, Any]:
+    """The build recipe of ``engine`` (``engines/<engine>.toml``, shipped as package data)."""
+    recipe = resources.files("livemotion.engines.recipes") / f"{engine}.toml"
+    if not recipe.is_file():
+        raise InvalidRequest(f"no build spec for engine {engine!r}: engines with one are {', '.join(available_engines())}")
+    return tomllib.loads(recipe.read_text())
 
 
 class TorchBackend:
@@ -56,34 +69,37 @@ class TorchBackend:
 
     def __init__(self, engine: str = "warp", size: int = 256, device: str = "cpu", **_: object):
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise LivemotionError("--device cuda needs an NVIDIA GPU and a CUDA build of torch (see README, GPUs).")
+            raise BackendUnavailable("--device cuda needs an NVIDIA GPU and a CUDA build of torch (see README, GPUs).")
+        self.size = size
         self.device = torch.device(device)
         self.module = create_engine(engine, size=size).to(self.device)
 
-    def __call__(self, crop, source, target):
+    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
             edited, motion = self.module(*(torch.as_tensor(a, device=self.device) for a in (crop, source, target)))
         return edited.cpu().numpy(), motion.cpu().numpy()
 
 
 def export_onnx(engine: str = "warp", size: int = 256) -> Path:
-    """Export ``engine`` at crop ``size`` to ONNX (dynamic batch) and return the file (cached in ``CACHE``)."""
+    """Export ``engine`` at crop ``size`` to ONNX (dynamic batch) and return the file (cached in ``cache_dir()``)."""
     spec = build_spec(engine)["onnx"]
     module = create_engine(engine, size=size)
     # re-export only when the engine's code, its spec, the size or torch changed
     source = Path(inspect.getfile(type(module))).read_bytes()
     key = hashlib.sha256(source + json.dumps([spec, size, NUM_POINTS, torch.__version__]).encode()).hexdigest()[:12]
-    path = CACHE / f"{engine}-{size}-{key}.onnx"
+    path = cache_dir() / f"{engine}-{size}-{key}.onnx"
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")  # renamed when complete: no half file is ever cached
     example = (torch.zeros(1, 3, size, size), torch.zeros(1, NUM_POINTS, 2), torch.zeros(1, NUM_POINTS, 2))
     names = spec["inputs"] + spec["outputs"]
     dynamic = {name: {0: "batch"} for name in names} if spec.get("dynamic_batch", True) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module, example, str(path), input_names=spec["inputs"], output_names=spec["outputs"],
+        torch.onnx.export(module, example, str(partial), input_names=spec["inputs"], output_names=spec["outputs"],
                           dynamic_axes=dynamic, opset_version=spec["opset"], dynamo=False)
+    partial.replace(path)
     return path
 
 
@@ -94,19 +110,20 @@ class OnnxRuntimeBackend:
         try:
             import onnxruntime
         except ImportError:
-            raise LivemotionError("the onnxruntime backend needs the onnx extra: pip install -e '.[onnx]'") from None
+            raise BackendUnavailable("the onnxruntime backend needs ONNX Runtime: pip install 'livemotion[onnx]'") from None
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                raise LivemotionError("--device cuda with onnxruntime needs the onnxruntime-gpu package.")
+                raise BackendUnavailable("--device cuda with onnxruntime needs the onnxruntime-gpu package.")
             providers.insert(0, "CUDAExecutionProvider")
+        self.size = size
         self.path = export_onnx(engine, size)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
         self._inputs = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, crop, source, target):
+    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feeds = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in zip(self._inputs, (crop, source, target),
                                                                                      strict=True)}
         edited, motion = self.session.run(None, feeds)
@@ -129,11 +146,11 @@ class TensorRTBackend:
         try:
             import tensorrt as trt
         except ImportError:
-            raise LivemotionError("the tensorrt backend needs TensorRT 10+: pip install -e '.[tensorrt]'") from None
+            raise BackendUnavailable("the tensorrt backend needs TensorRT 10+: pip install 'livemotion[tensorrt]'") from None
         if not torch.cuda.is_available():
-            raise LivemotionError("the tensorrt backend needs an NVIDIA GPU and a CUDA build of torch (README, GPUs).")
+            raise BackendUnavailable("the tensorrt backend needs an NVIDIA GPU and a CUDA build of torch (README, GPUs).")
         if int(trt.__version__.split(".")[0]) < 10:
-            raise LivemotionError(f"TensorRT {trt.__version__} is too old: livemotion needs TensorRT 10 or newer.")
+            raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: livemotion needs TensorRT 10 or newer.")
         spec = build_spec(engine)["tensorrt"]
         self.size, self.fp16 = size, fp16 and spec.get("fp16_safe", False)
         self.max_batch = spec["max_batch"]
@@ -142,23 +159,26 @@ class TensorRTBackend:
         props = torch.cuda.get_device_properties(self.device)
         key = plan_key(onnx_path, props.name, (props.major, props.minor), trt.__version__, self.fp16, size,
                        self.max_batch)
-        self.plan_path = CACHE / f"{engine}-{size}-{key}.plan"
+        self.plan_path = cache_dir() / f"{engine}-{size}-{key}.plan"
         self._logger = trt.Logger(trt.Logger.WARNING)
         if not self.plan_path.is_file():
-            self.plan_path.write_bytes(self._build(trt, onnx_path, spec))
+            partial = self.plan_path.with_suffix(f".{os.getpid()}.partial")
+            partial.write_bytes(self._build(trt, onnx_path, spec))
+            partial.replace(self.plan_path)
         runtime = trt.Runtime(self._logger)
         self.engine = runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream(self.device)
         self._buffers: dict[int, dict[str, torch.Tensor]] = {}  # per batch size, allocated once
+        self._lock = threading.Lock()  # one execution context: streams sharing the backend take turns
 
-    def _build(self, trt, onnx_path: Path, spec: dict) -> bytes:
+    def _build(self, trt: Any, onnx_path: Path, spec: dict[str, Any]) -> bytes:
         builder = trt.Builder(self._logger)
         network = builder.create_network(0)
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse(onnx_path.read_bytes()):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise LivemotionError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+            raise EngineBuildError(f"TensorRT could not parse {onnx_path.name}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec["workspace_mb"] << 20)
         if self.fp16:
@@ -170,7 +190,7 @@ class TensorRTBackend:
         config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            raise LivemotionError(f"TensorRT failed to build a plan from {onnx_path.name} (see the log above).")
+            raise EngineBuildError(f"TensorRT failed to build a plan from {onnx_path.name} (see the log above).")
         return bytes(plan)
 
     def _io(self, batch: int) -> dict[str, torch.Tensor]:
@@ -181,11 +201,12 @@ class TensorRTBackend:
             self._buffers[batch] = {k: torch.empty(v, dtype=torch.float32, device=self.device) for k, v in shapes.items()}
         return self._buffers[batch]
 
-    def run_on_device(self, crop: torch.Tensor, source: torch.Tensor, target: torch.Tensor):
+    def run_on_device(self, crop: torch.Tensor, source: torch.Tensor,
+                      target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The engine on CUDA tensors already on the GPU; returns device tensors (valid until the next call)."""
         batch = crop.shape[0]
         if batch > self.max_batch:
-            raise LivemotionError(f"batch {batch} is over this plan's maximum of {self.max_batch} (engines/*.toml).")
+            raise InvalidRequest(f"batch {batch} is over this plan's maximum of {self.max_batch} (engines/*.toml).")
         io = self._io(batch)
         with torch.cuda.stream(self.stream):
             for name, value in (("crop", crop), ("source", source), ("target", target)):
@@ -197,10 +218,11 @@ class TensorRTBackend:
         self.stream.synchronize()
         return io["edited"], io["motion"]
 
-    def __call__(self, crop, source, target):
+    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tensors = [torch.as_tensor(a, dtype=torch.float32).to(self.device, non_blocking=True) for a in (crop, source, target)]
-        edited, motion = self.run_on_device(*tensors)
-        return edited.cpu().numpy(), motion.cpu().numpy()
+        with self._lock:  # the device buffers are reused: copy the results out before the next call
+            edited, motion = self.run_on_device(*tensors)
+            return edited.cpu().numpy(), motion.cpu().numpy()
 
 
 _BACKENDS: dict[str, Callable[..., EngineBackend]] = {
@@ -214,7 +236,7 @@ BACKENDS = tuple(_BACKENDS)
 def create_backend(name: str = "torch", engine: str = "warp", size: int = 256, device: str = "cpu",
                    fp16: bool = False) -> EngineBackend:
     if name not in _BACKENDS:
-        raise LivemotionError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)}")
+        raise InvalidRequest(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)}")
     return _BACKENDS[name](engine=engine, size=size, device=device, fp16=fp16)
 
 

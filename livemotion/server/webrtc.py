@@ -1,0 +1,204 @@
+"""Video over WebRTC: one ``Stream`` (tracker + editor) per filtered source, and the aiortc tracks
+that feed it and send its output.
+
+- ``FilteredTrack``: a browser's camera, filtered and sent back to that browser.
+- ``Broadcaster`` + ``BroadcastTrack``: the server's own source (``--source``), filtered once and
+  sent to every viewer.
+
+Every hand-over is a ``runtime.mailbox.LatestSlot``: when processing is slower than the camera,
+frames are skipped, never queued, so delay cannot build up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from ..expression.controller import ExpressionRequest, Schedule
+from ..io.sources import WebcamSource, open_source
+from ..runtime.live import paced
+from ..runtime.mailbox import LatestSlot
+from ..runtime.pipeline import Pipeline
+from ..runtime.stats import PipelineStats
+from ..types import FaceTrack, Frame
+
+log = logging.getLogger(__name__)
+
+
+class Stream:
+    """One pipeline fed from one video source; frames are processed on its own worker thread.
+
+    Implements ``runtime.pipeline.StreamControl`` through its pipeline, so ``Controls`` can drive it.
+    """
+
+    def __init__(self, pipeline: Pipeline, stats: PipelineStats):
+        self.pipeline, self.stats = pipeline, stats
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livemotion-stream")
+        # Frames are processed on worker threads while close() comes from the event loop: the lock
+        # keeps the tracker's native graph from being closed under a frame (that crashes).
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def process(self, image: np.ndarray, index: int, pts: Fraction, captured: float) -> np.ndarray:
+        with self._lock:
+            if self._closed:
+                return image  # the stream is going away: pass the frame through
+            processed = self.pipeline.process(Frame(image, index, pts, captured))
+        processed.timings["total"] = (time.perf_counter() - captured) * 1e3
+        self.stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
+        return processed.output.image
+
+    def set_request(self, request: ExpressionRequest) -> None:
+        self.pipeline.set_request(request)
+
+    def set_bypass(self, bypass: bool) -> None:
+        self.pipeline.set_bypass(bypass)
+
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        self.pipeline.set_schedule(schedule)
+
+    def reset_neutral(self) -> None:
+        self.pipeline.reset_neutral()
+
+    def close(self) -> None:
+        with self._lock:  # waits for a frame in flight, at most one frame's processing
+            if self._closed:
+                return
+            self._closed = True
+            self.pipeline.tracker.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class FilteredTrack(MediaStreamTrack):
+    """The browser's camera track, filtered: a reader task keeps only the newest incoming frame."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack, stream: Stream):
+        super().__init__()
+        self.source, self.stream = source, stream
+        self._incoming: LatestSlot[av.VideoFrame] = LatestSlot()
+        self._reader = asyncio.ensure_future(self._read())
+        self._index = 0
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                frame = await self.source.recv()
+                if not isinstance(frame, av.VideoFrame):
+                    continue
+                if self._incoming.put(frame):
+                    self.stream.stats.dropped += 1
+                self.stream.stats.frame_in()
+        except Exception:  # the browser went away: end this track too
+            pass
+        finally:
+            self._incoming.close()
+
+    async def recv(self) -> av.VideoFrame:
+        frame = await self._incoming.get_async()
+        if frame is None:
+            self.stop()
+            raise MediaStreamError
+        captured = time.perf_counter()
+        image = frame.to_ndarray(format="rgb24")
+        loop = asyncio.get_running_loop()
+        pts = Fraction(frame.pts or 0) * (frame.time_base or Fraction(1, 90000))
+        out = await loop.run_in_executor(self.stream.executor, self.stream.process, image, self._index, pts, captured)
+        self._index += 1
+        result = av.VideoFrame.from_ndarray(out, format="rgb24")
+        result.pts, result.time_base = frame.pts, frame.time_base
+        return result
+
+    def stop(self) -> None:
+        super().stop()
+        self._reader.cancel()
+
+
+class Broadcaster:
+    """The server's own source, filtered once on a thread and offered to every viewer's slot.
+    Files and the demo loop; a camera runs until it stops."""
+
+    def __init__(self, source_spec: str, stream: Stream):
+        self.source_spec, self.stream = source_spec, stream
+        self._viewers: set[LatestSlot[av.VideoFrame]] = set()
+        self._viewers_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="livemotion-broadcast", daemon=True)
+        self._thread.start()
+
+    def subscribe(self) -> LatestSlot[av.VideoFrame]:
+        slot: LatestSlot[av.VideoFrame] = LatestSlot()
+        with self._viewers_lock:
+            self._viewers.add(slot)
+        return slot
+
+    def unsubscribe(self, slot: LatestSlot[av.VideoFrame]) -> None:
+        with self._viewers_lock:
+            self._viewers.discard(slot)
+        slot.close()
+
+    def _run(self) -> None:
+        count = 0
+        try:
+            while not self._stop.is_set():
+                source = open_source(self.source_spec)
+                try:
+                    for frame in paced(source):
+                        if self._stop.is_set():
+                            return
+                        self.stream.stats.frame_in()
+                        out = self.stream.process(frame.image, count, frame.pts, frame.captured_at)
+                        video_frame = av.VideoFrame.from_ndarray(out, format="rgb24")
+                        with self._viewers_lock:
+                            for slot in self._viewers:
+                                slot.put(video_frame)
+                        count += 1
+                finally:
+                    source.close()
+                if isinstance(source, WebcamSource):
+                    return
+        except Exception:
+            log.exception("the published source stopped")
+        finally:
+            with self._viewers_lock:
+                for slot in self._viewers:
+                    slot.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class BroadcastTrack(MediaStreamTrack):
+    """One viewer of a ``Broadcaster``: the newest filtered frame each time the sender asks."""
+
+    kind = "video"
+
+    def __init__(self, broadcaster: Broadcaster):
+        super().__init__()
+        self.broadcaster = broadcaster
+        self._slot = broadcaster.subscribe()
+        self._start = time.perf_counter()
+
+    async def recv(self) -> av.VideoFrame:
+        frame = await self._slot.get_async()
+        if frame is None:
+            self.stop()
+            raise MediaStreamError
+        out = frame.reformat(format="yuv420p")
+        out.pts, out.time_base = int((time.perf_counter() - self._start) * 90000), Fraction(1, 90000)
+        return out
+
+    def stop(self) -> None:
+        super().stop()
+        self.broadcaster.unsubscribe(self._slot)

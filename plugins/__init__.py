@@ -1,0 +1,1 @@
+"""Pages and scripts served by ``livemotion serve``, installed as ``livemotion.plugins``: data, no code."""
