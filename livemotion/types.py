@@ -64,7 +64,7 @@ class Box:
 class FaceTrack:
     """The tracked face of one frame."""
 
-    landmarks: np.ndarray  # (478, 3) float32: x, y in pixels; z depth on the x scale (smaller = nearer)
+    landmarks: np.ndarray  # (NUM_LANDMARKS, 3) float32 (face.mesh): x, y in pixels; z depth on the x scale (smaller = nearer)
     rotation: np.ndarray  # (3, 3) float32 face frame: columns = face right, face down, face backward
     pose: HeadPose
     box: Box

@@ -67,7 +67,7 @@ class _Block(nn.Module):
 class MiniXception(nn.Module):
     """(B, 1, 64, 64) grayscale scaled to -1..1 -> (B, 7) class probabilities in ``FER_CLASSES`` order."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, bias=False), _BatchNorm(8)
         self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, bias=False), _BatchNorm(8)

@@ -79,7 +79,7 @@ def estimate_aus(features: np.ndarray, neutral: np.ndarray, unit_fields: np.ndar
     intensities. The same fields synthesise the edit, so asking for the current expression
     changes nothing.
     """
-    halves = unit_fields[_EMOTION_ROWS].reshape(len(_EMOTION_ROWS) * 2, -1)  # (AU halves, 478 * 2)
+    halves = unit_fields[_EMOTION_ROWS].reshape(len(_EMOTION_ROWS) * 2, -1)  # (AU halves, NUM_LANDMARKS * 2)
     gains = au.feature_operator() @ halves.T
     a = np.vstack([gains, _RIDGE * np.eye(halves.shape[0])])
     b = np.concatenate([(features - neutral).ravel(), np.zeros(halves.shape[0])])
@@ -146,8 +146,8 @@ class Schedule:
 class ExpressionPlan:
     """The edit for one frame: where each landmark should go, and the AU intensities involved."""
 
-    source: np.ndarray  # (478, 2) tracked landmarks, pixels
-    target: np.ndarray  # (478, 2) edited landmarks, pixels
+    source: np.ndarray  # (NUM_LANDMARKS, 2) tracked landmarks, pixels
+    target: np.ndarray  # (NUM_LANDMARKS, 2) edited landmarks, pixels
     current: np.ndarray  # (len(AU_NUMBERS), 2) AU intensities the face shows now
     change: np.ndarray  # (len(AU_NUMBERS), 2) applied change, zero on speech AUs
 

@@ -1,4 +1,4 @@
-"""Face tracking: MediaPipe Face Mesh (478 landmarks with iris) and head pose from the landmarks.
+"""Face tracking: MediaPipe Face Mesh (468 surface landmarks + 10 iris points) and head pose from the landmarks.
 
 The models ship inside the mediapipe 0.10.21 wheel, so tracking runs offline.
 """
