@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .engines.backends import BACKENDS
 from .errors import InvalidRequest, LivemotionError
-from .expression.au import EMOTION_AUS, EMOTIONS, au_vector
+from .expression.au import EMOTION_AUS, EMOTIONS, SPEECH_AUS, au_vector
 from .expression.controller import ExpressionController, ExpressionRequest, Schedule
 
 if TYPE_CHECKING:
@@ -24,8 +26,15 @@ SINK_HELP = ("where to write: 'vcam' (virtual camera for Zoom/Meet/Teams/OBS) or
              "(.mp4/.mkv/.mov/.avi = H.264, .webm = VP9, .y4m = raw), or '-' for a y4m stream on stdout")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Option errors as one line that says what is wrong, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="livemotion",
         description="Real-time emotion filter for video calls: tracks the face in a video and "
                     "changes the emotion it shows, keeping identity, head motion and speech.",
@@ -42,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "Default: on for webcams, off for files (every frame processed, as fast as possible)")
     run.add_argument("--overlay", action="store_true", help="draw the tracked mesh, face box and head pose")
     run.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames (default: whole source)")
-    run.add_argument("--preview", metavar="PNG", help="also write a side-by-side PNG (input | output) of a few frames")
+    run.add_argument("--preview", metavar="PNG", type=_image_path,
+                     help="also write a side-by-side PNG (input | output) of a few frames")
     edit = run.add_argument_group("expression (without any of these the face passes through unchanged)")
     edit.add_argument("--emotion", choices=EMOTIONS, help="the emotion to show")
     edit.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1",
@@ -70,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "control API on /ws.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1, this machine only); any other needs the token")
-    serve.add_argument("--port", type=_positive_int, default=8080, help="port (default 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
     serve.add_argument("--token", help="access token, required off loopback (default: a random one, printed)")
     serve.add_argument("--source", help="also publish this source filtered to viewers and the OBS page "
                                         "(demo, webcam[:N], a file); without it, only browser cameras are filtered")
@@ -114,13 +124,28 @@ def _unit_float(text: str) -> float:
     return _number(text, float, 0.0, 1.0, "between 0 and 1")
 
 
+def _port(text: str) -> int:
+    return int(_number(text, int, 1, 65535, "a port number from 1 to 65535"))
+
+
+def _image_path(text: str) -> str:
+    if not text.lower().endswith((".png", ".jpg", ".jpeg")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an image file name: use a .png (or .jpg) path")
+    return text
+
+
 def _au_values(text: str) -> dict[str, float]:
     values = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"{item!r} needs a value: write AU=INTENSITY, e.g. 12=0.6")
-        values[key.strip().upper()] = _unit_float(value)
+        key = key.strip().upper()
+        if key.lstrip("RL") in {str(n) for n in SPEECH_AUS}:
+            raise argparse.ArgumentTypeError(
+                f"AU{key.lstrip('RL')} carries speech (lips part, jaw drop): livemotion never changes it, so the mouth moves "
+                f"exactly as spoken. Emotion AUs: {', '.join(map(str, EMOTION_AUS))}")
+        values[key] = _unit_float(value)
     try:
         au_vector(values)
     except InvalidRequest as error:
@@ -155,20 +180,21 @@ def _status_printer() -> Callable[[PipelineStats], None]:
 def _run(args: argparse.Namespace) -> int:
     from .contrib.preview import PreviewSheet
     from .face.tracking import FaceTracker
-    from .io.sinks import open_sink
+    from .io.sinks import open_sink, refuse_overwriting_source
     from .io.sources import WebcamSource, open_source
     from .runtime.live import LiveRunner
     from .runtime.pipeline import Pipeline, run
 
+    refuse_overwriting_source(args.sink, args.source)  # before anything is opened
     source = open_source(args.source)
     try:
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
-        sink = open_sink(args.sink, source.size, source.fps)
+        pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args), overlay=args.overlay)
+        sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
     except BaseException:
         source.close()
         raise
-    pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args), overlay=args.overlay)
     live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
     if live:
         show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
@@ -181,6 +207,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"livemotion: {source.name} -> {args.sink}", file=sys.stderr)
         print(stats.report(), file=sys.stderr)
+    damage = getattr(source, "damage", None)
+    if damage:  # the frames before the damage were processed and written; say so even with --quiet
+        print(f"livemotion: warning: {damage}. The output holds the frames that could be read.", file=sys.stderr)
     return 0
 
 
@@ -231,9 +260,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end a run the way Ctrl-C does: the runners close the sink (a playable
+    file) and the source on their way out."""
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="livemotion: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    _stop_on_signals()
     try:
         return {"run": _run, "serve": _serve, "build-engine": _build_engine}[args.command](args)
     except LivemotionError as error:
@@ -242,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("livemotion: stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of `--sink -` went away (`| head`, a closed player): end quietly, as Unix tools do.
+        # Python would complain once more when it flushes stdout at exit, so point stdout at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ class ExpressionRequest:
             raise InvalidRequest(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
         object.__setattr__(self, "aus", MappingProxyType(dict(self.aus)))
         au.au_vector(dict(self.aus))  # validates the AU keys
+        for name, value in (("intensity", self.intensity), *((f"AU {key}", v) for key, v in self.aus.items())):
+            if not 0.0 <= value <= 1.0:  # also refuses NaN
+                raise InvalidRequest(f"{name} must be between 0 and 1, got {value}")
 
     def target(self) -> np.ndarray:
         """Target intensities (len(AU_NUMBERS), 2) for every emotion AU."""
@@ -123,7 +126,10 @@ class Schedule:
                 when, what = item.split(":", 1)
                 emotion, _, intensity = what.partition("@")
                 request = ExpressionRequest(emotion.strip(), float(intensity) if intensity else 1.0, active=True)
-                self.steps.append((float(when), request))
+                seconds = float(when)
+                if not 0.0 <= seconds < 86_400.0:  # also refuses NaN and infinities
+                    raise InvalidRequest(f"time {seconds} must be 0 to 86400 seconds")
+                self.steps.append((seconds, request))
             except ValueError as error:
                 raise InvalidRequest(f"bad schedule entry {item!r} ({error}): write SECONDS:EMOTION[@INTENSITY], "
                                  "e.g. 0:neutral,2:happy@0.8") from None

@@ -1,11 +1,15 @@
-"""Frame sinks: a video file (H.264 through PyAV) or a y4m stream on stdout for ffmpeg.
+"""Frame sinks: a video file (H.264 through PyAV), a y4m stream on stdout for ffmpeg, or the
+virtual camera (``vcam``).
 
 ``open_sink(spec, size, fps)`` checks the destination before any frame is processed, so an
-unwritable path fails in the first second, not after a long run.
+unwritable path fails in the first second, not after a long run. Files are written under a
+temporary name and renamed when complete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -18,8 +22,14 @@ import numpy as np
 from ..errors import SinkError
 from ..types import Frame
 
-# Codec per container: H.264 where it fits, VP9 for WebM.
-_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".avi": "libx264", ".webm": "libvpx-vp9"}
+# Container format, codec and encoder options per file type: H.264 where it fits, VP9 for WebM.
+_Format = tuple[str, str, dict[str, object]]
+_H264: dict[str, object] = {"crf": "18", "preset": "veryfast", "tune": "zerolatency"}
+_FORMATS: dict[str, _Format] = {
+    ".mp4": ("mp4", "libx264", _H264), ".mkv": ("matroska", "libx264", _H264), ".mov": ("mov", "libx264", _H264),
+    ".avi": ("avi", "libx264", _H264), ".webm": ("webm", "libvpx-vp9", {"crf": "30", "b": "0"}),
+    ".y4m": ("yuv4mpegpipe", "rawvideo", {}),
+}
 _FINE_TIME_BASE = Fraction(1, 90_000)  # keeps any source's timestamps exact to 11 us
 
 
@@ -55,6 +65,7 @@ class _PyAVSink:
         self._stream.codec_context.time_base = self._time_base
         self._stream.options = options
         self._last_pts = -1
+        self._broken = False
 
     def write(self, frame: Frame) -> None:
         image = frame.image
@@ -65,41 +76,74 @@ class _PyAVSink:
         pts = max(round(frame.pts / self._time_base), self._last_pts + 1)
         video_frame.pts, video_frame.time_base = pts, self._time_base
         self._last_pts = pts
-        for packet in self._stream.encode(video_frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(video_frame):
+                self._container.mux(packet)
+        except BrokenPipeError:  # the reader of a pipe left: nothing more can be written, nor flushed
+            self._broken = True
+            raise
 
     def close(self) -> None:
+        if self._broken:
+            with contextlib.suppress(Exception):  # the close's own flush fails the same way
+                self._container.close()
+            return
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
 
 
-def _file_sink(path: str, size: tuple[int, int], fps: float) -> FrameSink:
+def _check_writable_file(path: str) -> tuple[Path, _Format]:
+    """The target and its format, or ``SinkError`` before anything is created."""
     target = Path(path)
     if target.is_dir():
         raise SinkError(f"cannot write {path}: it is a directory. Give a file name such as {target / 'out.mp4'}.")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise SinkError(f"cannot write {path}: the folder {parent} does not exist. Create it or pick another path.")
-    try:  # a real open, not os.access: root passes access checks that the filesystem still refuses
-        with open(target, "ab"):
-            pass
-    except OSError as error:
-        raise SinkError(f"cannot write {path}: {error.strerror}. Pick a path in a folder you can write to.") from None
     suffix = target.suffix.lower()
-    if suffix == ".y4m":
-        return _PyAVSink(path, "yuv4mpegpipe", "rawvideo", size, fps, {})
-    if suffix not in _CODECS:
+    if suffix not in _FORMATS:
         raise SinkError(
             f"cannot write {path}: unknown video type {suffix or '(none)'}. Use one of "
-            f"{', '.join(sorted(_CODECS) + ['.y4m'])}, or - for a y4m stream on stdout."
+            f"{', '.join(sorted(_FORMATS))}, or - for a y4m stream on stdout."
         )
-    options: dict[str, object]
-    if _CODECS[suffix] == "libx264":
-        options = {"crf": "18", "preset": "veryfast", "tune": "zerolatency"}
-    else:
-        options = {"crf": "30", "b": "0"}
-    return _PyAVSink(path, None, _CODECS[suffix], size, fps, options)
+    return target, _FORMATS[suffix]
+
+
+class _FileSink:
+    """A video file written under a temporary name beside it and renamed when closed, so a run
+    that is killed hard leaves any previous file at that path intact."""
+
+    def __init__(self, path: str, size: tuple[int, int], fps: float):
+        target, (container_format, codec, options) = _check_writable_file(path)
+        self.path = target
+        self._partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:  # a real open, not os.access: root passes access checks that the filesystem still refuses
+            self._partial.open("wb").close()
+        except OSError as error:
+            raise SinkError(f"cannot write {path}: {error.strerror}. Pick a path in a folder you can write to.") from None
+        self._encoder = _PyAVSink(str(self._partial), container_format, codec, size, fps, dict(options))
+
+    def write(self, frame: Frame) -> None:
+        self._encoder.write(frame)
+
+    def close(self) -> None:
+        try:
+            self._encoder.close()
+            self._partial.replace(self.path)
+        finally:
+            self._partial.unlink(missing_ok=True)
+
+
+def refuse_overwriting_source(sink: str, source: str) -> None:
+    """``SinkError`` when the sink names the source file (any path that resolves to it)."""
+    sink_path, source_path = Path(sink), Path(source)
+    if not source_path.is_file() or sink.partition(":")[0] in _SINKS:
+        return
+    same = sink_path.exists() and os.path.samefile(sink_path, source_path)
+    if same or sink_path.resolve() == source_path.resolve():
+        raise SinkError(f"--sink {sink} is the source file itself: writing it would destroy the input. "
+                        "Pick another output name.")
 
 
 def _stdout_sink(_: str, size: tuple[int, int], fps: float) -> FrameSink:
@@ -122,4 +166,4 @@ _SINKS: dict[str, Callable[[str, tuple[int, int], float], FrameSink]] = {
 def open_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:
     """Open the sink a user named: ``-`` (y4m on stdout), ``vcam`` / ``vcam:DEVICE`` (virtual camera)
     or a file path (.mp4/.mkv/.mov/.avi/.webm/.y4m)."""
-    return _SINKS.get(spec.partition(":")[0], _file_sink)(spec, size, fps)
+    return _SINKS.get(spec.partition(":")[0], _FileSink)(spec, size, fps)

@@ -71,6 +71,8 @@ class FileSource:
 
     def __init__(self, path: str):
         self.name = path
+        if Path(path).is_dir():
+            raise SourceError(f"cannot read {path}: it is a folder. Give a video file inside it, or --source demo.")
         if not Path(path).is_file():
             raise SourceError(
                 f"cannot open {path}: no such file. Check the path, or try --source demo."
@@ -97,15 +99,18 @@ class FileSource:
         self.fps = float(rate)
         self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
         self.frame_count: int | None = self._stream.frames or None
+        self.damage: str | None = None  # set when the file turned out truncated or damaged while reading
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
+        skipped = 0
         time_base = self._stream.time_base or Fraction(1, 90_000)
         try:
             for packet in self._container.demux(self._stream):
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
+                    skipped += 1
                     continue  # a damaged packet: skip it, keep the rest of the video
                 for frame in decoded:
                     pts = frame.pts * time_base if frame.pts is not None else Fraction(index) / Fraction(self.fps)
@@ -121,9 +126,16 @@ class FileSource:
                 raise SourceError(
                     f"cannot read {self.name}: {_reason(error)}. Is the file complete? Re-export it and try again."
                 ) from None
-            # Truncated tail: the frames before it were delivered; stop here.
+            # Truncated tail: the frames before it were delivered; stop here and say so.
+            self.damage = f"it ended early ({_reason(error)})"
         if index == 0:
             raise SourceError(f"{self.name} contains no decodable video frames: the file is empty or damaged.")
+        if self.damage is None and self.frame_count and index < 0.98 * self.frame_count - 1:  # headers may be ~off
+            self.damage = "it ended early"
+        if self.damage is not None or skipped:
+            expected = f" of the {self.frame_count} it announces" if self.frame_count else ""
+            self.damage = (f"{self.name} is truncated or damaged: {self.damage or f'{skipped} damaged packets skipped'}; "
+                           f"read {index} frames{expected}")
 
     def close(self) -> None:
         self._container.close()
@@ -174,11 +186,17 @@ def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
+DEMO_SIZES = (64, 3840)  # smallest and largest side of the demo clip, in pixels
+
+
 def _open_demo(spec: str) -> FrameSource:
     match = re.fullmatch(r"demo(?::(\d+)x(\d+))?", spec)
     if not match:
         raise InvalidRequest(f"bad demo source {spec!r}: use demo or demo:WIDTHxHEIGHT, e.g. demo:1280x720.")
     size = (int(match[1]), int(match[2])) if match[1] else (640, 480)
+    if not all(DEMO_SIZES[0] <= side <= DEMO_SIZES[1] for side in size):
+        raise InvalidRequest(f"bad demo size {size[0]}x{size[1]}: each side must be {DEMO_SIZES[0]} to {DEMO_SIZES[1]} "
+                             "pixels, e.g. demo:1280x720.")
     return DemoSource(size=size)
 
 
