@@ -19,12 +19,18 @@ from .pipeline import Pipeline, Processed, deliver, finish
 from .stats import PipelineStats
 
 
-def paced(source: FrameSource, speed: float = 1.0) -> Iterator[Frame]:
+def paced(source: FrameSource, speed: float = 1.0, hold: Callable[[], bool] | None = None) -> Iterator[Frame]:
     """Frames of a file or demo source released at their own timestamps, as a camera would;
-    each frame's capture time is the moment it is released."""
+    each frame's capture time is the moment it is released.
+
+    ``hold`` is called before each frame and may block (a broadcast nobody watches); when it
+    returns True it did, and the clock restarts, so the paused time is not caught up in a burst.
+    """
     start = time.perf_counter()
     first = None
     for frame in source:
+        if hold is not None and hold():
+            start, first = time.perf_counter(), None
         first = frame.pts if first is None else first
         due = start + float(frame.pts - first) / speed
         delay = due - time.perf_counter()

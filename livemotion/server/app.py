@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -32,7 +33,7 @@ from ..face.tracking import FaceTracker
 from ..render.editor import ExpressionEditor
 from ..runtime.pipeline import Pipeline
 from ..runtime.stats import PipelineStats
-from .control import MAX_MESSAGE_BYTES, ControlError, Controls, parse_message
+from .control import ControlError, Controls, parse_message
 from .webrtc import Broadcaster, BroadcastTrack, FilteredTrack, Stream
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ def keep_ice_on_loopback() -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
+TOKEN_COOKIE = "livemotion_token"
+MAX_WEBSOCKET_FRAME = 2 << 20  # larger frames close the socket (1009, with the reason); smaller get an error reply
+
+
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -70,6 +75,9 @@ class ServerConfig:
     backend: str = "torch"  # one engine backend per server, shared by every stream
     device: str = "cpu"
     max_faces: int = 2
+    max_peers: int = 8  # WebRTC connections at once; each filtered camera costs a tracker and CPU
+    max_sockets: int = 32  # control sockets at once
+    connect_timeout: float = 30.0  # an answered offer that has not connected by then is closed
 
 
 class LivemotionServer:
@@ -88,17 +96,34 @@ class LivemotionServer:
         self._sockets: set[web.WebSocketResponse] = set()  # every open control socket, closed on shutdown
         self._source = source
         self.broadcaster: Broadcaster | None = None
+        self._broadcast_lock = threading.Lock()
+        self._reapers: set[asyncio.Future[Any]] = set()
         if is_loopback(config.host):
             keep_ice_on_loopback()
 
     # ---- access control ------------------------------------------------------------------------
+    def allowed_hosts(self) -> frozenset[str] | None:
+        """``Host`` values this server answers to (None: any, for a wildcard bind, which needs the token).
+
+        A page on another site that re-points its own name at 127.0.0.1 (DNS rebinding) sends its
+        own name as ``Host``, so checking it keeps such pages out even though they are same-origin.
+        """
+        host, port = self.config.host, self.config.port
+        if host in ("0.0.0.0", "::", ""):
+            return None
+        names = {"localhost", "127.0.0.1", "[::1]"} if is_loopback(host) else {f"[{host}]" if ":" in host else host}
+        return frozenset({f"{name}:{port}" for name in names} | (names if port == 80 else set()))
+
     def _check(self, request: web.Request) -> None:
+        allowed = self.allowed_hosts()
+        if allowed is not None and request.host.lower() not in allowed:
+            raise web.HTTPForbidden(text=f"host {request.host!r} is not this livemotion instance")
         origin = request.headers.get("Origin")
-        if origin is not None and origin != "null":
-            if urlsplit(origin).netloc != request.host:
-                raise web.HTTPForbidden(text=f"origin {origin} may not control this livemotion instance")
+        if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()):
+            raise web.HTTPForbidden(text=f"origin {origin} may not control this livemotion instance")
         if self.config.token:
-            given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+            given = (request.query.get("token") or request.cookies.get(TOKEN_COOKIE)
+                     or request.headers.get("Authorization", "").removeprefix("Bearer "))
             if not hmac.compare_digest(given.encode(), self.config.token.encode()):
                 raise web.HTTPUnauthorized(text="this livemotion instance needs its token: add ?token=...")
 
@@ -106,7 +131,11 @@ class LivemotionServer:
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         self._check(request)
-        return await handler(request)
+        response = await handler(request)
+        if self.config.token and request.query.get("token") and request.path in PAGES:
+            # The page's script, socket and offer then carry the token without it in every URL.
+            response.set_cookie(TOKEN_COOKIE, self.config.token, httponly=True, samesite="Strict", path="/")
+        return response
 
     # ---- handlers -------------------------------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:
@@ -139,37 +168,60 @@ class LivemotionServer:
             raise web.HTTPBadRequest(text='mode must be "filter" or "view"')
         if mode == "view" and self._source is None:
             raise web.HTTPBadRequest(text="this server publishes no source: start it with --source to use view mode")
+        if len(self.peers) >= self.config.max_peers:
+            raise web.HTTPServiceUnavailable(text=f"this server already carries {self.config.max_peers} connections, "
+                                                  "its limit: close another one first")
         servers = [RTCIceServer(self.config.stun)] if self.config.stun else []
         peer = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self.peers.add(peer)
-        stream_holder: list[Stream] = []
+        streams: list[Stream] = []
         sent: list[MediaStreamTrack] = []
 
         @peer.on("connectionstatechange")
         async def _state() -> None:
             if peer.connectionState in ("failed", "closed"):
-                await self._drop(peer, stream_holder, sent)
+                await self._drop(peer, streams, sent)
 
-        if mode == "view":
-            sent.append(BroadcastTrack(self._broadcast()))
-            peer.addTrack(sent[-1])
-        else:
-            @peer.on("track")
-            def _track(track: Any) -> None:
-                if track.kind == "video":
-                    stream = self._new_stream()
-                    stream_holder.append(stream)
-                    peer.addTrack(FilteredTrack(track, stream))
+        try:
+            loop = asyncio.get_running_loop()
+            if mode == "view":
+                broadcaster = await loop.run_in_executor(None, self._broadcast)
+                sent.append(BroadcastTrack(broadcaster))
+                peer.addTrack(sent[-1])
+            else:
+                # A tracker takes a second to start: build it off the event loop, before the track arrives.
+                streams.append(await loop.run_in_executor(None, self._new_stream))
 
-        await peer.setRemoteDescription(description)
-        await peer.setLocalDescription(await peer.createAnswer())
+                @peer.on("track")
+                def _track(track: MediaStreamTrack) -> None:
+                    if track.kind == "video" and not sent:
+                        sent.append(FilteredTrack(track, streams[0]))
+                        peer.addTrack(sent[-1])
+
+            await peer.setRemoteDescription(description)
+            await peer.setLocalDescription(await peer.createAnswer())
+        except Exception as error:  # a malformed or unusable offer: the caller's mistake, said plainly
+            await self._drop(peer, streams, sent)
+            raise web.HTTPBadRequest(text=f"cannot answer this offer: {error}") from None
+        self._reapers.add(asyncio.ensure_future(self._reap_unconnected(peer, streams, sent)))
         return web.json_response({"sdp": peer.localDescription.sdp, "type": peer.localDescription.type})
 
+    async def _reap_unconnected(self, peer: Any, streams: list[Stream], sent: list[MediaStreamTrack]) -> None:
+        """Close an answered offer that never connects, with its stream, tracker and threads."""
+        try:
+            await asyncio.sleep(self.config.connect_timeout)
+            if peer in self.peers and peer.connectionState != "connected":
+                log.info("closing a WebRTC offer that did not connect within %.0f s", self.config.connect_timeout)
+                await self._drop(peer, streams, sent)
+        finally:
+            self._reapers.discard(asyncio.current_task())
+
     def _broadcast(self) -> Broadcaster:
-        if self.broadcaster is None:
-            assert self._source is not None
-            self.broadcaster = Broadcaster(self._source, self._new_stream())
-        return self.broadcaster
+        with self._broadcast_lock:
+            if self.broadcaster is None:
+                assert self._source is not None
+                self.broadcaster = Broadcaster(self._source, self._new_stream())
+            return self.broadcaster
 
     def _close_stream(self, stream: Stream) -> None:
         self.controls.detach(stream)
@@ -186,23 +238,35 @@ class LivemotionServer:
             self._close_stream(stream)
 
     async def control(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse(max_msg_size=64 * MAX_MESSAGE_BYTES, heartbeat=20)
+        if len(self._sockets) >= self.config.max_sockets:
+            raise web.HTTPServiceUnavailable(text=f"{self.config.max_sockets} control connections are open, the limit: "
+                                                  "close another page or client first")
+        socket = web.WebSocketResponse(max_msg_size=MAX_WEBSOCKET_FRAME, heartbeat=20)
         await socket.prepare(request)
         self._sockets.add(socket)
-        async for message in socket:
-            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                continue
-            try:
-                parsed = parse_message(message.data)
-                reply = self.controls.apply(parsed)
-                if parsed["type"] == "subscribe":
-                    (self._subscribers.add if parsed["stats"] else self._subscribers.discard)(socket)
-            except ControlError as error:
-                reply = {"type": "error", "error": str(error)}
-            await socket.send_json(reply)
-        self._subscribers.discard(socket)
-        self._sockets.discard(socket)
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    reply = self._answer(socket, message.data)
+                elif message.type == WSMsgType.BINARY:
+                    reply = {"type": "error", "error": "binary messages are not accepted: send JSON as text"}
+                else:
+                    continue
+                await socket.send_json(reply)
+        finally:
+            self._subscribers.discard(socket)
+            self._sockets.discard(socket)
         return socket
+
+    def _answer(self, socket: web.WebSocketResponse, text: str) -> dict[str, Any]:
+        """The reply to one control message; a bad message gets an error reply and changes nothing."""
+        try:
+            parsed = parse_message(text)
+        except ControlError as error:
+            return {"type": "error", "error": str(error)}
+        if parsed["type"] == "subscribe":
+            (self._subscribers.add if parsed["stats"] else self._subscribers.discard)(socket)
+        return self.controls.apply(parsed)
 
     async def _publish_stats(self) -> None:
         while True:
@@ -236,6 +300,8 @@ class LivemotionServer:
 
         async def shutdown(_: web.Application) -> None:
             app[stats_task].cancel()
+            for reaper in list(self._reapers):
+                reaper.cancel()
             for socket in list(self._sockets):
                 await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
             await asyncio.gather(*(peer.close() for peer in list(self.peers)), return_exceptions=True)

@@ -61,12 +61,23 @@ class ControlError(InvalidRequest):
     """A message that cannot be applied; the text is sent back to the client."""
 
 
+def _refuse_constant(name: str) -> None:
+    raise ControlError(f"{name} is not a number this API accepts: use finite numbers")
+
+
 def parse_message(text: str | bytes) -> dict[str, Any]:
     """The message as a dict, or ``ControlError`` saying exactly what is wrong with it."""
+    try:
+        return _parse(text)
+    except RecursionError:  # deeply nested JSON, in the decoder or in the schema's error message
+        raise ControlError("not a message this API accepts: nested too deeply") from None
+
+
+def _parse(text: str | bytes) -> dict[str, Any]:
     if len(text) > MAX_MESSAGE_BYTES:
         raise ControlError(f"message too large ({len(text)} bytes; the limit is {MAX_MESSAGE_BYTES})")
     try:
-        message = json.loads(text)
+        message = json.loads(text, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ControlError(f"not JSON: {error}") from None
     if not isinstance(message, dict) or message.get("type") not in _TYPES:

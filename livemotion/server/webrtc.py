@@ -131,7 +131,7 @@ class Broadcaster:
     def __init__(self, source_spec: str, stream: Stream):
         self.source_spec, self.stream = source_spec, stream
         self._viewers: set[LatestSlot[av.VideoFrame]] = set()
-        self._viewers_lock = threading.Lock()
+        self._viewers_lock = threading.Condition()  # notified when viewers come and go
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livemotion-broadcast", daemon=True)
         self._thread.start()
@@ -140,6 +140,7 @@ class Broadcaster:
         slot: LatestSlot[av.VideoFrame] = LatestSlot()
         with self._viewers_lock:
             self._viewers.add(slot)
+            self._viewers_lock.notify_all()
         return slot
 
     def unsubscribe(self, slot: LatestSlot[av.VideoFrame]) -> None:
@@ -147,13 +148,26 @@ class Broadcaster:
             self._viewers.discard(slot)
         slot.close()
 
+    @property
+    def paused(self) -> bool:
+        """True while nobody watches: the source is not read and nothing is filtered."""
+        return not self._viewers
+
+    def _wait_for_viewers(self) -> bool:
+        """Block while nobody watches (or until closed); True when it had to wait."""
+        with self._viewers_lock:
+            if self._viewers:
+                return False
+            self._viewers_lock.wait_for(lambda: bool(self._viewers) or self._stop.is_set())
+            return True
+
     def _run(self) -> None:
         count = 0
         try:
             while not self._stop.is_set():
                 source = open_source(self.source_spec)
                 try:
-                    for frame in paced(source):
+                    for frame in paced(source, hold=self._wait_for_viewers):
                         if self._stop.is_set():
                             return
                         self.stream.stats.frame_in()
@@ -176,6 +190,8 @@ class Broadcaster:
 
     def close(self) -> None:
         self._stop.set()
+        with self._viewers_lock:
+            self._viewers_lock.notify_all()
         self._thread.join(timeout=5)
 
 
