@@ -161,14 +161,19 @@ def decodable_frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+def wait_for_partial(folder: Path, name: str) -> None:
+    """Until a run has started writing ``name`` (under its temporary name)."""
+    deadline = time.monotonic() + 60
+    while not list(folder.glob(f".{name}.*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
 def test_a_signal_ends_a_run_with_a_playable_file(tmp_path, signal_name):
     out = tmp_path / "out.mkv"
     run = subprocess.Popen([sys.executable, "-m", "livemotion", "run", "--source", "demo:320x240", "--live",
                             "--sink", str(out), "-q"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.mkv.*.partial")) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_partial(tmp_path, "out.mkv")
     time.sleep(1.5)  # some frames written
     run.send_signal(getattr(signal, signal_name))
     _, stderr = run.communicate(timeout=60)
@@ -183,9 +188,7 @@ def test_a_run_killed_hard_leaves_the_previous_file_intact(tmp_path):
     before = out.read_bytes()
     run = subprocess.Popen([sys.executable, "-m", "livemotion", "run", "--source", "demo:320x240", "--live",
                             "--sink", str(out), "-q"], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.mp4.*.partial")) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_partial(tmp_path, "out.mp4")
     time.sleep(1.0)
     run.kill()
     run.wait(timeout=30)

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import socket
 from fractions import Fraction
 
 import aiohttp
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import pyvirtualcam
 from aiohttp import web
+from serving import free_port, serving
 
 from livemotion.errors import SinkError
 from livemotion.expression.controller import ExpressionController
@@ -137,21 +137,8 @@ def test_controls_change_every_attached_stream(tracker, torch_backend):
 
 # ---- the server, on loopback ---------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-async def serving(config: ServerConfig, body):
-    server = LivemotionServer(config)
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    await web.TCPSite(runner, config.host, config.port).start()
-    try:
-        return await body(server, f"http://127.0.0.1:{config.port}")
-    finally:
-        await runner.cleanup()
 
 
 def test_control_socket_answers_every_message_and_survives_bad_ones():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -16,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("livemotion", "engines", "plugins", "pyproject.toml", "README.md", "LICENSE")
@@ -70,10 +70,6 @@ def test_the_wheel_runs_every_backend_outside_the_repository(installed, tmp_path
     assert not list((env_dir / "lib").rglob("*.onnx"))  # and never into the installed package
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_wheel_serves_its_pages_and_script(installed, tmp_path):

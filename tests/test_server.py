@@ -7,34 +7,15 @@ import asyncio
 import json
 import os
 import random
-import socket
 import threading
 
 import aiohttp
 import pytest
-from aiohttp import web
+from serving import free_port, serving
 
 from livemotion.contrib.webrtc_probe import probe
 from livemotion.io.demo import demo_frame
-from livemotion.server.app import LivemotionServer, ServerConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def serving(config: ServerConfig, body, source: str | None = None):
-    server = LivemotionServer(config, source=source)
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    await web.TCPSite(runner, config.host, config.port).start()
-    try:
-        return await body(server, f"http://127.0.0.1:{config.port}")
-    finally:
-        await runner.cleanup()
-
+from livemotion.server.app import ServerConfig
 
 # ---- who may talk to it ------------------------------------------------------------------------
 
