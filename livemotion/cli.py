@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 from . import __version__
 from .engines.backends import BACKENDS
 from .errors import InvalidRequest, LivemotionError
-from .expression.au import EMOTION_AUS, EMOTIONS, SPEECH_AUS, au_vector
+from .expression.au import EMOTION_AUS, EMOTIONS
 from .expression.controller import ExpressionController, ExpressionRequest, Schedule
 
 if TYPE_CHECKING:
@@ -140,14 +140,9 @@ def _au_values(text: str) -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"{item!r} needs a value: write AU=INTENSITY, e.g. 12=0.6")
-        key = key.strip().upper()
-        if key.lstrip("RL") in {str(n) for n in SPEECH_AUS}:
-            raise argparse.ArgumentTypeError(
-                f"AU{key.lstrip('RL')} carries speech (lips part, jaw drop): livemotion never changes it, so the mouth moves "
-                f"exactly as spoken. Emotion AUs: {', '.join(map(str, EMOTION_AUS))}")
-        values[key] = _unit_float(value)
+        values[key.strip().upper()] = _unit_float(value)
     try:
-        au_vector(values)
+        ExpressionRequest(aus=values)  # the request's own checks: known emotion AUs, never speech
     except InvalidRequest as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return values

@@ -184,6 +184,9 @@ def test_request_validation():
     for key in ("99", "X12", "12R", ""):
         with pytest.raises(InvalidRequest):
             au.au_vector({key: 0.5})
+    for speech in ("25", "R26"):  # lips part and jaw drop carry speech: never requested
+        with pytest.raises(InvalidRequest):
+            ExpressionRequest("happy", aus={speech: 0.5})
     request = ExpressionRequest("happy", 1.0, {"12": 0.2}, active=True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.intensity = 0.5  # type: ignore[misc]  # requests are replaced whole, never changed in place

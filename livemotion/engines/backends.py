@@ -90,17 +90,26 @@ def export_onnx(engine: str = "warp", size: int = 256) -> Path:
     path = cache_dir() / f"{engine}-{size}-{key}.onnx"
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")  # renamed when complete: no half file is ever cached
     example = (torch.zeros(1, 3, size, size), torch.zeros(1, NUM_POINTS, 2), torch.zeros(1, NUM_POINTS, 2))
     names = spec["inputs"] + spec["outputs"]
     dynamic = {name: {0: "batch"} for name in names} if spec.get("dynamic_batch", True) else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module, example, str(partial), input_names=spec["inputs"], output_names=spec["outputs"],
-                          dynamic_axes=dynamic, opset_version=spec["opset"], dynamo=False)
-    partial.replace(path)
+
+    def export(partial: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(module, example, str(partial), input_names=spec["inputs"], output_names=spec["outputs"],
+                              dynamic_axes=dynamic, opset_version=spec["opset"], dynamo=False)
+
+    _write_cached(path, export)
     return path
+
+
+def _write_cached(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a cache file under a temporary name, then rename it: no half file is ever cached."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    write(partial)
+    partial.replace(path)
 
 
 class OnnxRuntimeBackend:
@@ -162,9 +171,8 @@ class TensorRTBackend:
         self.plan_path = cache_dir() / f"{engine}-{size}-{key}.plan"
         self._logger = trt.Logger(trt.Logger.WARNING)
         if not self.plan_path.is_file():
-            partial = self.plan_path.with_suffix(f".{os.getpid()}.partial")
-            partial.write_bytes(self._build(trt, onnx_path, spec))
-            partial.replace(self.plan_path)
+            plan = self._build(trt, onnx_path, spec)
+            _write_cached(self.plan_path, lambda partial: partial.write_bytes(plan))
         runtime = trt.Runtime(self._logger)
         self.engine = runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
         self.context = self.engine.create_execution_context()

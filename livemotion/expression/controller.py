@@ -107,6 +107,11 @@ class ExpressionRequest:
             raise InvalidRequest(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
         object.__setattr__(self, "aus", MappingProxyType(dict(self.aus)))
         au.au_vector(dict(self.aus))  # validates the AU keys
+        for key in self.aus:
+            if int(key.lstrip("RL")) in au.SPEECH_AUS:
+                raise InvalidRequest(
+                    f"AU{key.lstrip('RL')} carries speech (lips part, jaw drop): livemotion never changes it, so the "
+                    f"mouth moves exactly as spoken. Emotion AUs: {', '.join(map(str, au.EMOTION_AUS))}")
         for name, value in (("intensity", self.intensity), *((f"AU {key}", v) for key, v in self.aus.items())):
             if not 0.0 <= value <= 1.0:  # also refuses NaN
                 raise InvalidRequest(f"{name} must be between 0 and 1, got {value}")

@@ -151,7 +151,7 @@ class LivemotionServer:
         """A stream with its own tracker and editor; the engine backend is the server's, shared."""
         pipeline = Pipeline(FaceTracker(max_faces=self.config.max_faces), ExpressionEditor(self.backend))
         stream = Stream(pipeline, self.stats)
-        self.controls.attach(stream)
+        self.controls.attach(pipeline)
         self.streams.append(stream)
         return stream
 
@@ -224,7 +224,7 @@ class LivemotionServer:
             return self.broadcaster
 
     def _close_stream(self, stream: Stream) -> None:
-        self.controls.detach(stream)
+        self.controls.detach(stream.pipeline)
         if stream in self.streams:
             self.streams.remove(stream)
         stream.close()

@@ -23,7 +23,6 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from ..expression.controller import ExpressionRequest, Schedule
 from ..io.sources import WebcamSource, open_source
 from ..runtime.live import paced
 from ..runtime.mailbox import LatestSlot
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 class Stream:
     """One pipeline fed from one video source; frames are processed on its own worker thread.
 
-    Implements ``runtime.pipeline.StreamControl`` through its pipeline, so ``Controls`` can drive it.
+    ``Controls`` drives the pipeline itself (a ``runtime.pipeline.StreamControl``).
     """
 
     def __init__(self, pipeline: Pipeline, stats: PipelineStats):
@@ -56,18 +55,6 @@ class Stream:
         processed.timings["total"] = (time.perf_counter() - captured) * 1e3
         self.stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
         return processed.output.image
-
-    def set_request(self, request: ExpressionRequest) -> None:
-        self.pipeline.set_request(request)
-
-    def set_bypass(self, bypass: bool) -> None:
-        self.pipeline.set_bypass(bypass)
-
-    def set_schedule(self, schedule: Schedule | None) -> None:
-        self.pipeline.set_schedule(schedule)
-
-    def reset_neutral(self) -> None:
-        self.pipeline.reset_neutral()
 
     def close(self) -> None:
         with self._lock:  # waits for a frame in flight, at most one frame's processing
