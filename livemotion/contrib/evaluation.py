@@ -178,6 +178,7 @@ class DlibFace:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
     def embedding(self, rgb: np.ndarray, box: Box) -> np.ndarray:
+        rgb = np.ascontiguousarray(rgb)  # dlib's binding takes only C-ordered images (some decoded frames are views)
         shape = self._shape5(rgb, self._rect(box))
         return np.array(self._encoder.compute_face_descriptor(rgb, shape))
 
