@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Quality of the emotion edit, judged by models the project did not train.
 
-    tools/eval_quality.py SOURCE [--emotions happy,sad] [--frames N] [--json OUT] [--png OUT]
+    tools/eval_quality.py SOURCE... [--library FILE] [--emotions happy,sad] [--frames N] [--json OUT] [--png OUT]
 
-SOURCE is a video file, ``demo``, or ``astronaut`` (the still portrait). For each target emotion
-the clip runs through the pipeline; per emotion and overall it reports:
-  ECS        probability of the target class from the FER2013 mini-Xception (input -> output)
-  identity   dlib face-embedding distance, input vs output (same person < 0.6)
-  speech     Pearson correlation of dlib's inner-lip gap, input vs output, over the clip
-  jitter     output / input landmark jitter (dlib 68 points)
-  self       self-translation error: target = the face's current expression, mean |diff| on the face
+SOURCE is a video file, ``demo``, or ``astronaut`` (the still portrait). Every target emotion
+runs through the pipeline on each source; per emotion it reports:
+  flip      share of judged frames whose FER2013 top class becomes the target (output)
+  gain      FER2013 probability of the target class, output minus input
+  identity  dlib face-embedding distance, input vs output (same person < 0.6)
+  artic r   correlation of the articulation component (dlib inner-lip gap minus its 1 s rolling
+            10th percentile, the posture) input vs output: speech kept
+  detail    variance of the Laplacian in the face box, output / input (1.0 = no blur added)
+  ceiling   the same person's real expression, where a sibling clip shows it (MEAD naming:
+            mead_W009_neutral.mp4 beside mead_W009_happy.mp4): its flip rate and target probability
+For "neutral" the gain is reported on "happy" (what neutral should remove from a smile).
+Frames judged are spread over the clip after the first 0.8 s (the fade-in and onset).
+Evaluate on people the library was not built from: ``--library`` takes one built without them.
 Needs the ``eval`` extra (./lm test installs it).
 """
 
@@ -27,17 +33,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemotion.contrib.evaluation import (
-    FER_CLASS_OF,
-    dlib_face,
-    emotion_classifier,
-    inner_lip_gap,
-    landmark_jitter,
-    to_json,
-)
+from livemotion.contrib.evaluation import FER_CLASS_OF, dlib_face, emotion_classifier, inner_lip_gap, to_json
 from livemotion.engines.backends import create_backend
 from livemotion.expression.au import EMOTIONS
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.library import ExpressionLibrary, clip_label, load_library
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sources import open_source
@@ -45,31 +45,28 @@ from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.pipeline import Pipeline
 from livemotion.types import Box, FaceTrack, Frame
 
-
-class CurrentExpression(ExpressionController):
-    """Self-translation: asks for exactly the expression the face already shows."""
-
-    def wanted(self, current: np.ndarray, target: np.ndarray | None) -> np.ndarray:
-        return current
+_SETTLE_S = 0.8  # fade-in (4 frames) + the 0.5 s onset: judge after this
 
 
 @dataclass
-class InputMeasures:
-    """Everything measured on the unedited clip, shared by all emotions."""
+class Clip:
+    """A source, its frames and everything measured on the unedited frames."""
 
+    name: str
     frames: list[Frame]
+    samples: list[int]  # judged frames
     boxes: list[Box | None]  # MediaPipe face box per frame (dlib's landmarks are placed in it)
-    fer_boxes: dict[int, tuple[int, int, int, int]]  # Haar box per sampled frame (the FER preprocessing)
-    gaps: list[float] = field(default_factory=list)
-    points: list[np.ndarray] = field(default_factory=list)
+    fer_boxes: dict[int, tuple[int, int, int, int]]  # Haar box per judged frame (the FER preprocessing)
+    fps: float
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     probabilities: dict[int, dict[str, float]] = field(default_factory=dict)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
-    interocular: float = 1.0
+    detail: dict[int, float] = field(default_factory=dict)
 
 
-def load_frames(source: str, limit: int | None) -> list[Frame]:
+def load_frames(source: str, limit: int | None) -> tuple[list[Frame], float]:
     if source == "astronaut":
-        return [Frame(portrait(), 0, Fraction(0), 0.0)]
+        return [Frame(portrait(), 0, Fraction(0), 0.0)], 25.0
     opened = open_source(source)
     try:
         frames = []
@@ -77,151 +74,200 @@ def load_frames(source: str, limit: int | None) -> list[Frame]:
             if limit is not None and len(frames) >= limit:
                 break
             frames.append(frame)
-        return frames
+        return frames, float(getattr(opened, "fps", 25.0))
     finally:
         opened.close()
 
 
-def measure_input(frames: list[Frame], samples: list[int]) -> InputMeasures:
+def face_detail(image: np.ndarray, box: Box) -> float:
+    """Variance of the Laplacian of the grey face box: how much fine detail it holds."""
+    y0, y1, x0, x1 = int(max(box.y0, 0)), int(box.y1), int(max(box.x0, 0)), int(box.x1)
+    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def articulation(gaps: np.ndarray, fps: float) -> np.ndarray:
+    """The fast part of a mouth-opening series: minus its rolling 10th percentile over ~1 s (the posture)."""
+    half = max(1, int(round(fps / 2)))
+    posture = np.array([np.nanpercentile(gaps[max(0, i - half): i + half + 1], 10) for i in range(len(gaps))])
+    return gaps - posture
+
+
+def judge(clip: Clip, outputs: list[np.ndarray]) -> dict[int, dict[str, float]]:
+    classifier = emotion_classifier()
+    return {i: classifier.probabilities(outputs[i], box) for i, box in clip.fer_boxes.items()}
+
+
+def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int) -> Clip:
     classifier, dlib = emotion_classifier(), dlib_face()
+    first = min(int(_SETTLE_S * fps), len(frames) - 1)
+    samples = sorted(set(np.linspace(first, len(frames) - 1, min(samples_wanted, len(frames))).round().astype(int)))
     with FaceTracker(static_images=len(frames) == 1) as tracker:
         tracks = [tracker.track(f.image) for f in frames]
     boxes = [t.box if isinstance(t, FaceTrack) else None for t in tracks]
     fer_boxes = {}
     for i in samples:
         haar = classifier.face_box(frames[i].image, near=boxes[i])
-        if haar is None and boxes[i] is not None:  # Haar missed: fall back to the MediaPipe box
-            b = boxes[i]
+        b = boxes[i]
+        if haar is None and b is not None:  # Haar missed: fall back to the MediaPipe box
             haar = (int(b.x0), int(b.y0), int(b.x1 - b.x0), int(b.y1 - b.y0))
         if haar is not None:
             fer_boxes[i] = haar
-    measures = InputMeasures(frames, boxes, fer_boxes)
-    iods = [t.interocular for t in tracks if isinstance(t, FaceTrack)]
-    measures.interocular = float(np.median(iods)) if iods else 1.0
-    for frame, box in zip(frames, boxes, strict=True):
-        points = dlib.landmarks68(frame.image, box) if box else np.full((68, 2), np.nan)
-        measures.points.append(points)
-        measures.gaps.append(inner_lip_gap(points))
-    for i, box in fer_boxes.items():
-        measures.probabilities[i] = classifier.probabilities(frames[i].image, box)
-        if boxes[i] is not None:
-            measures.embeddings[i] = dlib.embedding(frames[i].image, boxes[i])
-    return measures
+    clip = Clip(name, frames, samples, boxes, fer_boxes, fps)
+    clip.gaps = lip_gaps([f.image for f in frames], boxes)
+    clip.probabilities = judge(clip, [f.image for f in frames])
+    for i in fer_boxes:
+        box = boxes[i]
+        if box is not None:
+            clip.embeddings[i] = dlib.embedding(frames[i].image, box)
+            clip.detail[i] = face_detail(frames[i].image, box)
+    return clip
 
 
-def run_edit(frames: list[Frame], controller: ExpressionController) -> list[np.ndarray]:
+def lip_gaps(images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
+    dlib = dlib_face()
+    return np.array([inner_lip_gap(dlib.landmarks68(img, b)) if b else np.nan for img, b in zip(images, boxes)])
+
+
+def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> list[np.ndarray]:
+    still = len(clip.frames) == 1  # a still is edited at full strength, without a fade-in or onset
+    controller = ExpressionController(ExpressionRequest(emotion, intensity, active=True), library=library,
+                                      fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5)
     editor = ExpressionEditor(create_backend("torch"), controller)
-    with FaceTracker(static_images=len(frames) == 1) as tracker:
+    with FaceTracker(static_images=still) as tracker:
         pipeline = Pipeline(tracker, editor)
-        return [pipeline.process(frame).output.image for frame in frames]
+        return [pipeline.process(frame).output.image for frame in clip.frames]
 
 
-def evaluate_emotion(emotion: str, intensity: float, measures: InputMeasures, samples: list[int]) -> dict:
-    classifier, dlib = emotion_classifier(), dlib_face()
-    still = len(measures.frames) == 1  # a still is edited at full strength, without a fade-in
-    controller = ExpressionController(ExpressionRequest(emotion, intensity, active=True), fade_step=1.0 if still else 0.25)
-    outputs = run_edit(measures.frames, controller)
-    gaps, points = [], []
-    for image, box in zip(outputs, measures.boxes, strict=True):
-        p = dlib.landmarks68(image, box) if box else np.full((68, 2), np.nan)
-        points.append(p)
-        gaps.append(inner_lip_gap(p))
+def flip_and_probability(probabilities: dict[int, dict[str, float]], fer_class: str) -> tuple[float, float]:
+    values = list(probabilities.values())
+    flips = [max(p, key=p.__getitem__) == fer_class for p in values]
+    return float(np.mean(flips)), float(np.mean([p[fer_class] for p in values]))
+
+
+def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> dict:
+    dlib = dlib_face()
+    outputs = run_edit(clip, emotion, intensity, library)
     result: dict = {"emotion": emotion}
     fer_class = FER_CLASS_OF.get(emotion)
-    if fer_class is not None and measures.fer_boxes:
-        before = [measures.probabilities[i][fer_class] for i in measures.fer_boxes]
-        after = [classifier.probabilities(outputs[i], box)[fer_class] for i, box in measures.fer_boxes.items()]
-        result.update(ecs_input=float(np.mean(before)), ecs_output=float(np.mean(after)),
-                      ecs_gain=float(np.mean(after) - np.mean(before)))
-    distances = [float(np.linalg.norm(dlib.embedding(outputs[i], measures.boxes[i]) - emb))
-                 for i, emb in measures.embeddings.items()]
+    judged = judge(clip, outputs)
+    if fer_class is not None and judged:
+        shown = "happy" if emotion == "neutral" else fer_class
+        flip, after = flip_and_probability(judged, fer_class)
+        _, before = flip_and_probability(clip.probabilities, shown)
+        result.update(flip_rate=flip, gain_class=shown, probability_input=before,
+                      probability_output=flip_and_probability(judged, shown)[1], gain=None)
+        result["gain"] = result["probability_output"] - before
+    distances = [float(np.linalg.norm(dlib.embedding(outputs[i], clip.boxes[i]) - emb))  # type: ignore[arg-type]
+                 for i, emb in clip.embeddings.items()]
     result["identity_distance"] = float(np.mean(distances)) if distances else None
-    valid = np.isfinite(gaps) & np.isfinite(measures.gaps)
-    if valid.sum() > 2 and np.std(np.asarray(measures.gaps)[valid]) > 1e-6:
-        result["speech_correlation"] = float(np.corrcoef(np.asarray(measures.gaps)[valid], np.asarray(gaps)[valid])[0, 1])
-    if len(points) >= 3:
-        jitter_in = landmark_jitter(np.asarray(measures.points), measures.interocular)
-        jitter_out = landmark_jitter(np.asarray(points), measures.interocular)
-        result["jitter_ratio"] = float(jitter_out / jitter_in) if jitter_in > 0 else None
-    result["_sheet"] = [outputs[i] for i in samples]
+    details = [face_detail(outputs[i], clip.boxes[i]) / d for i, d in clip.detail.items() if d > 0]  # type: ignore[arg-type]
+    result["detail_kept"] = float(np.mean(details)) if details else None
+    if len(clip.frames) > 10:
+        gaps = lip_gaps(outputs, clip.boxes)
+        a_in, a_out = articulation(clip.gaps, clip.fps), articulation(gaps, clip.fps)
+        valid = np.isfinite(a_in) & np.isfinite(a_out)
+        if valid.sum() > 10 and np.std(a_in[valid]) > 1e-6:
+            result["articulation_r"] = float(np.corrcoef(a_in[valid], a_out[valid])[0, 1])
+    apex = clip.samples[len(clip.samples) // 2]
+    result["_apex"] = outputs[apex]
     return result
 
 
-def self_translation_error(measures: InputMeasures, samples: list[int]) -> float:
-    outputs = run_edit(measures.frames, CurrentExpression(fade_step=1.0, transition=0.0))
-    errors = []
-    for i in samples:
-        box = measures.boxes[i]
-        if box is None:
-            continue
-        y0, y1, x0, x1 = int(box.y0), int(box.y1), int(box.x0), int(box.x1)
-        diff = np.abs(outputs[i][y0:y1, x0:x1].astype(float) - measures.frames[i].image[y0:y1, x0:x1].astype(float))
-        errors.append(diff.mean())
-    return float(np.mean(errors)) if errors else float("nan")
+def real_expression_ceiling(source: str, emotion: str, frames_limit: int | None, samples: int) -> dict | None:
+    """The same person's own expression, judged the same way: a sibling clip named like the source."""
+    label = clip_label(source)
+    fer_class = FER_CLASS_OF.get(emotion)
+    if label is None or fer_class is None or emotion == "neutral":
+        return None
+    siblings = [p for p in Path(source).parent.glob("*") if clip_label(p) == (label[0], emotion)]
+    if not siblings:
+        return None
+    frames, fps = load_frames(str(siblings[0]), frames_limit)
+    real = measure_clip(siblings[0].name, frames, fps, samples)
+    flip, probability = flip_and_probability(real.probabilities, fer_class)
+    return {"clip": siblings[0].name, "flip_rate": flip, "probability": probability}
 
 
-def contact_sheet(measures: InputMeasures, samples: list[int], rows: dict[str, list[np.ndarray]]) -> np.ndarray:
-    boxes = [measures.boxes[i] for i in samples]
-
-    def face(image: np.ndarray, box: Box | None) -> np.ndarray:
-        if box is None:
-            return cv2.resize(image, (160, 160))
-        margin = 0.25 * (box.x1 - box.x0)
+def face_tile(image: np.ndarray, box: Box | None, label: str, side: int = 150) -> np.ndarray:
+    if box is None:
+        tile = cv2.resize(image, (side, side))
+    else:
+        margin = 0.2 * (box.x1 - box.x0)
         y0, y1 = int(max(box.y0 - margin, 0)), int(box.y1 + margin)
         x0, x1 = int(max(box.x0 - margin, 0)), int(box.x1 + margin)
-        return cv2.resize(image[y0:y1, x0:x1], (160, 160), interpolation=cv2.INTER_AREA)
-
-    lines = []
-    for name, images in {"input": [measures.frames[i].image for i in samples], **rows}.items():
-        label = np.full((160, 120, 3), 255, np.uint8)
-        cv2.putText(label, name[:12], (4, 84), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        lines.append(np.hstack([label] + [face(img, b) for img, b in zip(images, boxes, strict=True)]))
-    return np.vstack(lines)
+        tile = cv2.resize(image[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
+    labelled = np.vstack([np.full((20, side, 3), 255, np.uint8), tile])
+    cv2.putText(labelled, label[:20], (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return labelled
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="video file, 'demo' or 'astronaut'")
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="video file(s), 'demo' or 'astronaut'")
+    parser.add_argument("--library", help="expression library to edit with (default: the shipped one)")
     parser.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated (default: all eight)")
     parser.add_argument("--intensity", type=float, default=1.0, help="emotion intensity 0..1 (default 1)")
-    parser.add_argument("--frames", type=int, help="use at most N frames of the source")
-    parser.add_argument("--samples", type=int, default=6, help="frames sampled for ECS/identity/sheet (default 6)")
+    parser.add_argument("--frames", type=int, help="use at most N frames of each source")
+    parser.add_argument("--samples", type=int, default=8, help="frames judged per clip (default 8)")
     parser.add_argument("--json", help="write the results as JSON here")
-    parser.add_argument("--png", help="write the contact sheet (rows = emotions, columns = sampled frames) here")
+    parser.add_argument("--png", help="write the contact sheet (a row per source: input | each emotion, at apex)")
     args = parser.parse_args(argv)
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
     unknown = [e for e in emotions if e not in EMOTIONS]
     if unknown:
         parser.error(f"unknown emotion(s) {', '.join(unknown)}: use {', '.join(EMOTIONS)}")
+    library = load_library(args.library)
 
-    frames = load_frames(args.source, args.frames)
-    samples = sorted(set(np.linspace(0, len(frames) - 1, min(args.samples, len(frames))).round().astype(int).tolist()))
-    measures = measure_input(frames, samples)
-    results = [evaluate_emotion(e, args.intensity, measures, samples) for e in emotions]
-    sheet_rows = {r["emotion"]: r.pop("_sheet") for r in results}
-    summary = {
-        "source": args.source, "frames": len(frames), "intensity": args.intensity,
-        "self_translation_error": self_translation_error(measures, samples),
-        "emotions": results,
-    }
-    for key in ("ecs_gain", "identity_distance", "speech_correlation", "jitter_ratio"):
-        values = [r[key] for r in results if r.get(key) is not None]
-        summary[f"mean_{key}"] = float(np.mean(values)) if values else None
-
-    print(f"{'emotion':<13}{'ECS in':>8}{'ECS out':>9}{'gain':>7}{'identity':>10}{'speech r':>10}{'jitter':>8}")
-    def cell(r: dict, key: str, width: int, fmt: str = "{:.2f}") -> str:
-        return (fmt.format(r[key]) if r.get(key) is not None else "-").rjust(width)
-
-    for r in results:
-        print(f"{r['emotion']:<13}{cell(r, 'ecs_input', 8)}{cell(r, 'ecs_output', 9)}{cell(r, 'ecs_gain', 7, '{:+.2f}')}"
-              f"{cell(r, 'identity_distance', 10)}{cell(r, 'speech_correlation', 10, '{:.3f}')}"
-              f"{cell(r, 'jitter_ratio', 8)}")
-    print(f"self-translation error: {summary['self_translation_error']:.3f} (0-255 scale, face box)")
+    report: dict = {"library": args.library or "shipped", "library_sources": list(library.sources), "clips": []}
+    sheet = []
+    for source in args.sources:
+        frames, fps = load_frames(source, args.frames)
+        clip = measure_clip(Path(source).name, frames, fps, args.samples)
+        results = []
+        for emotion in emotions:
+            result = evaluate_emotion(clip, emotion, args.intensity, library)
+            result["ceiling"] = real_expression_ceiling(source, emotion, args.frames, args.samples)
+            results.append(result)
+        apex = clip.samples[len(clip.samples) // 2]
+        sheet.append(np.hstack([face_tile(frames[apex].image, clip.boxes[apex], f"{clip.name[:14]} input")]
+                               + [face_tile(r.pop("_apex"), clip.boxes[apex], r["emotion"]) for r in results]))
+        report["clips"].append({"source": source, "frames": len(frames), "judged": len(clip.fer_boxes),
+                                "emotions": results})
+        print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged)")
+        print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'artic r':>9}{'detail':>8}"
+              f"{'real flip':>11}{'real P':>8}")
+        for r in results:
+            ceiling = r["ceiling"] or {}
+            print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
+                  f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
+                  f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('articulation_r'), 9, '{:.3f}')}"
+                  f"{_cell(r.get('detail_kept'), 8)}{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}")
+    report["summary"] = summarise(report["clips"], emotions)
+    print("\nmean over sources")
+    for emotion, row in report["summary"].items():
+        print(f"{emotion:<13}" + "".join(f"{key}={_cell(value, 0)} " for key, value in row.items()))
     if args.json:
-        Path(args.json).write_text(to_json(summary))
+        Path(args.json).write_text(to_json(report))
     if args.png:
-        cv2.imwrite(args.png, cv2.cvtColor(contact_sheet(measures, samples, sheet_rows), cv2.COLOR_RGB2BGR))
+        width = max(row.shape[1] for row in sheet)
+        rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in sheet]
+        cv2.imwrite(args.png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
     return 0
+
+
+def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, float | None]]:
+    summary = {}
+    for emotion in emotions:
+        rows = [r for c in clips for r in c["emotions"] if r["emotion"] == emotion]
+        summary[emotion] = {key: (float(np.mean(values)) if (values := [r[key] for r in rows if r.get(key) is not None])
+                                  else None)
+                            for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept")}
+    return summary
+
+
+def _cell(value: float | None, width: int, fmt: str = "{:.2f}") -> str:
+    return (fmt.format(value) if value is not None else "-").rjust(width)
 
 
 if __name__ == "__main__":

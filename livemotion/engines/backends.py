@@ -1,7 +1,7 @@
 """Engine backends: one interface, three ways to run an engine.
 
     backend = create_backend("onnxruntime", engine="warp", size=256)
-    edited, motion = backend(crops, source, target)      # numpy in, numpy out; batch = streams
+    flow = backend(source, target)      # numpy in, numpy out; batch = faces (and streams)
 
 - ``torch``: the ``nn.Module`` itself (CPU, or CUDA with a CUDA build of torch);
 - ``onnxruntime``: the module exported to ONNX (cached), run by ONNX Runtime;
@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import platformdirs
@@ -42,10 +42,11 @@ NUM_POINTS = len(CONTROL_POINTS) + len(FACE_OVAL)
 
 class EngineBackend(Protocol):
     name: str
-    size: int  # crop side in pixels
+    size: int  # side of the aligned crop the control points are given in, pixels
+    grid: int  # side of the lattice the flow comes back on
 
-    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """crop (B, 3, S, S) float32 0..255, source/target (B, N, 2) -> edited (B, 3, S, S), motion (B, 1, S, S)."""
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """source/target (B, N, 2) float32 crop pixels -> backward flow (B, 2, G, G) crop pixels."""
         ...
 
 
@@ -70,14 +71,14 @@ class TorchBackend:
     def __init__(self, engine: str = "warp", size: int = 256, device: str = "cpu", **_: object):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailable("--device cuda needs an NVIDIA GPU and a CUDA build of torch (see README, GPUs).")
-        self.size = size
         self.device = torch.device(device)
         self.module = create_engine(engine, size=size).to(self.device)
+        self.size, self.grid = size, int(cast(int, self.module.grid))
 
-    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            edited, motion = self.module(*(torch.as_tensor(a, device=self.device) for a in (crop, source, target)))
-        return edited.cpu().numpy(), motion.cpu().numpy()
+            flow = self.module(*(torch.as_tensor(a, device=self.device) for a in (source, target)))
+        return flow.cpu().numpy()
 
 
 def export_onnx(engine: str = "warp", size: int = 256) -> Path:
@@ -90,7 +91,7 @@ def export_onnx(engine: str = "warp", size: int = 256) -> Path:
     path = cache_dir() / f"{engine}-{size}-{key}.onnx"
     if path.is_file():
         return path
-    example = (torch.zeros(1, 3, size, size), torch.zeros(1, NUM_POINTS, 2), torch.zeros(1, NUM_POINTS, 2))
+    example = (torch.zeros(1, NUM_POINTS, 2), torch.zeros(1, NUM_POINTS, 2))
     names = spec["inputs"] + spec["outputs"]
     dynamic = {name: {0: "batch"} for name in names} if spec.get("dynamic_batch", True) else None
 
@@ -125,18 +126,17 @@ class OnnxRuntimeBackend:
             if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
                 raise BackendUnavailable("--device cuda with onnxruntime needs the onnxruntime-gpu package.")
             providers.insert(0, "CUDAExecutionProvider")
-        self.size = size
+        self.size, self.grid = size, int(cast(int, create_engine(engine, size=size).grid))
         self.path = export_onnx(engine, size)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
         self._inputs = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feeds = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in zip(self._inputs, (crop, source, target),
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        feeds = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in zip(self._inputs, (source, target),
                                                                                      strict=True)}
-        edited, motion = self.session.run(None, feeds)
-        return edited, motion
+        return self.session.run(None, feeds)[0]
 
 
 def plan_key(onnx_path: Path, gpu_name: str, capability: tuple[int, int], trt_version: str, fp16: bool,
@@ -162,6 +162,7 @@ class TensorRTBackend:
             raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: livemotion needs TensorRT 10 or newer.")
         spec = build_spec(engine)["tensorrt"]
         self.size, self.fp16 = size, fp16 and spec.get("fp16_safe", False)
+        self.grid = int(cast(int, create_engine(engine, size=size).grid))
         self.max_batch = spec["max_batch"]
         self.device = torch.device(device if device.startswith("cuda") else "cuda")
         onnx_path = export_onnx(engine, size)
@@ -192,7 +193,7 @@ class TensorRTBackend:
         if self.fp16:
             config.set_flag(trt.BuilderFlag.FP16)
         profile = builder.create_optimization_profile()
-        shapes = {"crop": (3, self.size, self.size), "source": (NUM_POINTS, 2), "target": (NUM_POINTS, 2)}
+        shapes = {"source": (NUM_POINTS, 2), "target": (NUM_POINTS, 2)}
         for name, shape in shapes.items():
             profile.set_shape(name, (1, *shape), (1, *shape), (self.max_batch, *shape))
         config.add_optimization_profile(profile)
@@ -203,34 +204,31 @@ class TensorRTBackend:
 
     def _io(self, batch: int) -> dict[str, torch.Tensor]:
         if batch not in self._buffers:
-            s, n = self.size, NUM_POINTS
-            shapes = {"crop": (batch, 3, s, s), "source": (batch, n, 2), "target": (batch, n, 2),
-                      "edited": (batch, 3, s, s), "motion": (batch, 1, s, s)}
+            g, n = self.grid, NUM_POINTS
+            shapes = {"source": (batch, n, 2), "target": (batch, n, 2), "flow": (batch, 2, g, g)}
             self._buffers[batch] = {k: torch.empty(v, dtype=torch.float32, device=self.device) for k, v in shapes.items()}
         return self._buffers[batch]
 
-    def run_on_device(self, crop: torch.Tensor, source: torch.Tensor,
-                      target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The engine on CUDA tensors already on the GPU; returns device tensors (valid until the next call)."""
-        batch = crop.shape[0]
+    def run_on_device(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The engine on CUDA tensors already on the GPU; returns a device tensor (valid until the next call)."""
+        batch = source.shape[0]
         if batch > self.max_batch:
             raise InvalidRequest(f"batch {batch} is over this plan's maximum of {self.max_batch} (engines/*.toml).")
         io = self._io(batch)
         with torch.cuda.stream(self.stream):
-            for name, value in (("crop", crop), ("source", source), ("target", target)):
+            for name, value in (("source", source), ("target", target)):
                 io[name].copy_(value, non_blocking=True)
                 self.context.set_input_shape(name, tuple(io[name].shape))
             for name, tensor in io.items():
                 self.context.set_tensor_address(name, tensor.data_ptr())
             self.context.execute_async_v3(self.stream.cuda_stream)
         self.stream.synchronize()
-        return io["edited"], io["motion"]
+        return io["flow"]
 
-    def __call__(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        tensors = [torch.as_tensor(a, dtype=torch.float32).to(self.device, non_blocking=True) for a in (crop, source, target)]
-        with self._lock:  # the device buffers are reused: copy the results out before the next call
-            edited, motion = self.run_on_device(*tensors)
-            return edited.cpu().numpy(), motion.cpu().numpy()
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        tensors = [torch.as_tensor(a, dtype=torch.float32).to(self.device, non_blocking=True) for a in (source, target)]
+        with self._lock:  # the device buffers are reused: copy the result out before the next call
+            return self.run_on_device(*tensors).cpu().numpy()
 
 
 _BACKENDS: dict[str, Callable[..., EngineBackend]] = {

@@ -1,13 +1,13 @@
-"""The geometric engine: landmark motion -> smooth dense backward flow -> ``grid_sample``.
+"""The geometric engine: landmark motion -> a smooth backward flow on a coarse lattice.
 
 Needs no trained weights. Plain tensor ops only (no Python loops over pixels or points), so it
-exports to ONNX and runs under ONNX Runtime and TensorRT.
+exports to ONNX and runs under ONNX Runtime and TensorRT. It returns the flow, not pixels: the
+one resampling of the original frame happens in the compositor, at the frame's own resolution.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from . import register_engine
 
@@ -33,7 +33,8 @@ def _gaussian_weights(points: torch.Tensor, anchors: torch.Tensor, sigma: float)
 
 def backward_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: int, sigma: float,
                   refinements: int = 2) -> torch.Tensor:
-    """Dense backward flow (B, 2, size, size) in pixels that carries ``source`` points to ``target``.
+    """Backward flow (B, 2, grid, grid) in pixels that carries ``source`` points to ``target``,
+    sampled on a ``grid`` x ``grid`` lattice spanning the ``size``-pixel square corner to corner.
 
     Args:
         source, target: (B, N, 2) control points in crop pixels (x, y). Points that should stay put
@@ -45,8 +46,8 @@ def backward_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: i
     The flow is a normalised Gaussian blend of per-point coefficients anchored at the targets,
     padded with one far "still" point so that motion fades to zero away from every control point.
     The coefficients start as the points' backward motion (source - target) and are corrected
-    ``refinements`` times by what the blend still misses at the points. Solved on a ``grid`` x
-    ``grid`` lattice and bilinearly upsampled: the flow is smooth, so that loses nothing visible.
+    ``refinements`` times by what the blend still misses at the points. The flow is smooth, so a
+    bilinear upsampling of the lattice loses nothing visible.
     """
     still = torch.exp(torch.tensor(-0.5 * 3.0**2, dtype=source.dtype))  # a still point 3 sigma away
     motion = source - target  # (B, N, 2)
@@ -60,39 +61,32 @@ def backward_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: i
     lattice = torch.stack([xx, yy], dim=-1).reshape(1, grid * grid, 2)
     weight = _gaussian_weights(lattice, target, sigma)  # (B, G*G, N)
     flow = (weight @ coefficients) / (weight.sum(-1, keepdim=True) + still)  # (B, G*G, 2)
-    flow = flow.reshape(-1, grid, grid, 2).permute(0, 3, 1, 2)
-    return F.interpolate(flow, size=(size, size), mode="bilinear", align_corners=True)
+    return flow.reshape(-1, grid, grid, 2).permute(0, 3, 1, 2)
 
 
 @register_engine("warp")
 class WarpEngine(torch.nn.Module):
-    """Edit a face crop by moving its landmarks.
+    """The backward flow that moves a face's control points, on a coarse lattice over its aligned crop.
 
-    forward(crop (B, 3, S, S) float 0..255, source (B, N, 2), target (B, N, 2) crop pixels)
-        -> (edited (B, 3, S, S), motion (B, 1, S, S) flow magnitude in pixels)
+    forward(source (B, N, 2), target (B, N, 2) crop pixels) -> flow (B, 2, G, G) crop pixels
 
-    Pixels whose flow is below 1/1000 px are returned bit-exact, so an all-zero change is the identity.
+    ``flow[:, :, i, j]`` is where the output pixel at lattice point (row i, column j) takes its
+    content from, relative to itself; lattice point (i, j) sits at crop pixel
+    (j, i) * (size - 1) / (grid - 1). The engine never touches pixels: the compositor upsamples
+    this smooth field to the face's region of the full frame and resamples the original pixels
+    there, once (``render.compositing.warp_face``), so the edit adds no blur at any face size.
+    The crop border is pinned, so the flow is zero there.
     """
 
     pinned: torch.Tensor
-    identity: torch.Tensor
 
-    def __init__(self, size: int = 256, grid: int = 25, sigma: float = 0.035):
+    def __init__(self, size: int = 256, grid: int = 32, sigma: float = 0.035):
         super().__init__()
-        self.size, self.grid = size, grid  # 25: a lattice step of ~1/6 IOD at any crop size; the flow is that smooth
+        self.size, self.grid = size, grid  # 32: a lattice step of 1/8 IOD; the flow is smoother than that
         self.sigma_px = sigma * size
         self.register_buffer("pinned", border_points(size), persistent=False)
-        axis = torch.arange(size, dtype=torch.float32)
-        yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-        self.register_buffer("identity", torch.stack([xx, yy], dim=0)[None], persistent=False)
 
-    def forward(self, crop: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pinned = self.pinned[None].expand(source.shape[0], -1, -1).to(source.dtype)
-        flow = backward_flow(torch.cat([source, pinned], 1), torch.cat([target, pinned], 1),
+        return backward_flow(torch.cat([source, pinned], 1), torch.cat([target, pinned], 1),
                              self.size, self.grid, self.sigma_px)
-        where = self.identity + flow  # (B, 2, S, S) source pixel of each output pixel
-        normalised = (where * (2.0 / (self.size - 1)) - 1.0).permute(0, 2, 3, 1)
-        warped = F.grid_sample(crop, normalised, mode="bilinear", padding_mode="border", align_corners=True)
-        motion = (flow * flow).sum(dim=1, keepdim=True).sqrt()  # not Tensor.norm (100x slower on CPU) nor hypot (no ONNX op)
-        edited = torch.where(motion < 1e-3, crop, warped)
-        return edited, motion

@@ -107,20 +107,9 @@ AU_NUMBERS: tuple[int, ...] = tuple(ACTION_UNITS)
 SPEECH_AUS: frozenset[int] = frozenset({25, 26})
 EMOTION_AUS: tuple[int, ...] = tuple(n for n in AU_NUMBERS if n not in SPEECH_AUS)
 
-# Standard EMFACS prototypes at apex. "R12" = right side only (contempt is unilateral).
-PRESETS: dict[str, dict[str, float]] = {
-    "neutral": {},
-    "happy": {"6": 0.8, "12": 1.0},
-    "sad": {"1": 1.0, "4": 0.6, "15": 1.0, "17": 0.6},
-    # angry: the 4+5+7+23 prototype's variant with AU10 (EMFACS); the raised upper lip and the
-    # wrinkled nose are what an independent classifier responds to, brows alone barely move it
-    "angry": {"4": 1.0, "7": 0.6, "9": 0.9, "10": 1.0, "23": 0.3},
-    "surprised": {"1": 1.0, "2": 1.0, "5": 1.0},  # + AU26, which is left to the speaker's jaw
-    "fearful": {"1": 1.0, "2": 0.6, "4": 0.6, "5": 1.0, "7": 0.4, "20": 1.0},
-    "disgusted": {"9": 1.0, "10": 0.8, "15": 0.5, "17": 0.5, "4": 0.4},
-    "contemptuous": {"R12": 0.7, "R14": 0.9},
-}
-EMOTIONS: tuple[str, ...] = tuple(PRESETS)
+# The emotions one can ask for. What each does to a face is measured on real people (``library``);
+# the AU sliders above work beside them.
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted", "contemptuous")
 
 
 def au_vector(values: dict[str, float], base: np.ndarray | None = None) -> np.ndarray:

@@ -1,13 +1,16 @@
 """Expression control: what the face shows now, what was asked for, and the change to apply.
 
 ``NeutralBaseline`` learns the person's own calm face online; ``estimate_aus`` reads the current
-AU intensities off the landmarks relative to it; ``ExpressionController.plan`` turns a request
-(emotion + intensity, explicit AUs) into target landmarks by ``target - current`` on emotion AUs
-only (ICface's neutralise-then-apply). Speech AUs are never touched.
+AU intensities off the landmarks relative to it; ``MouthPosture`` splits the mouth opening into
+a slow posture and fast articulation (speech). ``ExpressionController.plan`` turns a request
+(emotion + intensity, explicit AUs) into target landmarks: on the emotion AUs by ``target -
+current`` (ICface's neutralise-then-apply), plus the emotion's anatomical detail measured on real
+people (``library``), plus the emotion's mouth posture with the speaker's articulation kept.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,6 +23,7 @@ from ..face.mesh import eye_centres
 from ..face.smoothing import CausalWindow, Transition
 from ..types import FaceTrack
 from . import au
+from .library import LIBRARY_EMOTIONS, ExpressionLibrary, inner_lip_gap, load_library
 
 # A typical calm face, in the features of ``au.features`` (canonical units). Medians over the
 # calm stretches of three people in LivePortrait's MIT-licensed driving clips; the person's own
@@ -103,7 +107,7 @@ class ExpressionRequest:
     active: bool = False  # False: pass the face through untouched (nothing requested yet, or bypass)
 
     def __post_init__(self) -> None:
-        if self.emotion not in au.PRESETS:
+        if self.emotion not in au.EMOTIONS:
             raise InvalidRequest(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
         object.__setattr__(self, "aus", MappingProxyType(dict(self.aus)))
         au.au_vector(dict(self.aus))  # validates the AU keys
@@ -116,9 +120,57 @@ class ExpressionRequest:
             if not 0.0 <= value <= 1.0:  # also refuses NaN
                 raise InvalidRequest(f"{name} must be between 0 and 1, got {value}")
 
-    def target(self) -> np.ndarray:
-        """Target intensities (len(AU_NUMBERS), 2) for every emotion AU."""
-        return au.au_vector(dict(self.aus), base=self.intensity * au.au_vector(au.PRESETS[self.emotion]))
+    def target(self, presets: Presets) -> ExpressionTarget:
+        """What to show: the emotion's AU intensities (explicit AUs written over them) and its weight."""
+        weights = np.zeros(len(LIBRARY_EMOTIONS))
+        aus = np.zeros((len(au.AU_NUMBERS), 2))
+        if self.emotion != "neutral":
+            row = LIBRARY_EMOTIONS.index(self.emotion)
+            weights[row] = self.intensity
+            aus = self.intensity * presets.aus[row]
+        return ExpressionTarget(au.au_vector(dict(self.aus), base=aus), weights)
+
+
+@dataclass(frozen=True)
+class ExpressionTarget:
+    """An expression to show: AU intensities and how much of each library emotion (its detail, mouth, shading)."""
+
+    aus: np.ndarray  # (len(AU_NUMBERS), 2)
+    emotions: np.ndarray  # (len(LIBRARY_EMOTIONS),) 0..1
+
+    def packed(self) -> np.ndarray:
+        return np.concatenate([self.aus.ravel(), self.emotions])
+
+    @classmethod
+    def unpacked(cls, vector: np.ndarray) -> ExpressionTarget:
+        split = len(au.AU_NUMBERS) * 2
+        return cls(vector[:split].reshape(-1, 2), vector[split:])
+
+
+@dataclass(frozen=True)
+class Presets:
+    """A library's emotions in the controller's terms, fitted once per library.
+
+    Each emotion's measured landmark motion is split into what the AU fields express (``aus``,
+    so that ``target - current`` can neutralise and re-apply it) and what they cannot
+    (``detail``, the anatomical rest, added as measured).
+    """
+
+    library: ExpressionLibrary
+    aus: np.ndarray  # (E, len(AU_NUMBERS), 2)
+    detail: np.ndarray  # (E, NUM_LANDMARKS, 2) canonical units
+
+    @classmethod
+    def fit(cls, library: ExpressionLibrary) -> Presets:
+        unit_fields = au.fields(library.template)
+        neutral = (au.feature_operator() @ library.template.ravel()).reshape(2, -1)
+        aus, detail = [], []
+        for motion in library.geometry:
+            features = (au.feature_operator() @ (library.template + motion).ravel()).reshape(2, -1)
+            fitted = np.clip(estimate_aus(features, neutral, unit_fields), 0.0, 1.0)
+            aus.append(fitted)
+            detail.append(motion - np.einsum("ks,ksnd->nd", fitted, unit_fields))
+        return cls(library, np.array(aus), np.array(detail))
 
 
 class Schedule:
@@ -149,36 +201,79 @@ class Schedule:
                 current = request
         return current
 
-    def target_at(self, seconds: float) -> np.ndarray:
-        return self.request_at(seconds).target()
+
+class MouthPosture:
+    """Splits the mouth opening into a slow posture (part of the expression) and articulation (speech).
+
+    Over the last ``window`` seconds of the inner-lip gap, the posture is its 10th percentile (the
+    mouth at its least open: the library measures postures the same way), the speaking range its
+    10th-90th percentile spread, and the lips' contact gap the smallest gap seen (never above
+    ``contact``, a typical closed mouth, so that a face that never closed its lips is not taken as
+    closed). Syllables come and go 3-8 times a second; a posture stays.
+    """
+
+    def __init__(self, window: float = 1.0, contact: float = 0.03):
+        self.window, self.contact = window, contact
+        self.reset()
+
+    def reset(self) -> None:
+        self._history: deque[tuple[float, float]] = deque()
+        self.closed = self.contact
+
+    def __call__(self, gap: float, t: float) -> tuple[float, float]:
+        """(posture, speaking 0..1) after seeing ``gap`` at ``t`` seconds."""
+        self._history.append((t, gap))
+        while self._history and self._history[0][0] < t - self.window:
+            self._history.popleft()
+        gaps = np.array([g for _, g in self._history])
+        low, high = np.percentile(gaps, (10, 90))
+        self.closed = min(self.closed, float(gaps.min()))
+        return float(low), float(np.clip((high - low) / 0.15, 0.0, 1.0))
+
+    def applied_change(self, change: float, gap: float, speaking: float) -> float:
+        """How much of a posture ``change`` of the opening to apply to a frame whose gap is ``gap``.
+
+        Closing never goes past the lips' contact; opening is withheld from the moments a speaker
+        closes the lips (p, b, m), so those still close.
+        """
+        if change < 0:
+            return max(change, min(0.0, self.closed - gap))
+        closedness = float(np.clip(1.0 - (gap - self.closed) / 0.05, 0.0, 1.0))
+        return change * (1.0 - closedness * speaking)
 
 
 @dataclass(frozen=True)
 class ExpressionPlan:
-    """The edit for one frame: where each landmark should go, and the AU intensities involved."""
+    """The edit for one frame: where each landmark should go, and the expression values involved."""
 
     source: np.ndarray  # (NUM_LANDMARKS, 2) tracked landmarks, pixels
     target: np.ndarray  # (NUM_LANDMARKS, 2) edited landmarks, pixels
     current: np.ndarray  # (len(AU_NUMBERS), 2) AU intensities the face shows now
-    change: np.ndarray  # (len(AU_NUMBERS), 2) applied change, zero on speech AUs
+    change: np.ndarray  # (len(AU_NUMBERS), 2) applied change of the emotion AUs
+    emotions: np.ndarray  # (len(LIBRARY_EMOTIONS),) weight of each library emotion's detail and shading
+    opening: float  # change of the mouth opening, canonical units (posture; articulation kept)
 
     @property
     def is_identity(self) -> bool:
-        return not np.any(self.change)
+        return not (np.any(self.change) or np.any(self.emotions) or self.opening)
 
 
 class ExpressionController:
-    """Per-stream state: neutral baseline, request and smoothing. ``plan(track, t)`` gives the edit.
+    """Per-stream state: neutral baseline, mouth posture, request and smoothing. ``plan(track, t)`` gives the edit.
 
     Over time: the AU reading is averaged over a causal Gaussian window (``window`` frames), a
     change of request unfolds over ``transition`` seconds along an onset/apex curve, and the edit's
     strength follows the tracking confidence (rate-limited), so it fades rather than snaps.
+    ``library`` (default: the one shipped) says what each emotion does.
     """
 
     def __init__(self, request: ExpressionRequest | None = None, baseline: NeutralBaseline | None = None,
-                 noise_floor: float = 0.08, window: int = 10, transition: float = 0.5, fade_step: float = 0.25):
+                 noise_floor: float = 0.08, window: int = 10, transition: float = 0.5, fade_step: float = 0.25,
+                 library: ExpressionLibrary | None = None):
         self.request = request or ExpressionRequest()
         self.baseline = baseline or NeutralBaseline()
+        self.presets = Presets.fit(library or load_library())
+        self.mouth = MouthPosture()
         self.noise_floor = noise_floor  # AU readings below this are tracking noise, not expression
         self._reading = CausalWindow(window)
         self._transition = Transition(transition)
@@ -186,18 +281,22 @@ class ExpressionController:
         self._gain = 0.0
         self._fields: np.ndarray | None = None
         self._frames_since_fields = 0
-        au.feature_operator()  # built once (~0.2 s) here rather than on the first live frame
 
-    def wanted(self, current: np.ndarray, target: np.ndarray | None) -> np.ndarray | None:
-        """Target AU intensities for this frame, or None to leave the face alone."""
-        if target is not None:
-            return target
-        request = self.request  # read once: another thread may replace it meanwhile
-        return request.target() if request.active else None
+    @property
+    def library(self) -> ExpressionLibrary:
+        return self.presets.library
 
-    def plan(self, track: FaceTrack, t: float = 0.0, target: np.ndarray | None = None) -> ExpressionPlan:
-        """The edit for ``track`` at media time ``t`` seconds; ``target`` (len(AU_NUMBERS), 2)
-        overrides the request's (schedules)."""
+    def use_library(self, library: ExpressionLibrary) -> None:
+        """Take emotions from ``library`` from the next frame on."""
+        self.presets = Presets.fit(library)
+
+    def reset(self) -> None:
+        """Forget the person: learn their neutral face and mouth anew."""
+        self.baseline.reset()
+        self.mouth.reset()
+
+    def plan(self, track: FaceTrack, t: float = 0.0, request: ExpressionRequest | None = None) -> ExpressionPlan:
+        """The edit for ``track`` at media time ``t`` seconds; ``request`` overrides the controller's (schedules)."""
         canonical = canonical_landmarks(track)
         features = (au.feature_operator() @ canonical.ravel()).reshape(2, -1)  # == au.features(canonical)
         self.baseline.observe(features)
@@ -207,16 +306,28 @@ class ExpressionController:
         unit_fields = self._fields
         reading = self._reading(estimate_aus(features, self.baseline.features, unit_fields))
         current = np.maximum(reading - self.noise_floor, 0.0)  # soft threshold: no edits from jitter
+        gap = float(inner_lip_gap(canonical))
+        posture, speaking = self.mouth(gap, t)
         source = track.landmarks[:, :2]
-        wanted = self.wanted(current, target)
-        if wanted is None:
+        request = request or self.request  # read once: another thread may replace it meanwhile
+        presets = self.presets
+        if not request.active:
             self._gain = 0.0
-            return ExpressionPlan(source, source, current, np.zeros_like(current))
-        wanted = self._transition(wanted, t)
+            return ExpressionPlan(source, source, current, np.zeros_like(current), np.zeros(len(LIBRARY_EMOTIONS)), 0.0)
+        wanted = ExpressionTarget.unpacked(self._transition(request.target(presets).packed(), t))
         confident = float(np.clip((track.confidence - _FADE_START) / (1.0 - _FADE_START), 0.0, 1.0))
         self._gain += float(np.clip(confident - self._gain, -self.fade_step, self.fade_step))
         change = np.zeros_like(current)
-        change[_EMOTION_ROWS] = self._gain * (wanted[_EMOTION_ROWS] - current[_EMOTION_ROWS])
-        displacement = np.einsum("ks,ksnd->nd", change, unit_fields)
+        change[_EMOTION_ROWS] = self._gain * (wanted.aus[_EMOTION_ROWS] - current[_EMOTION_ROWS])
+        emotions = self._gain * wanted.emotions
+        displacement = np.einsum("ks,ksnd->nd", change, unit_fields) + np.tensordot(emotions, presets.detail, axes=1)
         displacement = au.keep_mouth_opening(displacement, canonical)
-        return ExpressionPlan(source, source + to_image(track, displacement), current, change)
+        library = presets.library
+        # At rest the lips are together; while talking they part more (the library's neutral speakers'
+        # posture). Above that the mouth is the expression's: a neutral request closes it, an emotion
+        # sets it as measured.
+        rest = self.mouth.closed + speaking * max(0.0, library.rest_gap - self.mouth.closed)
+        wanted_change = min(0.0, rest - posture) + float(wanted.emotions @ library.opening)
+        opening = self._gain * self.mouth.applied_change(wanted_change, gap, speaking)
+        displacement = displacement + opening * library.speech
+        return ExpressionPlan(source, source + to_image(track, displacement), current, change, emotions, opening)

@@ -41,6 +41,9 @@ CHIN_SIDE = ((32, 140, 171, 208), (262, 369, 396, 428))
 # the mouth opening exactly as the speaker makes it.
 INNER_LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
 INNER_LIPS = tuple(i for pair in INNER_LIP_PAIRS for i in pair) + (78, 308)
+# Closed contours, clockwise on the image from the right mouth corner: the mouth opening, and the lips' outer edge.
+INNER_LIP_CONTOUR = (78, *(upper for upper, _ in INNER_LIP_PAIRS), 308, *(lower for _, lower in INNER_LIP_PAIRS[::-1]))
+OUTER_LIP_CONTOUR = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 # The face outline, clockwise from the top of the forehead.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)

@@ -1,21 +1,22 @@
-"""Face alignment: the aligned crop the engine edits, cut out of the frame.
+"""Face alignment: the aligned crop, the coordinate frame the engine works in.
 
 The crop is a similarity transform of the frame (rotation = head roll, scale = fixed
-inter-ocular distance), so every face reaches the engine level and at one size.
+inter-ocular distance), so every face reaches the engine level and at one size. No pixels are
+cut out: the engine works on points, the compositor resamples the frame itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from ..face.mesh import eye_centres
+from ..face.mesh import CONTROL_POINTS, FACE_OVAL, eye_centres
 from ..types import FaceTrack
 
 _IOD_IN_CROP = 0.24  # inter-ocular distance as a share of the crop side: the crop spans ~4 IODs
 _CENTRE_BELOW_EYES = 0.55  # crop centre, in IODs below the eye midpoint (between eyes and mouth)
+_RING_SCALE = 1.3  # a pinned ring this far out from the face centre keeps a warp inside the face
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,6 @@ class Alignment:
     def points_to_crop(self, points: np.ndarray) -> np.ndarray:
         return points @ self.to_crop[:, :2].T + self.to_crop[:, 2]
 
-    def cut(self, image: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(image, self.to_crop, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
 
 
 def align(track: FaceTrack, size: int) -> Alignment:
@@ -45,3 +43,18 @@ def align(track: FaceTrack, size: int) -> Alignment:
     linear = np.array([[cos, sin], [-sin, cos]])
     offset = np.array([(size - 1) / 2, (size - 1) / 2]) - linear @ centre
     return Alignment(np.hstack([linear, offset[:, None]]).astype(np.float64), size)
+
+
+def crop_placement(size: int) -> tuple[float, np.ndarray]:
+    """(scale, offset): a level face's canonical points (eye midpoint 0, IOD 1) land in the crop at
+    ``points * scale + offset``, exactly where ``align`` puts them."""
+    scale = _IOD_IN_CROP * size
+    return scale, np.array([(size - 1) / 2, (size - 1) / 2 - _CENTRE_BELOW_EYES * scale])
+
+
+def engine_points(crop_landmarks: np.ndarray) -> np.ndarray:
+    """(NUM_POINTS, 2) the points an engine is steered by: ``CONTROL_POINTS`` of ``crop_landmarks``
+    (NUM_LANDMARKS, 2), then a ring around the face oval that is meant to stay where it is."""
+    oval = crop_landmarks[list(FACE_OVAL)]
+    centre = oval.mean(axis=0)
+    return np.concatenate([crop_landmarks[CONTROL_POINTS], centre + _RING_SCALE * (oval - centre)])

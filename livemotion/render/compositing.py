@@ -1,10 +1,15 @@
-"""Compositing: blend the edited crop back into the frame through a soft face mask.
+"""Compositing: the engine's coarse flow and shading applied to the original frame, once, at its own resolution.
 
-The edited crop returns through the inverse of the crop's alignment (``alignment.Alignment``);
-pixels the mask does not reach keep their original bytes.
+The engine returns a smooth backward flow on a lattice over the face's aligned crop
+(``engines.warp``). Here that lattice is carried to the face's region of the full frame
+(bilinear: the field is smooth), turned from crop pixels into frame pixels, and the original
+pixels are resampled there once (Lanczos, the sharpest of OpenCV's kernels). Nothing is cut out, warped and warped back, so a face
+of any size keeps its detail. Pixels the face mask does not reach keep their original bytes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -12,48 +17,130 @@ import numpy as np
 from ..face.mesh import FACE_OVAL
 from .alignment import Alignment
 
+_CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the brightest a filled cavity gets
 
-def face_mask(crop_landmarks: np.ndarray, size: int, feather: float = 0.04) -> np.ndarray:
-    """(size, size) float32 mask: 1 inside the face oval, a soft fall-off of ``feather`` * size outside.
 
-    Drawn at a quarter of the resolution and upsampled: the mask is smooth, so that costs nothing
-    visible and saves ~1 ms a frame.
+@dataclass(frozen=True)
+class FaceLayers:
+    """What the compositor applies to one face, all on the engine's ``grid`` x ``grid`` lattice over the crop."""
+
+    flow: np.ndarray  # (G, G, 2) float32 backward flow, crop pixels
+    mask: np.ndarray  # (G, G) float32 0..1: where the edit may change pixels (the face, feathered)
+    log_gain: np.ndarray | None  # (G, G) float32 log of the luminance ratio to multiply in (shading), or None
+
+
+@dataclass(frozen=True)
+class MouthChange:
+    """The inner-lip contour before and after the edit (frame pixels), when the edit opens or closes the mouth."""
+
+    source: np.ndarray  # (C, 2) ``face.mesh.INNER_LIP_CONTOUR`` as tracked
+    target: np.ndarray  # (C, 2) where the edit puts it
+    source_outer: np.ndarray  # (D, 2) ``face.mesh.OUTER_LIP_CONTOUR`` as tracked: where the lips' colour is read
+
+
+def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -> np.ndarray:
+    """(grid, grid) float32: 1 inside the hull of the face oval, falling off over ``feather`` * grid outside.
+
+    Args:
+        lattice_points: (NUM_LANDMARKS, 2) landmarks in lattice units (crop pixels * (grid - 1) / (size - 1)).
     """
-    small = size // 4
-    mask = np.zeros((small, small), np.float32)
-    hull = cv2.convexHull(np.round(crop_landmarks[list(FACE_OVAL)] / 4).astype(np.int32))
+    mask = np.zeros((grid, grid), np.float32)
+    hull = cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1.0)
-    radius = max(1, int(feather * small))
+    radius = max(1, int(round(feather * grid)))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
-    mask = cv2.GaussianBlur(mask, (0, 0), radius)
-    return cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.GaussianBlur(mask, (0, 0), 0.5 * radius)
+    # the Gaussian's far tail would let a whisper of flow reach the background: cut it at 2 %
+    return np.clip((mask - 0.02) / 0.98, 0.0, 1.0)
 
 
-def composite(frame: np.ndarray, edited_crop: np.ndarray, weight_crop: np.ndarray, alignment: Alignment) -> np.ndarray:
-    """Blend ``edited_crop`` back into a copy of ``frame`` with per-pixel ``weight_crop`` (0..1).
+def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth: MouthChange | None = None) -> np.ndarray:
+    """A copy of ``frame`` (H, W, 3 uint8) with ``layers`` applied to the face ``alignment`` describes.
 
-    Only the crop's footprint is resampled; where the weight is 0 the frame keeps its bytes.
+    Only the region the mask reaches is touched; there each output pixel is the original frame
+    sampled once at (pixel + flow), times exp(log_gain) on skin, and where ``mouth`` opens or
+    closes the lips, the uncovered mouth is filled (see ``_fill_mouth``).
     """
-    height, width = frame.shape[:2]
     out = frame.copy()
-    # Only the part of the crop the weight reaches is carried back (the face, not the whole crop).
-    cx, cy, cw, ch = cv2.boundingRect((weight_crop > 1e-3).astype(np.uint8))
-    if cw == 0 or ch == 0:
+    grid = layers.flow.shape[0]
+    height, width = frame.shape[:2]
+    to_lattice = alignment.to_crop * ((grid - 1) / (alignment.size - 1))  # frame pixels -> lattice units
+    rows, cols = np.nonzero(layers.mask > 1e-3)
+    if len(rows) == 0:
         return out
-    corners = np.array([[cx, cy], [cx + cw, cy], [cx, cy + ch], [cx + cw, cy + ch]], np.float64)
-    to_frame = cv2.invertAffineTransform(alignment.to_crop)
-    footprint = corners @ to_frame[:, :2].T + to_frame[:, 2]
+    from_lattice = cv2.invertAffineTransform(to_lattice)
+    corners = np.array([[cols.min() - 1, rows.min() - 1], [cols.max() + 1, rows.min() - 1],
+                        [cols.min() - 1, rows.max() + 1], [cols.max() + 1, rows.max() + 1]], np.float64)
+    footprint = corners @ from_lattice[:, :2].T + from_lattice[:, 2]
     x0, y0 = np.maximum(np.floor(footprint.min(axis=0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(footprint.max(axis=0)).astype(int) + 1, (width, height))
     if x1 <= x0 or y1 <= y0:
         return out
-    to_roi = to_frame.copy()
-    to_roi[:, 2] -= (x0, y0)
-    roi_size = (int(x1 - x0), int(y1 - y0))
-    edited = cv2.warpAffine(edited_crop, to_roi, roi_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    weight = cv2.warpAffine(weight_crop, to_roi, roi_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                            borderValue=0)
-    roi = out[y0:y1, x0:x1]
-    # weight * edited + (1 - weight) * original; where the weight is 0 this is the original byte exactly
-    roi[...] = cv2.blendLinear(edited, roi, weight, 1.0 - weight)
+    roi_to_lattice = to_lattice.copy()
+    roi_to_lattice[:, 2] += to_lattice[:, :2] @ (x0, y0)
+    # Crop-pixel displacements become frame-pixel ones (the crop's inverse linear part) and fade
+    # with the mask on the lattice already: both are linear, so they commute with the upsampling.
+    to_frame = cv2.invertAffineTransform(alignment.to_crop)[:, :2].astype(np.float32)
+    flow = (layers.flow @ to_frame.T) * layers.mask[..., None]
+    gain = layers.log_gain * layers.mask if layers.log_gain is not None else np.zeros_like(layers.mask)
+    stack = np.dstack([flow, layers.mask, gain]).astype(np.float32)
+    upsampled = cv2.warpAffine(stack, roi_to_lattice, (int(x1 - x0), int(y1 - y0)),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    map_x = upsampled[..., 0] + np.arange(x0, x1, dtype=np.float32)[None, :]
+    map_y = upsampled[..., 1] + np.arange(y0, y1, dtype=np.float32)[:, None]
+    warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    if mouth is not None:
+        _fill_mouth(frame, warped, mouth, (x0, y0), map_x, map_y)
+    if layers.log_gain is not None:
+        ratio = np.exp(upsampled[..., 3])
+        warped = cv2.multiply(warped, cv2.merge([ratio, ratio, ratio]), dtype=cv2.CV_8U)  # saturating, rounded
+    np.copyto(out[y0:y1, x0:x1], warped, where=(upsampled[..., 2] > 0)[..., None])
     return out
+
+
+def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origin: tuple[int, int],
+                map_x: np.ndarray, map_y: np.ndarray) -> None:
+    """Where the edit opens the lips further than the speaker did, a dark mouth cavity shows
+    (the person's own darkest mouth tone when their mouth was open, else a dark red-brown);
+    where it closes them over what was open (a grin's teeth), the lips' own colour covers it.
+    Changes ``warped`` (the region at ``origin``) in place.
+
+    The opening is compared in the output: the target inner-lip polygon against the source
+    mouth carried through the same flow, so every pixel knows what it would otherwise show.
+    Only the mouth's box is touched.
+    """
+    x0, y0 = origin
+    points = np.vstack([mouth.source_outer, mouth.target]) - (x0, y0)
+    bx0, by0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - 4, 0)
+    bx1, by1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 5, (warped.shape[1], warped.shape[0]))
+    if bx1 <= bx0 or by1 <= by0:
+        return
+    box = (slice(by0, by1), slice(bx0, bx1))
+    shift = np.array([x0 + bx0, y0 + by0], np.float64)
+    # the source mouth, drawn in frame coordinates over the part of the frame the box samples
+    sx, sy = map_x[box], map_y[box]
+    fx0, fy0 = int(max(np.floor(sx.min()) - 2, 0)), int(max(np.floor(sy.min()) - 2, 0))
+    fx1, fy1 = int(min(np.ceil(sx.max()) + 3, frame.shape[1])), int(min(np.ceil(sy.max()) + 3, frame.shape[0]))
+    mouth_in = np.zeros((fy1 - fy0, fx1 - fx0), np.uint8)
+    cv2.fillPoly(mouth_in, [np.round(mouth.source - (fx0, fy0)).astype(np.int32)], 255)
+    mouth_in_moved = cv2.remap(mouth_in, sx - fx0, sy - fy0, cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    mouth_out = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
+    cv2.fillPoly(mouth_out, [np.round(mouth.target - shift).astype(np.int32)], 255)
+    mouth_out_f = cv2.GaussianBlur(mouth_out.astype(np.float32) / 255.0, (0, 0), 1.0)
+    opened = np.clip(mouth_out_f - mouth_in_moved, 0.0, 1.0)
+    closed = np.clip(mouth_in_moved - mouth_out_f, 0.0, 1.0)
+    if opened.max() < 0.05 and closed.max() < 0.05:
+        return
+    region = frame[fy0:fy1, fx0:fx1]
+    result = warped[box].astype(np.float32)
+    if opened.max() >= 0.05:
+        inside = region[mouth_in > 0]
+        cavity = np.percentile(inside, 10, axis=0) if len(inside) > 30 else _CAVITY
+        result += opened[..., None] * (np.minimum(cavity, _CAVITY) - result)  # never brighter than a shadowed mouth
+    if closed.max() >= 0.05:
+        lips = np.zeros_like(mouth_in)
+        cv2.fillPoly(lips, [np.round(mouth.source_outer - (fx0, fy0)).astype(np.int32)], 255)
+        lip_pixels = region[(lips > 0) & (mouth_in == 0)]
+        if len(lip_pixels):
+            result += closed[..., None] * (np.median(lip_pixels, axis=0) - result)
+    warped[box] = np.clip(np.rint(result), 0, 255).astype(np.uint8)

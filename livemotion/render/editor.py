@@ -1,4 +1,4 @@
-"""The editor stage: expression control -> engine on an aligned crop -> compositor.
+"""The editor stage: expression control -> engine (flows on a lattice) -> shading -> compositor.
 
 ``ExpressionEditor.edit`` is what ``runtime.pipeline.Pipeline`` calls for every frame with a face.
 """
@@ -7,18 +7,33 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 
 from ..engines.backends import EngineBackend
 from ..expression.au import fold_free_fraction
 from ..expression.controller import ExpressionController, ExpressionPlan, ExpressionRequest, Schedule
-from ..face.mesh import CONTROL_POINTS, FACE_OVAL, triangles
+from ..expression.library import GRID, ExpressionLibrary, template_to_crop
+from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
-from .alignment import align
-from .compositing import composite, face_mask
+from .alignment import Alignment, align, engine_points
+from .compositing import FaceLayers, MouthChange, lattice_mask, warp_face
 
-_RING_SCALE = 1.3  # a pinned ring this far out from the face centre keeps the warp inside the face
-_MOTION_FULL_PX = 0.3  # flow at which the edit fully replaces the original pixel
+_MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
+LAYER_GRID = GRID  # side of the lattice the compositor gets: the library's shading resolution (1/15 IOD)
+
+
+def _upsample_lattice(values: np.ndarray, side: int) -> np.ndarray:
+    """(B, C, g, g) lattice values -> (B, C, side, side), bilinear, corners kept (both span the crop corner to corner)."""
+    grid = values.shape[-1]
+    if grid == side:
+        return values
+    axis = np.linspace(0, grid - 1, side, dtype=np.float32)
+    map_x, map_y = np.meshgrid(axis, axis)
+    flat = values.reshape(-1, grid, grid).transpose(1, 2, 0)  # cv2 wants channels last
+    up = np.stack([cv2.remap(np.ascontiguousarray(flat[..., i]), map_x, map_y, cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE) for i in range(flat.shape[-1])])
+    return up.reshape(*values.shape[:2], side, side)
 
 
 class ExpressionEditor:
@@ -35,41 +50,72 @@ class ExpressionEditor:
         self.crop_size = backend.size
         self._schedule_origin: float | None = None  # the pts the schedule's 0 s is counted from
         self._triangles = triangles()
+        self._shading: tuple[ExpressionLibrary, np.ndarray, np.ndarray] | None = None
         self.last_plan: ExpressionPlan | None = None
 
     def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray:
         start = time.perf_counter()
-        target = None
+        request = None
         schedule = self.schedule  # read once: the control API may replace it meanwhile
         if schedule is not None:
             if self._schedule_origin is None:
                 self._schedule_origin = float(frame.pts)
-            target = schedule.target_at(float(frame.pts) - self._schedule_origin)
-        plan = self.controller.plan(track, float(frame.pts), target)
+            request = schedule.request_at(float(frame.pts) - self._schedule_origin)
+        plan = self.controller.plan(track, float(frame.pts), request)
         self.last_plan = plan
         timings["control"] = (time.perf_counter() - start) * 1e3
         if plan.is_identity:
             return frame.image
         start = time.perf_counter()
         alignment = align(track, self.crop_size)
-        crop = alignment.cut(frame.image)
         source = alignment.points_to_crop(plan.source)
-        target_points = alignment.points_to_crop(plan.target)
-        target_points = source + fold_free_fraction(source, target_points, self._triangles) * (target_points - source)
-        ring = self._pinned_ring(source)
-        edited, motion = self.backend(
-            crop.transpose(2, 0, 1)[None].astype(np.float32),
-            np.concatenate([source[CONTROL_POINTS], ring])[None].astype(np.float32),
-            np.concatenate([target_points[CONTROL_POINTS], ring])[None].astype(np.float32),
-        )
-        edited_crop = np.clip(np.rint(edited[0].transpose(1, 2, 0)), 0, 255).astype(np.uint8)
-        motion_px = motion[0, 0]
+        target = alignment.points_to_crop(plan.target)
+        target = source + fold_free_fraction(source, target, self._triangles) * (target - source)
+        shaded = bool(np.any(plan.emotions))
+        library, template_points, shading = self._shading_for(self.controller.library)
+        sources, targets = [engine_points(source)], [engine_points(target)]
+        if shaded:  # a second flow carries the library's template face onto the edited one
+            sources.append(template_points)
+            targets.append(targets[0])
+        flows = self.backend(np.stack(sources).astype(np.float32), np.stack(targets).astype(np.float32))
         timings["engine"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
-        weight = face_mask(source, self.crop_size) * np.clip(motion_px / _MOTION_FULL_PX, 0.0, 1.0)
-        out = composite(frame.image, edited_crop, weight, alignment)
+        flows = _upsample_lattice(flows, LAYER_GRID)  # the engine's lattice is coarser than shading needs
+        to_lattice = (LAYER_GRID - 1) / (self.crop_size - 1)
+        log_gain = self._log_gain(flows[1], np.tensordot(plan.emotions, shading, axes=1)) if shaded else None
+        layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain)
+        timings["shading"] = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, alignment, target))
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
+
+    def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
+        """The library's template as engine points and its shading summed over regions (cached per library)."""
+        if self._shading is None or self._shading[0] is not library:
+            points = engine_points(template_to_crop(library.template, self.crop_size))
+            self._shading = library, points, library.shading.sum(axis=1)
+        return self._shading
+
+    def _log_gain(self, template_flow: np.ndarray, shading: np.ndarray) -> np.ndarray:
+        """(G, G) the library's shading (its own lattice over the template crop) seen through the
+        template -> edited-face flow (2, G, G): where each output lattice point is on the template."""
+        grid = template_flow.shape[-1]
+        axis = np.linspace(0, self.crop_size - 1, grid, dtype=np.float32)
+        crop_x, crop_y = np.meshgrid(axis, axis)
+        scale = (shading.shape[-1] - 1) / (self.crop_size - 1)
+        return cv2.remap(shading.astype(np.float32), (crop_x + template_flow[0]) * scale,
+                         (crop_y + template_flow[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)
+
+    @staticmethod
+    def _mouth_change(plan: ExpressionPlan, alignment: Alignment, crop_target: np.ndarray) -> MouthChange | None:
+        if abs(plan.opening) < _MOUTH_CHANGE_MIN:
+            return None
+        to_frame = cv2.invertAffineTransform(alignment.to_crop)
+        target = crop_target @ to_frame[:, :2].T + to_frame[:, 2]  # after the fold-free limit, in frame pixels
+        return MouthChange(plan.source[list(INNER_LIP_CONTOUR)], target[list(INNER_LIP_CONTOUR)],
+                           plan.source[list(OUTER_LIP_CONTOUR)])
 
     # ---- the control interface (runtime.pipeline.StreamControl) ---------------------------------
     def set_request(self, request: ExpressionRequest) -> None:
@@ -81,12 +127,10 @@ class ExpressionEditor:
         self._schedule_origin = None
         self.schedule = schedule
 
-    def reset_neutral(self) -> None:
-        """Forget the learned neutral face and learn it anew."""
-        self.controller.baseline.reset()
+    def set_library(self, library: ExpressionLibrary) -> None:
+        """Take the emotions from ``library`` from the next frame on."""
+        self.controller.use_library(library)
 
-    @staticmethod
-    def _pinned_ring(crop_points: np.ndarray) -> np.ndarray:
-        oval = crop_points[list(FACE_OVAL)]
-        centre = oval.mean(axis=0)
-        return centre + _RING_SCALE * (oval - centre)
+    def reset_neutral(self) -> None:
+        """Forget the learned neutral face and mouth and learn them anew."""
+        self.controller.reset()

@@ -17,6 +17,7 @@ import numpy as np
 from ..contrib.overlay import draw_overlay
 from ..contrib.preview import PreviewSheet
 from ..expression.controller import ExpressionRequest, Schedule
+from ..expression.library import ExpressionLibrary
 from ..face.smoothing import TrackSmoother
 from ..face.tracking import FaceTracker
 from ..io.sinks import FrameSink
@@ -39,6 +40,8 @@ class FrameEditor(Protocol):
 
     def set_schedule(self, schedule: Schedule | None) -> None: ...
 
+    def set_library(self, library: ExpressionLibrary) -> None: ...
+
     def reset_neutral(self) -> None: ...
 
 
@@ -53,6 +56,8 @@ class StreamControl(Protocol):
     def set_bypass(self, bypass: bool) -> None: ...
 
     def set_schedule(self, schedule: Schedule | None) -> None: ...
+
+    def set_library(self, library: ExpressionLibrary) -> None: ...
 
     def reset_neutral(self) -> None: ...
 
@@ -102,6 +107,10 @@ class Pipeline:
     def set_schedule(self, schedule: Schedule | None) -> None:
         if self.editor is not None:
             self.editor.set_schedule(schedule)
+
+    def set_library(self, library: ExpressionLibrary) -> None:
+        if self.editor is not None:
+            self.editor.set_library(library)
 
     def reset_neutral(self) -> None:
         if self.editor is not None:

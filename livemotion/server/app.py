@@ -33,7 +33,7 @@ from ..face.tracking import FaceTracker
 from ..render.editor import ExpressionEditor
 from ..runtime.pipeline import Pipeline
 from ..runtime.stats import PipelineStats
-from .control import ControlError, Controls, parse_message
+from .control import ControlError, Controls, ControlState, parse_message
 from .webrtc import Broadcaster, BroadcastTrack, FilteredTrack, Stream
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class ServerConfig:
     max_peers: int = 8  # WebRTC connections at once; each filtered camera costs a tracker and CPU
     max_sockets: int = 32  # control sockets at once
     connect_timeout: float = 30.0  # an answered offer that has not connected by then is closed
+    library: str | None = None  # expression library file; None: the shipped one
 
 
 class LivemotionServer:
@@ -88,7 +89,7 @@ class LivemotionServer:
         if not is_loopback(config.host) and not config.token:
             config.token = secrets.token_urlsafe(16)
         self.backend = backend or create_backend(config.backend, device=config.device)
-        self.controls = Controls()
+        self.controls = Controls(ControlState(library=config.library))
         self.stats = PipelineStats(window=600)
         self.peers: set[Any] = set()
         self.streams: list[Stream] = []

@@ -25,6 +25,7 @@ import jsonschema
 from ..errors import InvalidRequest
 from ..expression.au import EMOTION_AUS, EMOTIONS
 from ..expression.controller import ExpressionRequest, Schedule
+from ..expression.library import load_library
 from ..runtime.pipeline import StreamControl
 
 MAX_MESSAGE_BYTES = 4096
@@ -43,6 +44,7 @@ SCHEMA = {
                 "schedule": {"type": ["string", "null"], "maxLength": 1000},
                 "bypass": {"type": "boolean"},
                 "active": {"type": "boolean"},
+                "library": {"type": ["string", "null"], "maxLength": 1000, "pattern": "\\.npz$"},
             },
             "required": ["type"],
             "additionalProperties": False,
@@ -106,6 +108,7 @@ class ControlState:
     schedule: str | None = None
     bypass: bool = False
     active: bool = False
+    library: str | None = None  # expression library file; None: the shipped one
 
     def request(self) -> ExpressionRequest:
         return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active)
@@ -125,11 +128,13 @@ class Controls:
         self.state = state or ControlState()
         self._streams: list[StreamControl] = []
         self._lock = threading.Lock()
+        self._library = load_library(self.state.library)
 
     def attach(self, stream: StreamControl) -> None:
         with self._lock:
             self._streams.append(stream)
             self._push(stream, restart_schedule=True)
+            stream.set_library(self._library)
 
     def detach(self, stream: StreamControl) -> None:
         with self._lock:
@@ -140,13 +145,20 @@ class Controls:
         kind = message["type"]
         with self._lock:
             if kind == "set":
-                changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active")
-                           if key in message}
+                changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
+                                                         "library") if key in message}
+                if "library" in message:
+                    try:
+                        self._library = load_library(message["library"])
+                    except InvalidRequest as error:
+                        raise ControlError(str(error)) from None
                 if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
                     changes["active"] = True  # choosing an expression turns editing on
                 self.state = replace(self.state, **changes)
                 for stream in self._streams:
                     self._push(stream, restart_schedule="schedule" in message)
+                    if "library" in message:
+                        stream.set_library(self._library)
             elif kind == "reset_neutral":
                 for stream in self._streams:
                     stream.reset_neutral()

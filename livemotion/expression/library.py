@@ -1,0 +1,382 @@
+"""The expression library: what each emotion does to a face, measured on real people.
+
+For every person in the labelled clips, each emotion is compared with that person's *own*
+neutral clip, in the canonical face frame (``controller.canonical_landmarks``: eyes level,
+inter-ocular distance 1):
+
+- **geometry**: the landmark motion of the emotion's *posture*. Every clip is speech, so each
+  frame is modelled as posture + speech basis x inner-lip gap, the speech basis being how that
+  person's face moves per unit of mouth opening while talking neutrally. The posture is the face
+  at the clip's least open moments (10th percentile of the gap): the expression without the
+  syllables. The emotion's change of mouth opening is kept apart (``opening``), so the runtime
+  can set the posture and keep the speaker's articulation.
+- **shading**: expression ratio images (Liu, Shan & Zhang 2001). The luminance of the
+  expressive face divided by the same person's neutral face, both warped to one template face
+  on a lattice over the aligned crop, on skin only, the lighting's slow variation removed, split
+  into regions (forehead, between the brows, around the eyes, nasolabial folds, chin).
+
+People are averaged after each is measured against themselves, so the library describes the
+emotion, not the people. ``build_library`` makes one from clips; ``load_library`` reads one
+(the shipped file by default).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import InvalidRequest, SourceError
+from ..face.mesh import (
+    CHIN_BOSS,
+    EYES,
+    FACE_OVAL,
+    GLABELLA,
+    INNER_BROW,
+    LOWER_INNER_LIP,
+    MOUTH_CORNER,
+    NOSE_WING,
+    NUM_LANDMARKS,
+    OUTER_BROW,
+    OUTER_LIP_CONTOUR,
+    UPPER_INNER_LIP,
+    UPPER_LID,
+    both,
+)
+from ..render.alignment import Alignment, align, crop_placement, engine_points
+from ..types import FaceTrack
+
+LIBRARY_VERSION = 1
+GRID = 64  # side of the shading lattice over the template's aligned crop (a step of 1/15 IOD)
+REGIONS = ("forehead", "glabella", "eyes", "nasolabial", "chin")
+# The emotions a library describes (neutral is the reference, so it has no entry), and the words
+# that label a clip with each; the file name carries the label (MEAD: mead_W009_happy.mp4).
+EMOTION_WORDS = {
+    "happy": ("happy",), "sad": ("sad",), "angry": ("angry", "furious"), "surprised": ("surprise",),
+    "fearful": ("fear",), "disgusted": ("disgust",), "contemptuous": ("contempt",),
+}
+LIBRARY_EMOTIONS = tuple(EMOTION_WORDS)
+_POSTURE_QUANTILE = 10  # percentile of the inner-lip gap taken as a clip's posture (speech at its least open)
+_SHADING_LIMIT = 0.35  # largest |log ratio|: a crease darkens skin by up to ~30 %, not more
+
+
+@dataclass(frozen=True)
+class ExpressionLibrary:
+    template: np.ndarray  # (NUM_LANDMARKS, 2) neutral face, canonical units, mean over people
+    speech: np.ndarray  # (NUM_LANDMARKS, 2) canonical motion per unit of inner-lip gap while talking
+    rest_gap: float  # inner-lip gap of a neutral face at rest (lips together), canonical units
+    geometry: np.ndarray  # (E, NUM_LANDMARKS, 2) posture change per emotion, mouth opening factored out
+    opening: np.ndarray  # (E,) change of the resting inner-lip gap per emotion, canonical units
+    shading: np.ndarray  # (E, len(REGIONS), GRID, GRID) float32 log luminance ratio, template lattice
+    sources: tuple[str, ...]  # the clips it was built from
+
+    def emotion_index(self, emotion: str) -> int:
+        return LIBRARY_EMOTIONS.index(emotion)
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(
+            path, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
+            speech=self.speech.astype(np.float32), rest_gap=self.rest_gap, geometry=self.geometry.astype(np.float32),
+            opening=self.opening.astype(np.float32), shading=self.shading.astype(np.float16),
+            emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources))
+
+
+def load_library(path: str | Path | None = None) -> ExpressionLibrary:
+    """The library in ``path``, or the one shipped with livemotion (``path`` None)."""
+    if path is None:
+        return _shipped_library()
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["version"]) != LIBRARY_VERSION or tuple(data["emotions"]) != LIBRARY_EMOTIONS:
+                raise InvalidRequest(f"{path} is a library of another livemotion version: rebuild it with "
+                                     "`livemotion build-library CLIPS... --out FILE`")
+            return ExpressionLibrary(
+                template=data["template"].astype(np.float64), speech=data["speech"].astype(np.float64),
+                rest_gap=float(data["rest_gap"]), geometry=data["geometry"].astype(np.float64),
+                opening=data["opening"].astype(np.float64), shading=data["shading"].astype(np.float32),
+                sources=tuple(str(s) for s in data["sources"]))
+    except FileNotFoundError:
+        raise InvalidRequest(f"no expression library at {path}: build one with `livemotion build-library`") from None
+    except (OSError, KeyError, ValueError) as error:
+        if isinstance(error, InvalidRequest):
+            raise
+        raise InvalidRequest(f"{path} is not an expression library ({error}): build one with "
+                             "`livemotion build-library CLIPS... --out FILE`") from None
+
+
+@lru_cache(maxsize=1)
+def _shipped_library() -> ExpressionLibrary:
+    with resources.as_file(resources.files("livemotion.expression") / "expressions.npz") as path:
+        return load_library(path)
+
+
+# ---- the template's lattice ----------------------------------------------------------------------
+
+def template_to_crop(points: np.ndarray, size: int) -> np.ndarray:
+    """Canonical points placed in a ``size`` crop the way ``render.alignment.align`` places a level face."""
+    scale, offset = crop_placement(size)
+    return points * scale + offset
+
+
+def template_lattice(template: np.ndarray, size: int = 256) -> tuple[np.ndarray, float]:
+    """The template's landmarks in lattice units (NUM_LANDMARKS, 2), and one IOD in lattice units."""
+    to_lattice = (GRID - 1) / (size - 1)
+    return template_to_crop(template, size) * to_lattice, crop_placement(size)[0] * to_lattice
+
+
+def region_masks(template: np.ndarray, size: int = 256) -> np.ndarray:
+    """(len(REGIONS), GRID, GRID) float32 soft masks of the skin regions on the template lattice.
+
+    Each region is a Gaussian blob around anatomical anchors; all are restricted to skin (inside
+    the face, away from the eyes, the brows' hair and the lips) and never sum above 1.
+    """
+    lattice, unit = template_lattice(template, size)
+    yy, xx = np.mgrid[0:GRID, 0:GRID].astype(np.float32)
+
+    def blob(anchors: np.ndarray, radius: float) -> np.ndarray:
+        d2 = np.min([(xx - x) ** 2 + (yy - y) ** 2 for x, y in np.atleast_2d(anchors)], axis=0)
+        return np.exp(-0.5 * d2 / (radius * unit) ** 2)
+
+    brows = lattice[list(both(INNER_BROW) + both(OUTER_BROW))]
+    brow_line = brows[:, 1].min()
+    forehead = np.stack([np.linspace(brows[:, 0].min(), brows[:, 0].max(), 7), np.full(7, brow_line - 0.35 * unit)], 1)
+    glabella = np.vstack([lattice[GLABELLA], 0.5 * (lattice[INNER_BROW[0][0]] + lattice[INNER_BROW[1][0]])])
+    eye_surround = []
+    for side in (0, 1):
+        lid = lattice[list(UPPER_LID[side])]
+        outer = lid[np.argmax(np.abs(lid[:, 0] - lattice[GLABELLA, 0]))]
+        eye_surround += [outer + (np.sign(outer[0] - lattice[GLABELLA, 0]) * 0.12 * unit, 0.0),
+                         lid.mean(axis=0) + (0.0, 0.3 * unit)]
+    nasolabial = []
+    for side in (0, 1):
+        wing, corner = lattice[NOSE_WING[side][-1]], lattice[MOUTH_CORNER[side][0]]
+        away = np.sign(corner[0] - lattice[GLABELLA, 0]) * 0.08 * unit
+        nasolabial += [wing + t * (corner - wing) + (away, 0.0) for t in (0.0, 0.35, 0.7, 1.0)]
+    masks = np.stack([blob(forehead, 0.22), blob(glabella, 0.14), blob(np.array(eye_surround), 0.14),
+                      blob(np.array(nasolabial), 0.1), blob(lattice[[CHIN_BOSS]], 0.22)])
+    masks /= np.maximum(masks.sum(axis=0, keepdims=True), 1.0)
+    return masks * skin_mask(lattice, unit)
+
+
+def skin_mask(lattice: np.ndarray, unit: float) -> np.ndarray:
+    """(GRID, GRID) float32: the face's skin, with eyes, brows' hair and lips cut out, feathered."""
+    skin = np.zeros((GRID, GRID), np.uint8)
+    cv2.fillConvexPoly(skin, cv2.convexHull(np.round(lattice[list(FACE_OVAL)]).astype(np.int32)), 1)
+    holes = np.zeros_like(skin)
+    for ids in (both(UPPER_LID) + EYES, both(INNER_BROW) + both(OUTER_BROW)):
+        for side_points in _by_side(lattice, ids):
+            cv2.fillConvexPoly(holes, cv2.convexHull(np.round(side_points).astype(np.int32)), 1)
+    cv2.fillPoly(holes, [np.round(lattice[list(OUTER_LIP_CONTOUR)]).astype(np.int32)], 1)
+    margin = max(1, int(round(0.06 * unit)))
+    holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
+    skin = cv2.erode(skin, np.ones((3, 3), np.uint8)) * (1 - holes)
+    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), 1.0)
+
+
+def _by_side(lattice: np.ndarray, ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    points = lattice[list(ids)]
+    middle = lattice[GLABELLA, 0]
+    return points[points[:, 0] < middle], points[points[:, 0] >= middle]
+
+
+def inner_lip_gap(canonical: np.ndarray) -> np.ndarray:
+    """The mouth opening on the midline, canonical units: (..., NUM_LANDMARKS, 2) -> (...)."""
+    return canonical[..., LOWER_INNER_LIP, 1] - canonical[..., UPPER_INNER_LIP, 1]
+
+
+# ---- building ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClipMeasure:
+    """One labelled clip, tracked: its person, its label and per-frame measurements."""
+
+    path: str
+    person: str
+    emotion: str  # "neutral" or one of LIBRARY_EMOTIONS
+    canonical: np.ndarray  # (F, NUM_LANDMARKS, 2)
+    luminance: np.ndarray  # (F, GRID, GRID) float32 0..255 on the template lattice (NaN: off the frame)
+
+
+def clip_label(path: str | Path) -> tuple[str, str] | None:
+    """(person, emotion) from a clip's file name, or None when it names no known emotion."""
+    stem = Path(path).stem.lower()
+    for emotion, words in {"neutral": ("neutral",), **EMOTION_WORDS}.items():
+        for word in words:
+            match = re.search(rf"{word}[a-z]*", stem)
+            if match:
+                person = (stem[: match.start()] + stem[match.end():]).strip("_-. ")
+                return re.sub(r"[_-]+", "_", person), emotion
+    return None
+
+
+def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256, max_frames: int = 150) -> ClipMeasure:
+    """Track ``path`` and measure every frame with a face: canonical landmarks and, given a
+    ``template``, the luminance carried onto its lattice (else an empty array)."""
+    from ..engines import create_engine
+    from ..face.tracking import FaceTracker
+    from ..io.sources import FileSource
+    from .controller import canonical_landmarks
+
+    label = clip_label(path)
+    if label is None:
+        raise InvalidRequest(f"{path}: the file name names no emotion ({', '.join(('neutral', *LIBRARY_EMOTIONS))})")
+    engine = create_engine("warp", size=size, grid=GRID)
+    template_points = None if template is None else engine_points(template_to_crop(template, size))
+    canonical, luminance = [], []
+    source = FileSource(str(path))
+    try:
+        with FaceTracker(max_faces=1) as tracker:
+            for frame in source:
+                if frame.index >= max_frames:
+                    break
+                track = tracker.track(frame.image)
+                if not isinstance(track, FaceTrack):
+                    continue
+                canonical.append(canonical_landmarks(track))
+                if template_points is not None:
+                    luminance.append(_lattice_luminance(frame.image, track, align(track, size), template_points, engine))
+    finally:
+        source.close()
+    if len(canonical) < 10:
+        raise SourceError(f"{path}: a face was found in only {len(canonical)} frames; a library clip needs 10 or more")
+    lattice_luminance = np.stack(luminance) if luminance else np.zeros((0, GRID, GRID), np.float32)
+    return ClipMeasure(str(path), label[0], label[1], np.stack(canonical), lattice_luminance)
+
+
+def _lattice_luminance(image: np.ndarray, track: FaceTrack, alignment: Alignment, template_points: np.ndarray,
+                       engine: torch.nn.Module) -> np.ndarray:
+    """The face's luminance carried onto the template lattice (backward flow template -> this face)."""
+    face_points = engine_points(alignment.points_to_crop(track.landmarks[:, :2]))
+    with torch.inference_mode():
+        flow = engine(torch.as_tensor(face_points[None], dtype=torch.float32),
+                      torch.as_tensor(template_points[None], dtype=torch.float32))[0].numpy()
+    size = alignment.size
+    axis = np.linspace(0, size - 1, GRID, dtype=np.float32)
+    crop_x, crop_y = np.meshgrid(axis, axis)
+    crop_x, crop_y = crop_x + flow[0], crop_y + flow[1]
+    to_frame = cv2.invertAffineTransform(alignment.to_crop)
+    frame_x = to_frame[0, 0] * crop_x + to_frame[0, 1] * crop_y + to_frame[0, 2]
+    frame_y = to_frame[1, 0] * crop_x + to_frame[1, 1] * crop_y + to_frame[1, 2]
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    step = abs(to_frame[0, 0]) * (size - 1) / (GRID - 1)  # frame pixels per lattice step
+    grey = cv2.GaussianBlur(grey, (0, 0), max(0.5, 0.5 * step))  # no aliasing when sampling coarser than the frame
+    return cv2.remap(grey, frame_x.astype(np.float32), frame_y.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+
+
+@dataclass(frozen=True)
+class _Posture:
+    shape: np.ndarray  # (NUM_LANDMARKS, 2)
+    gap: float
+    luminance: np.ndarray  # (GRID, GRID)
+
+
+def _posture(clip: ClipMeasure, speech: np.ndarray) -> _Posture:
+    """A clip's face with speech factored out: frame = posture + speech * (gap - posture gap)."""
+    gaps = inner_lip_gap(clip.canonical)
+    gap = float(np.percentile(gaps, _POSTURE_QUANTILE))
+    shape = np.mean(clip.canonical - speech[None] * (gaps - gap)[:, None, None], axis=0)
+    closest = clip.luminance[gaps <= np.percentile(gaps, 30)]  # shading at the least articulated frames
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # lattice points off the frame in every frame stay NaN
+        return _Posture(shape, gap, np.nanmedian(closest, axis=0))
+
+
+def _speech_basis(neutral: ClipMeasure) -> np.ndarray:
+    """(NUM_LANDMARKS, 2) least-squares motion per unit of inner-lip gap over a neutral talking clip."""
+    gaps = inner_lip_gap(neutral.canonical)
+    centred = gaps - gaps.mean()
+    shapes = neutral.canonical - neutral.canonical.mean(axis=0)
+    return np.tensordot(centred, shapes, axes=1) / max(float(centred @ centred), 1e-9)
+
+
+def log_ratio(expressive: np.ndarray, neutral: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(GRID, GRID) smoothed log luminance ratio on skin; the lighting's slow variation removed.
+
+    The ratio of a face to itself under the same light carries only what the expression changed
+    (creases, bulges). Whatever varies slower than ~1 IOD (a lighting gradient, a slight pose
+    change of the light's angle) is taken out by subtracting a wide skin-weighted blur.
+    """
+    ratio = np.log(np.nan_to_num(expressive, nan=128.0) + 8.0) - np.log(np.nan_to_num(neutral, nan=128.0) + 8.0)
+    valid = skin * np.isfinite(expressive) * np.isfinite(neutral)
+    ratio = np.where(valid > 0, ratio, 0.0).astype(np.float32)
+    wide = GRID / 4.0 / 1.5  # ~1 IOD on the lattice
+
+    def weighted_blur(values: np.ndarray, sigma: float) -> np.ndarray:
+        return cv2.GaussianBlur(values * valid, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(valid, (0, 0), sigma), 1e-3)
+
+    detail = ratio - weighted_blur(ratio, wide)
+    smooth = weighted_blur(detail, 0.8)
+    return np.clip(smooth * valid, -_SHADING_LIMIT, _SHADING_LIMIT).astype(np.float32)
+
+
+def build_library(clips: Iterable[str | Path], size: int = 256,
+                  progress: Callable[[str], None] | None = None) -> ExpressionLibrary:
+    """A library from labelled clips (person and emotion in each file name; every person needs a
+    neutral clip). People without a neutral clip are skipped and reported through ``progress``."""
+    paths = [Path(p) for p in clips]
+    labels = {p: clip_label(p) for p in paths}
+    unlabelled = [p.name for p, label in labels.items() if label is None]
+    if unlabelled:
+        raise InvalidRequest(f"these clips name no emotion in their file name: {', '.join(unlabelled)}")
+    people: dict[str, dict[str, Path]] = {}
+    for path, label in labels.items():
+        assert label is not None
+        people.setdefault(label[0], {})[label[1]] = path
+    report = progress or (lambda _: None)
+    for person in [p for p, clips_of in people.items() if "neutral" not in clips_of]:
+        report(f"skipping {person}: no neutral clip of the same person to compare with")
+        del people[person]
+    if not people:
+        raise InvalidRequest("no person has both a neutral clip and an emotion clip: name them like "
+                             "person_neutral.mp4, person_happy.mp4")
+    # The template everyone is warped to: first pass on the neutral clips' mean canonical face.
+    neutral_shapes = []
+    for person, clips_of in people.items():
+        report(f"{person}: neutral")
+        neutral_shapes.append(measure_clip(clips_of["neutral"], None, size).canonical.mean(axis=0))
+    template = np.mean(neutral_shapes, axis=0)
+    skin = skin_mask(*template_lattice(template, size))
+    masks = region_masks(template, size)
+    count = np.zeros(len(LIBRARY_EMOTIONS))
+    geometry = np.zeros((len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2))
+    opening = np.zeros(len(LIBRARY_EMOTIONS))
+    shading = np.zeros((len(LIBRARY_EMOTIONS), GRID, GRID), np.float32)
+    speech_sum, rest_gaps, used = np.zeros((NUM_LANDMARKS, 2)), [], []
+    for person, clips_of in people.items():
+        neutral = measure_clip(clips_of["neutral"], template, size)
+        speech = _speech_basis(neutral)
+        rest = _posture(neutral, speech)
+        speech_sum += speech
+        rest_gaps.append(rest.gap)
+        used.append(str(clips_of["neutral"]))
+        for emotion, path in clips_of.items():
+            if emotion == "neutral":
+                continue
+            report(f"{person}: {emotion}")
+            posture = _posture(measure_clip(path, template, size), speech)
+            row = LIBRARY_EMOTIONS.index(emotion)
+            gap_change = posture.gap - rest.gap
+            geometry[row] += posture.shape - rest.shape - speech * gap_change
+            opening[row] += gap_change
+            shading[row] += log_ratio(posture.luminance, rest.luminance, skin)
+            count[row] += 1
+            used.append(str(path))
+    missing = [e for e, n in zip(LIBRARY_EMOTIONS, count) if n == 0]
+    if missing:
+        raise InvalidRequest(f"no clip shows {', '.join(missing)}: a library needs every emotion "
+                             f"({', '.join(LIBRARY_EMOTIONS)}) from at least one person")
+    shading /= count[:, None, None]
+    return ExpressionLibrary(
+        template=template, speech=speech_sum / len(people), rest_gap=float(np.mean(rest_gaps)),
+        geometry=geometry / count[:, None, None], opening=opening / count,
+        shading=(shading[:, None] * masks[None]).astype(np.float32), sources=tuple(Path(p).name for p in used))
