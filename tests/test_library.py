@@ -1,0 +1,100 @@
+"""The expression library: built from labelled clips, saved, loaded, refused when it is not one."""
+
+import numpy as np
+import pytest
+
+from livemotion.engines.backends import create_backend
+from livemotion.errors import InvalidRequest
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.library import (
+    GRID,
+    LIBRARY_EMOTIONS,
+    REGIONS,
+    build_library,
+    clip_label,
+    load_library,
+)
+from livemotion.face.mesh import INNER_BROW, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
+from livemotion.face.tracking import FaceTracker
+from livemotion.io.sinks import open_sink
+from livemotion.io.sources import DemoSource
+from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.pipeline import Pipeline
+
+# Made-up labelled clips: the demo's talking astronaut, neutral, and edited with one AU set per
+# emotion by livemotion's own editor. The builder must recover what each edit did.
+_MADE_UP = {"happy": {"12": 1.0}, "sad": {"15": 1.0}, "angry": {"4": 1.0}, "surprised": {"1": 1.0, "2": 1.0},
+            "fearful": {"20": 1.0}, "disgusted": {"9": 1.0}, "contemptuous": {"R12": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def made_up_clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    frames = list(DemoSource(size=(320, 240), frames=16))
+    paths = []
+    for emotion, aus in {"neutral": None, **_MADE_UP}.items():
+        path = folder / f"astro_{emotion}.mp4"
+        sink = open_sink(str(path), (320, 240), 30.0)
+        editor = None
+        if aus is not None:
+            controller = ExpressionController(ExpressionRequest("neutral", 1.0, aus, active=True), fade_step=1.0,
+                                              transition=0.0)
+            editor = ExpressionEditor(create_backend("torch"), controller)
+        with FaceTracker(max_faces=1) as tracker:
+            pipeline = Pipeline(tracker, editor)
+            for frame in frames:
+                sink.write(pipeline.process(frame).output)
+        sink.close()
+        paths.append(path)
+    return paths
+
+
+def test_clip_labels_come_from_file_names():
+    assert clip_label("mead_W009_happy.mp4") == ("mead_w009", "happy")
+    assert clip_label("x/styletalk_furious_talk1_clip1.mp4") == ("styletalk_talk1_clip1", "angry")
+    assert clip_label("mead_W011_fear.mp4") == ("mead_w011", "fearful")
+    assert clip_label("holiday.mp4") is None
+
+
+def test_builder_recovers_each_made_up_expression(made_up_clips, tmp_path):
+    library = build_library(made_up_clips)
+    corners = library.geometry[:, [MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean(axis=1)  # + = down
+    brows = library.geometry[:, list(INNER_BROW[0] + INNER_BROW[1]), 1].mean(axis=1)
+    row = LIBRARY_EMOTIONS.index
+    assert corners[row("happy")] < -0.02 and corners[row("sad")] > 0.02
+    assert brows[row("angry")] > 0.02 and brows[row("surprised")] < -0.02
+    right, left = library.geometry[row("contemptuous"), [MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1]
+    assert right < left - 0.02  # one-sided
+    assert library.shading.shape == (len(LIBRARY_EMOTIONS), len(REGIONS), GRID, GRID)
+    assert np.isfinite(library.shading).all() and np.abs(library.shading).max() <= 0.35
+    path = tmp_path / "made_up.npz"
+    library.save(path)
+    assert path.stat().st_size < 5_000_000
+    loaded = load_library(path)
+    np.testing.assert_allclose(loaded.geometry, library.geometry, atol=1e-6)
+    assert loaded.sources == tuple(p.name for p in made_up_clips)
+
+
+def test_builder_needs_each_persons_own_neutral(made_up_clips):
+    lines = []
+    with pytest.raises(InvalidRequest, match="no person has both"):
+        build_library([p for p in made_up_clips if "neutral" not in p.name], progress=lines.append)
+    assert any("no neutral clip" in line for line in lines)
+    with pytest.raises(InvalidRequest, match="no clip shows"):
+        build_library([p for p in made_up_clips if "happy" not in p.name])
+
+
+def test_shipped_library_is_small_and_complete():
+    library = load_library()
+    assert library.geometry.shape[0] == len(LIBRARY_EMOTIONS)
+    assert any("mead" in source for source in library.sources)
+
+
+def test_a_file_that_is_not_a_library_is_refused_clearly(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InvalidRequest, match="not an expression library"):
+        load_library(bad)
+    with pytest.raises(InvalidRequest, match="no expression library at"):
+        load_library(tmp_path / "missing.npz")
+
