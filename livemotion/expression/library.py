@@ -51,7 +51,7 @@ from ..face.mesh import (
     UPPER_LID,
     both,
 )
-from ..render.alignment import Alignment, align, crop_placement, engine_points
+from ..render.alignment import Alignment, align, crop_placement, engine_points, lattice_coordinates
 from ..types import FaceTrack
 
 LIBRARY_VERSION = 1
@@ -260,8 +260,7 @@ def _lattice_luminance(image: np.ndarray, track: FaceTrack, alignment: Alignment
         flow = engine(torch.as_tensor(face_points[None], dtype=torch.float32),
                       torch.as_tensor(template_points[None], dtype=torch.float32))[0].numpy()
     size = alignment.size
-    axis = np.linspace(0, size - 1, GRID, dtype=np.float32)
-    crop_x, crop_y = np.meshgrid(axis, axis)
+    crop_x, crop_y = lattice_coordinates(size, GRID)
     crop_x, crop_y = crop_x + flow[0], crop_y + flow[1]
     to_frame = cv2.invertAffineTransform(alignment.to_crop)
     frame_x = to_frame[0, 0] * crop_x + to_frame[0, 1] * crop_y + to_frame[0, 2]

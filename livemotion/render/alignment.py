@@ -52,6 +52,14 @@ def crop_placement(size: int) -> tuple[float, np.ndarray]:
     return scale, np.array([(size - 1) / 2, (size - 1) / 2 - _CENTRE_BELOW_EYES * scale])
 
 
+def lattice_coordinates(span: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y), each (side, side) float32: a ``side`` x ``side`` lattice spanning 0..span-1 corner to corner,
+    the way the engine's flow lattice spans the crop."""
+    axis = np.linspace(0, span - 1, side, dtype=np.float32)
+    x, y = np.meshgrid(axis, axis)
+    return x, y
+
+
 def engine_points(crop_landmarks: np.ndarray) -> np.ndarray:
     """(NUM_POINTS, 2) the points an engine is steered by: ``CONTROL_POINTS`` of ``crop_landmarks``
     (NUM_LANDMARKS, 2), then a ring around the face oval that is meant to stay where it is."""

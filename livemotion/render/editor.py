@@ -16,7 +16,7 @@ from ..expression.controller import ExpressionController, ExpressionPlan, Expres
 from ..expression.library import GRID, ExpressionLibrary, template_to_crop
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
-from .alignment import Alignment, align, engine_points
+from .alignment import Alignment, align, engine_points, lattice_coordinates
 from .compositing import FaceLayers, MouthChange, lattice_mask, warp_face
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
@@ -28,8 +28,7 @@ def _upsample_lattice(values: np.ndarray, side: int) -> np.ndarray:
     grid = values.shape[-1]
     if grid == side:
         return values
-    axis = np.linspace(0, grid - 1, side, dtype=np.float32)
-    map_x, map_y = np.meshgrid(axis, axis)
+    map_x, map_y = lattice_coordinates(grid, side)
     flat = values.reshape(-1, grid, grid).transpose(1, 2, 0)  # cv2 wants channels last
     up = np.stack([cv2.remap(np.ascontiguousarray(flat[..., i]), map_x, map_y, cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REPLICATE) for i in range(flat.shape[-1])])
@@ -101,8 +100,7 @@ class ExpressionEditor:
         """(G, G) the library's shading (its own lattice over the template crop) seen through the
         template -> edited-face flow (2, G, G): where each output lattice point is on the template."""
         grid = template_flow.shape[-1]
-        axis = np.linspace(0, self.crop_size - 1, grid, dtype=np.float32)
-        crop_x, crop_y = np.meshgrid(axis, axis)
+        crop_x, crop_y = lattice_coordinates(self.crop_size, grid)
         scale = (shading.shape[-1] - 1) / (self.crop_size - 1)
         return cv2.remap(shading.astype(np.float32), (crop_x + template_flow[0]) * scale,
                          (crop_y + template_flow[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
