@@ -54,14 +54,26 @@ class NeutralBaseline:
     Starts from a typical calm face; every frame that moves little pulls it closer (a running
     mean at first, then a slow average), but never further from typical than faces differ at
     rest, so a constant smile is not mistaken for someone's neutral. ``reset()`` starts over.
+    ``know(features)`` starts from a person's calm face measured at calibration instead, and
+    keeps the learned one within half that range of it (a camera angle differs, a face does not).
     """
 
     def __init__(self, slow_rate: float = 0.02, still_threshold: float = 0.02):
         self.slow_rate, self.still_threshold = slow_rate, still_threshold
+        self._prior, self._range = np.tile(_TYPICAL_NEUTRAL, (2, 1)), _IDENTITY_RANGE
+        self.reset()
+
+    def know(self, features: np.ndarray | None) -> None:
+        """Start from this person's own calm face, (2, features) (None: from a typical one).
+        Learning starts over only when that changes."""
+        prior = np.tile(_TYPICAL_NEUTRAL, (2, 1)) if features is None else np.asarray(features, float)
+        if np.array_equal(prior, self._prior):
+            return
+        self._prior, self._range = prior, _IDENTITY_RANGE if features is None else 0.5 * _IDENTITY_RANGE
         self.reset()
 
     def reset(self) -> None:
-        self.features = np.tile(_TYPICAL_NEUTRAL, (2, 1))
+        self.features = self._prior.copy()
         self.frames_learned = 0
         self._previous: np.ndarray | None = None
 
@@ -71,7 +83,7 @@ class NeutralBaseline:
             return  # moving: an expression or speech in progress, not a resting face
         rate = max(1.0 / (self.frames_learned + 2), self.slow_rate)
         learned = self.features + rate * (features - self.features)
-        self.features = np.clip(learned, _TYPICAL_NEUTRAL - _IDENTITY_RANGE, _TYPICAL_NEUTRAL + _IDENTITY_RANGE)
+        self.features = np.clip(learned, self._prior - self._range, self._prior + self._range)
         self.frames_learned += 1
 
 
@@ -272,7 +284,7 @@ class ExpressionController:
                  library: ExpressionLibrary | None = None):
         self.request = request or ExpressionRequest()
         self.baseline = baseline or NeutralBaseline()
-        self.presets = Presets.fit(library or load_library())
+        self.use_library(library or load_library())
         self.mouth = MouthPosture()
         self.noise_floor = noise_floor  # AU readings below this are tracking noise, not expression
         self._reading = CausalWindow(window)
@@ -287,8 +299,10 @@ class ExpressionController:
         return self.presets.library
 
     def use_library(self, library: ExpressionLibrary) -> None:
-        """Take emotions from ``library`` from the next frame on."""
+        """Take emotions from ``library`` from the next frame on; a calibration profile also says
+        what the person's neutral face is."""
         self.presets = Presets.fit(library)
+        self.baseline.know(au.features(library.template) if library.personal else None)
 
     def reset(self) -> None:
         """Forget the person: learn their neutral face and mouth anew."""

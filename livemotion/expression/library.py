@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -52,6 +53,7 @@ from ..face.mesh import (
     both,
 )
 from ..render.alignment import Alignment, align, crop_placement, engine_points, lattice_coordinates
+from ..render.compositing import MOUTH_PATCH, mouth_patch
 from ..types import FaceTrack
 
 LIBRARY_VERSION = 1
@@ -70,47 +72,88 @@ _SHADING_LIMIT = 0.35  # largest |log ratio|: a crease darkens skin by up to ~30
 
 @dataclass(frozen=True)
 class ExpressionLibrary:
-    template: np.ndarray  # (NUM_LANDMARKS, 2) neutral face, canonical units, mean over people
+    template: np.ndarray  # (NUM_LANDMARKS, 2) neutral face, canonical units (mean over people; a profile: the person's)
     speech: np.ndarray  # (NUM_LANDMARKS, 2) canonical motion per unit of inner-lip gap while talking
     rest_gap: float  # inner-lip gap of a neutral face at rest (lips together), canonical units
     geometry: np.ndarray  # (E, NUM_LANDMARKS, 2) posture change per emotion, mouth opening factored out
     opening: np.ndarray  # (E,) change of the resting inner-lip gap per emotion, canonical units
     shading: np.ndarray  # (E, len(REGIONS), GRID, GRID) float32 log luminance ratio, template lattice
     sources: tuple[str, ...]  # the clips it was built from
+    measured: np.ndarray = field(default_factory=lambda: np.ones(len(LIBRARY_EMOTIONS), bool))  # (E,) from its own clips
+    mouths: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
+    # (E, *MOUTH_PATCH, 3) uint8 the person's mouth interior at each emotion (all zero: none); profiles only
+    personal: bool = False  # one person measured against themselves: ``template`` is their own neutral face
 
     def emotion_index(self, emotion: str) -> int:
         return LIBRARY_EMOTIONS.index(emotion)
+
+    def mouth_interior(self, row: int) -> np.ndarray | None:
+        """The person's own mouth interior for emotion ``row``, or None when the library has none."""
+        if self.mouths.shape[1] == 0 or not self.measured[row] or not self.mouths[row].any():
+            return None
+        return self.mouths[row]
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
             path, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
             speech=self.speech.astype(np.float32), rest_gap=self.rest_gap, geometry=self.geometry.astype(np.float32),
             opening=self.opening.astype(np.float32), shading=self.shading.astype(np.float16),
-            emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources))
+            emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources),
+            measured=self.measured, mouths=self.mouths, personal=self.personal)
+
+    def with_fallback(self, fallback: ExpressionLibrary, size: int = 256) -> ExpressionLibrary:
+        """This library with the emotions it did not measure taken from ``fallback`` (the shipped one).
+
+        Geometry and mouth opening are relative motions in canonical units, so they carry over
+        as they are; shading is resampled from the fallback's template lattice onto this one's.
+        """
+        missing = ~self.measured
+        if not missing.any():
+            return self
+        geometry, opening, shading = self.geometry.copy(), self.opening.copy(), self.shading.copy()
+        geometry[missing], opening[missing] = fallback.geometry[missing], fallback.opening[missing]
+        shading[missing] = _carry_lattice(fallback.shading[missing], fallback.template, self.template, size)
+        return replace(self, geometry=geometry, opening=opening, shading=shading,
+                       sources=self.sources + tuple(f"{s} (fallback)" for s in fallback.sources))
 
 
 def load_library(path: str | Path | None = None) -> ExpressionLibrary:
-    """The library in ``path``, or the one shipped with livemotion (``path`` None)."""
+    """The library in ``path``, or the one shipped with livemotion (``path`` None).
+
+    Anything that is not a library of this version (another file, a damaged one, one of another
+    version) is refused with one line that says how to make a good one.
+    """
     if path is None:
         return _shipped_library()
     path = Path(path)
+    rebuild = "rebuild it with `livemotion build-library CLIPS... --out FILE` (or `livemotion calibrate`)"
     try:
         with np.load(path, allow_pickle=False) as data:
             if int(data["version"]) != LIBRARY_VERSION or tuple(data["emotions"]) != LIBRARY_EMOTIONS:
-                raise InvalidRequest(f"{path} is a library of another livemotion version: rebuild it with "
-                                     "`livemotion build-library CLIPS... --out FILE`")
-            return ExpressionLibrary(
+                raise InvalidRequest(f"{path} is a library of another livemotion version: {rebuild}")
+            library = ExpressionLibrary(
                 template=data["template"].astype(np.float64), speech=data["speech"].astype(np.float64),
                 rest_gap=float(data["rest_gap"]), geometry=data["geometry"].astype(np.float64),
                 opening=data["opening"].astype(np.float64), shading=data["shading"].astype(np.float32),
                 sources=tuple(str(s) for s in data["sources"]))
+            if "measured" in data:  # written by a builder that knows calibration profiles
+                library = replace(library, measured=data["measured"].astype(bool),
+                                  mouths=data["mouths"].astype(np.uint8), personal=bool(data["personal"]))
     except FileNotFoundError:
         raise InvalidRequest(f"no expression library at {path}: build one with `livemotion build-library`") from None
-    except (OSError, KeyError, ValueError) as error:
-        if isinstance(error, InvalidRequest):
-            raise
-        raise InvalidRequest(f"{path} is not an expression library ({error}): build one with "
-                             "`livemotion build-library CLIPS... --out FILE`") from None
+    except InvalidRequest:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise InvalidRequest(f"{path} is not an expression library ({error}): {rebuild}") from None
+    shapes_ok = (library.template.shape == (NUM_LANDMARKS, 2)
+                 and library.geometry.shape == (len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2)
+                 and library.shading.shape == (len(LIBRARY_EMOTIONS), len(REGIONS), GRID, GRID)
+                 and library.measured.shape == (len(LIBRARY_EMOTIONS),)
+                 and library.mouths.shape[0] == len(LIBRARY_EMOTIONS))
+    if not shapes_ok:
+        raise InvalidRequest(f"{path} is not an expression library of this livemotion version "
+                             f"(its arrays have other shapes): {rebuild}")
+    return library
 
 
 @lru_cache(maxsize=1)
@@ -204,6 +247,7 @@ class ClipMeasure:
     emotion: str  # "neutral" or one of LIBRARY_EMOTIONS
     canonical: np.ndarray  # (F, NUM_LANDMARKS, 2)
     luminance: np.ndarray  # (F, GRID, GRID) float32 0..255 on the template lattice (NaN: off the frame)
+    mouths: np.ndarray  # (F, *MOUTH_PATCH, 3) uint8 the mouth region per frame (F = 0 unless asked for)
 
 
 def clip_label(path: str | Path) -> tuple[str, str] | None:
@@ -218,20 +262,22 @@ def clip_label(path: str | Path) -> tuple[str, str] | None:
     return None
 
 
-def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256, max_frames: int = 150) -> ClipMeasure:
+def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256, max_frames: int = 150,
+                 label: tuple[str, str] | None = None, mouths: bool = False) -> ClipMeasure:
     """Track ``path`` and measure every frame with a face: canonical landmarks and, given a
-    ``template``, the luminance carried onto its lattice (else an empty array)."""
+    ``template``, the luminance carried onto its lattice (else an empty array); with ``mouths``,
+    the mouth region of every frame. ``label`` (person, emotion) defaults to the file name's."""
     from ..engines import create_engine
     from ..face.tracking import FaceTracker
     from ..io.sources import FileSource
     from .controller import canonical_landmarks
 
-    label = clip_label(path)
+    label = label or clip_label(path)
     if label is None:
         raise InvalidRequest(f"{path}: the file name names no emotion ({', '.join(('neutral', *LIBRARY_EMOTIONS))})")
     engine = create_engine("warp", size=size, grid=GRID)
     template_points = None if template is None else engine_points(template_to_crop(template, size))
-    canonical, luminance = [], []
+    canonical, luminance, patches = [], [], []
     source = FileSource(str(path))
     try:
         with FaceTracker(max_faces=1) as tracker:
@@ -244,24 +290,33 @@ def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256,
                 canonical.append(canonical_landmarks(track))
                 if template_points is not None:
                     luminance.append(_lattice_luminance(frame.image, track, align(track, size), template_points, engine))
+                if mouths:
+                    patches.append(mouth_patch(frame.image, track.landmarks))
     finally:
         source.close()
     if len(canonical) < 10:
         raise SourceError(f"{path}: a face was found in only {len(canonical)} frames; a library clip needs 10 or more")
     lattice_luminance = np.stack(luminance) if luminance else np.zeros((0, GRID, GRID), np.float32)
-    return ClipMeasure(str(path), label[0], label[1], np.stack(canonical), lattice_luminance)
+    mouth_patches = np.stack(patches) if patches else np.zeros((0, *MOUTH_PATCH, 3), np.uint8)
+    return ClipMeasure(str(path), label[0], label[1], np.stack(canonical), lattice_luminance, mouth_patches)
+
+
+def _lattice_positions(engine: torch.nn.Module, source_points: np.ndarray, target_points: np.ndarray,
+                       size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(GRID, GRID) x and y, crop pixels: where each lattice point of the target face lies on the source face."""
+    with torch.inference_mode():
+        flow = engine(torch.as_tensor(source_points[None], dtype=torch.float32),
+                      torch.as_tensor(target_points[None], dtype=torch.float32))[0].numpy()
+    crop_x, crop_y = lattice_coordinates(size, GRID)
+    return crop_x + flow[0], crop_y + flow[1]
 
 
 def _lattice_luminance(image: np.ndarray, track: FaceTrack, alignment: Alignment, template_points: np.ndarray,
                        engine: torch.nn.Module) -> np.ndarray:
     """The face's luminance carried onto the template lattice (backward flow template -> this face)."""
-    face_points = engine_points(alignment.points_to_crop(track.landmarks[:, :2]))
-    with torch.inference_mode():
-        flow = engine(torch.as_tensor(face_points[None], dtype=torch.float32),
-                      torch.as_tensor(template_points[None], dtype=torch.float32))[0].numpy()
     size = alignment.size
-    crop_x, crop_y = lattice_coordinates(size, GRID)
-    crop_x, crop_y = crop_x + flow[0], crop_y + flow[1]
+    face_points = engine_points(alignment.points_to_crop(track.landmarks[:, :2]))
+    crop_x, crop_y = _lattice_positions(engine, face_points, template_points, size)
     to_frame = cv2.invertAffineTransform(alignment.to_crop)
     frame_x = to_frame[0, 0] * crop_x + to_frame[0, 1] * crop_y + to_frame[0, 2]
     frame_y = to_frame[1, 0] * crop_x + to_frame[1, 1] * crop_y + to_frame[1, 2]
@@ -270,6 +325,21 @@ def _lattice_luminance(image: np.ndarray, track: FaceTrack, alignment: Alignment
     grey = cv2.GaussianBlur(grey, (0, 0), max(0.5, 0.5 * step))  # no aliasing when sampling coarser than the frame
     return cv2.remap(grey, frame_x.astype(np.float32), frame_y.astype(np.float32), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+
+
+def _carry_lattice(values: np.ndarray, from_template: np.ndarray, to_template: np.ndarray, size: int) -> np.ndarray:
+    """(..., GRID, GRID) values on ``from_template``'s lattice, resampled onto ``to_template``'s."""
+    from ..engines import create_engine
+
+    engine = create_engine("warp", size=size, grid=GRID)
+    crop_x, crop_y = _lattice_positions(engine, engine_points(template_to_crop(from_template, size)),
+                                        engine_points(template_to_crop(to_template, size)), size)
+    scale = (GRID - 1) / (size - 1)
+    flat = values.reshape(-1, GRID, GRID)
+    carried = [cv2.remap(np.ascontiguousarray(v, np.float32), (crop_x * scale).astype(np.float32),
+                         (crop_y * scale).astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0) for v in flat]
+    return np.stack(carried).reshape(values.shape).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -318,10 +388,14 @@ def log_ratio(expressive: np.ndarray, neutral: np.ndarray, skin: np.ndarray) -> 
     return np.clip(smooth * valid, -_SHADING_LIMIT, _SHADING_LIMIT).astype(np.float32)
 
 
-def build_library(clips: Iterable[str | Path], size: int = 256,
-                  progress: Callable[[str], None] | None = None) -> ExpressionLibrary:
-    """A library from labelled clips (person and emotion in each file name; every person needs a
-    neutral clip). People without a neutral clip are skipped and reported through ``progress``."""
+def _mouth_exemplar(clip: ClipMeasure) -> np.ndarray:
+    """The clip's mouth interior where it is open as the expression opens it (80th percentile of the gap)."""
+    gaps = inner_lip_gap(clip.canonical)
+    return clip.mouths[int(np.argmin(np.abs(gaps - np.percentile(gaps, 80))))]
+
+
+def labelled_clips(clips: Iterable[str | Path]) -> dict[str, dict[str, Path]]:
+    """{person: {emotion: clip}} from the clips' file names (mead_W009_happy.mp4)."""
     paths = [Path(p) for p in clips]
     labels = {p: clip_label(p) for p in paths}
     unlabelled = [p.name for p, label in labels.items() if label is None]
@@ -331,18 +405,53 @@ def build_library(clips: Iterable[str | Path], size: int = 256,
     for path, label in labels.items():
         assert label is not None
         people.setdefault(label[0], {})[label[1]] = path
+    return people
+
+
+def build_library(clips: Iterable[str | Path], size: int = 256,
+                  progress: Callable[[str], None] | None = None) -> ExpressionLibrary:
+    """A library from labelled clips (person and emotion in each file name; every person needs a
+    neutral clip and every emotion at least one person). People without a neutral clip are
+    skipped and reported through ``progress``."""
+    people = labelled_clips(clips)
     report = progress or (lambda _: None)
     for person in [p for p, clips_of in people.items() if "neutral" not in clips_of]:
         report(f"skipping {person}: no neutral clip of the same person to compare with")
         del people[person]
+    library = measure_people(people, size, progress=report)
+    missing = [e for e, measured in zip(LIBRARY_EMOTIONS, library.measured) if not measured]
+    if missing:
+        raise InvalidRequest(f"no clip shows {', '.join(missing)}: a library needs every emotion "
+                             f"({', '.join(LIBRARY_EMOTIONS)}) from at least one person")
+    return library
+
+
+def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 256, max_frames: int = 150,
+                   mouths: bool = False, progress: Callable[[str], None] | None = None) -> ExpressionLibrary:
+    """Measure each person's emotion clips against their own neutral clip and average over people.
+
+    ``people`` maps a person to {emotion or "neutral": clip}; everyone needs a neutral clip.
+    Emotions nobody shows stay unmeasured (``measured`` False, zero motion). One person with
+    ``mouths`` makes a personal library (``calibration``): their neutral face is the template and
+    their mouth interiors are kept.
+    """
+    report = progress or (lambda _: None)
     if not people:
         raise InvalidRequest("no person has both a neutral clip and an emotion clip: name them like "
                              "person_neutral.mp4, person_happy.mp4")
+    for person, clips_of in people.items():
+        if "neutral" not in clips_of:
+            raise InvalidRequest(f"{person} has no neutral clip: every emotion is measured against the same "
+                                 "person's neutral face")
+        unknown = [e for e in clips_of if e != "neutral" and e not in LIBRARY_EMOTIONS]
+        if unknown:
+            raise InvalidRequest(f"unknown emotion(s) {', '.join(unknown)}: use {', '.join(LIBRARY_EMOTIONS)}")
     # The template everyone is warped to: first pass on the neutral clips' mean canonical face.
     neutral_shapes = []
     for person, clips_of in people.items():
         report(f"{person}: neutral")
-        neutral_shapes.append(measure_clip(clips_of["neutral"], None, size).canonical.mean(axis=0))
+        shape = measure_clip(clips_of["neutral"], None, size, max_frames, (person, "neutral")).canonical.mean(axis=0)
+        neutral_shapes.append(shape)
     template = np.mean(neutral_shapes, axis=0)
     skin = skin_mask(*template_lattice(template, size))
     masks = region_masks(template, size)
@@ -350,32 +459,34 @@ def build_library(clips: Iterable[str | Path], size: int = 256,
     geometry = np.zeros((len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2))
     opening = np.zeros(len(LIBRARY_EMOTIONS))
     shading = np.zeros((len(LIBRARY_EMOTIONS), GRID, GRID), np.float32)
+    interiors = np.zeros((len(LIBRARY_EMOTIONS), *MOUTH_PATCH, 3) if mouths else (len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8)
     speech_sum, rest_gaps, used = np.zeros((NUM_LANDMARKS, 2)), [], []
     for person, clips_of in people.items():
-        neutral = measure_clip(clips_of["neutral"], template, size)
+        neutral = measure_clip(clips_of["neutral"], template, size, max_frames, (person, "neutral"))
         speech = _speech_basis(neutral)
         rest = _posture(neutral, speech)
         speech_sum += speech
         rest_gaps.append(rest.gap)
-        used.append(str(clips_of["neutral"]))
+        used.append(Path(clips_of["neutral"]).name)
         for emotion, path in clips_of.items():
             if emotion == "neutral":
                 continue
             report(f"{person}: {emotion}")
-            posture = _posture(measure_clip(path, template, size), speech)
+            clip = measure_clip(path, template, size, max_frames, (person, emotion), mouths)
+            posture = _posture(clip, speech)
             row = LIBRARY_EMOTIONS.index(emotion)
             gap_change = posture.gap - rest.gap
             geometry[row] += posture.shape - rest.shape - speech * gap_change
             opening[row] += gap_change
             shading[row] += log_ratio(posture.luminance, rest.luminance, skin)
+            if mouths:
+                interiors[row] = _mouth_exemplar(clip)
             count[row] += 1
-            used.append(str(path))
-    missing = [e for e, n in zip(LIBRARY_EMOTIONS, count) if n == 0]
-    if missing:
-        raise InvalidRequest(f"no clip shows {', '.join(missing)}: a library needs every emotion "
-                             f"({', '.join(LIBRARY_EMOTIONS)}) from at least one person")
-    shading /= count[:, None, None]
+            used.append(Path(path).name)
+    measured = count > 0
+    divisor = np.maximum(count, 1)
     return ExpressionLibrary(
         template=template, speech=speech_sum / len(people), rest_gap=float(np.mean(rest_gaps)),
-        geometry=geometry / count[:, None, None], opening=opening / count,
-        shading=(shading[:, None] * masks[None]).astype(np.float32), sources=tuple(Path(p).name for p in used))
+        geometry=geometry / divisor[:, None, None], opening=opening / divisor,
+        shading=((shading / divisor[:, None, None])[:, None] * masks[None]).astype(np.float32),
+        sources=tuple(used), measured=measured, mouths=interiors, personal=len(people) == 1 and mouths)

@@ -18,6 +18,30 @@ from ..face.mesh import FACE_OVAL
 from .alignment import Alignment
 
 _CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the brightest a filled cavity gets
+MOUTH_PATCH = (40, 120)  # (height, width) of a mouth-interior exemplar, in its own normalised frame
+# Where the inner lips' corners and midpoints sit in that frame (x, y as fractions of width, height):
+# the patch reaches a little past the opening so a pasted interior has lip to blend into.
+_MOUTH_ANCHORS = {78: (0.08, 0.5), 308: (0.92, 0.5), 13: (0.5, 0.12), 14: (0.5, 0.88)}
+
+
+def mouth_patch_transform(landmarks: np.ndarray) -> np.ndarray:
+    """(2, 3) affine from a mouth-interior patch (``MOUTH_PATCH``) to the image of ``landmarks``.
+
+    Least squares over the inner lips' corners and midpoints, so the patch follows the mouth's
+    width, opening and roll. Args: landmarks (NUM_LANDMARKS, 2) pixels.
+    """
+    height, width = MOUTH_PATCH
+    patch = np.array([(fx * width, fy * height, 1.0) for fx, fy in _MOUTH_ANCHORS.values()])
+    image = landmarks[list(_MOUTH_ANCHORS), :2]
+    solution, *_ = np.linalg.lstsq(patch, image, rcond=None)
+    return solution.T.astype(np.float64)
+
+
+def mouth_patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(*MOUTH_PATCH, 3) uint8: the mouth region of ``image`` in the patch frame (for exemplars)."""
+    height, width = MOUTH_PATCH
+    return cv2.warpAffine(image, mouth_patch_transform(landmarks), (width, height),
+                          flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 @dataclass(frozen=True)
@@ -36,6 +60,8 @@ class MouthChange:
     source: np.ndarray  # (C, 2) ``face.mesh.INNER_LIP_CONTOUR`` as tracked
     target: np.ndarray  # (C, 2) where the edit puts it
     source_outer: np.ndarray  # (D, 2) ``face.mesh.OUTER_LIP_CONTOUR`` as tracked: where the lips' colour is read
+    interior: np.ndarray | None = None  # (*MOUTH_PATCH, 3) uint8 the person's own mouth interior to show in a new opening
+    interior_to_frame: np.ndarray | None = None  # (2, 3) affine: the interior patch -> frame pixels (target mouth)
 
 
 def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -> np.ndarray:
@@ -100,9 +126,11 @@ def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth
 
 def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origin: tuple[int, int],
                 map_x: np.ndarray, map_y: np.ndarray) -> None:
-    """Where the edit opens the lips further than the speaker did, a dark mouth cavity shows
-    (the person's own darkest mouth tone when their mouth was open, else a dark red-brown);
-    where it closes them over what was open (a grin's teeth), the lips' own colour covers it.
+    """Where the edit opens the lips further than the speaker did, the person's own mouth interior
+    shows when the library has one for this expression (``mouth.interior``: a calibration
+    profile's frame of that emotion, teeth included), else a dark mouth cavity (the person's own
+    darkest mouth tone when their mouth was open, else a dark red-brown); where it closes them
+    over what was open (a grin's teeth), the lips' own colour covers it.
     Changes ``warped`` (the region at ``origin``) in place.
 
     The opening is compared in the output: the target inner-lip polygon against the source
@@ -134,9 +162,16 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
     region = frame[fy0:fy1, fx0:fx1]
     result = warped[box].astype(np.float32)
     if opened.max() >= 0.05:
-        inside = region[mouth_in > 0]
-        cavity = np.percentile(inside, 10, axis=0) if len(inside) > 30 else _CAVITY
-        result += opened[..., None] * (np.minimum(cavity, _CAVITY) - result)  # never brighter than a shadowed mouth
+        if mouth.interior is not None and mouth.interior_to_frame is not None:
+            to_box = mouth.interior_to_frame.copy()
+            to_box[:, 2] -= shift
+            fill = cv2.warpAffine(mouth.interior, to_box, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        else:
+            inside = region[mouth_in > 0]
+            cavity = np.percentile(inside, 10, axis=0) if len(inside) > 30 else _CAVITY
+            fill = np.minimum(cavity, _CAVITY)  # never brighter than a shadowed mouth
+        result += opened[..., None] * (fill - result)
     if closed.max() >= 0.05:
         lips = np.zeros_like(mouth_in)
         cv2.fillPoly(lips, [np.round(mouth.source_outer - (fx0, fy0)).astype(np.int32)], 255)

@@ -17,7 +17,7 @@ from ..expression.library import GRID, ExpressionLibrary, template_to_crop
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
 from .alignment import Alignment, align, engine_points, lattice_coordinates
-from .compositing import FaceLayers, MouthChange, lattice_mask, warp_face
+from .compositing import FaceLayers, MouthChange, lattice_mask, mouth_patch_transform, warp_face
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
 LAYER_GRID = GRID  # side of the lattice the compositor gets: the library's shading resolution (1/15 IOD)
@@ -85,7 +85,7 @@ class ExpressionEditor:
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain)
         timings["shading"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
-        out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, alignment, target))
+        out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, alignment, target, library))
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
 
@@ -107,13 +107,18 @@ class ExpressionEditor:
                          borderValue=0)
 
     @staticmethod
-    def _mouth_change(plan: ExpressionPlan, alignment: Alignment, crop_target: np.ndarray) -> MouthChange | None:
+    def _mouth_change(plan: ExpressionPlan, alignment: Alignment, crop_target: np.ndarray,
+                      library: ExpressionLibrary) -> MouthChange | None:
+        """The mouth's change for the compositor; a new opening shows the person's own mouth interior
+        of the strongest emotion asked for, when the library (a calibration profile) has one."""
         if abs(plan.opening) < _MOUTH_CHANGE_MIN:
             return None
         to_frame = cv2.invertAffineTransform(alignment.to_crop)
         target = crop_target @ to_frame[:, :2].T + to_frame[:, 2]  # after the fold-free limit, in frame pixels
+        interior = library.mouth_interior(int(np.argmax(plan.emotions))) if plan.emotions.any() else None
         return MouthChange(plan.source[list(INNER_LIP_CONTOUR)], target[list(INNER_LIP_CONTOUR)],
-                           plan.source[list(OUTER_LIP_CONTOUR)])
+                           plan.source[list(OUTER_LIP_CONTOUR)], interior,
+                           None if interior is None else mouth_patch_transform(target))
 
     # ---- the control interface (runtime.pipeline.StreamControl) ---------------------------------
     def set_request(self, request: ExpressionRequest) -> None:
