@@ -16,7 +16,8 @@ from .engines.backends import BACKENDS
 from .errors import InvalidRequest, LivemotionError
 from .expression.au import EMOTION_AUS, EMOTIONS
 from .expression.controller import ExpressionController, ExpressionRequest, Schedule
-from .expression.library import load_library
+from .expression.library import LIBRARY_EMOTIONS
+from .expression.profiles import resolve_library
 
 if TYPE_CHECKING:
     from .render.editor import ExpressionEditor
@@ -26,6 +27,7 @@ SOURCE_HELP = ("what to read: 'demo' (built-in clip, 640x480) or 'demo:WxH', 'we
                "(camera index), a device path like /dev/video0, or a video file path")
 LIBRARY_HELP = ("expression library to take the emotions from (default: the one shipped, built from MEAD clips; "
                 "make your own with build-library)")
+PROFILE_HELP = "your calibration profile (see `livemotion calibrate`); emotions it lacks come from the shipped library"
 SINK_HELP = ("where to write: 'vcam' (virtual camera for Zoom/Meet/Teams/OBS) or 'vcam:/dev/videoN', a video file "
              "(.mp4/.mkv/.mov/.avi = H.264, .webm = VP9, .y4m = raw), or '-' for a y4m stream on stdout")
 
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--schedule", type=_schedule, metavar="T:EMOTION[@I],...",
                       help="emotions over time in seconds, e.g. 0:neutral,2:happy@0.8,4:sad (overrides --emotion)")
     edit.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
+    edit.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     engine = run.add_argument_group("engine")
     engine.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="where the engine runs: torch (default), onnxruntime, or tensorrt (NVIDIA GPU)")
@@ -95,6 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     serve.add_argument("--max-faces", type=_positive_int, default=2, metavar="N", help="as in run (default 2)")
     serve.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
+    serve.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="build your own expression profile from your face (one minute, once)",
+        description="Measure your own expressions into a personal profile: your neutral face while talking, then "
+                    "each emotion. From recorded clips: --neutral CLIP --clip happy=CLIP ... (skip any emotion: "
+                    "it falls back to the shipped library). The profile stays in your user data directory, "
+                    "readable by you only; `run` and `serve` use it with --profile NAME.")
+    calibrate.add_argument("--profile", required=True, metavar="NAME", help="name to store the profile under")
+    calibrate.add_argument("--neutral", metavar="CLIP", help="a clip of you talking normally (about 10 s)",
+                           required=True)
+    calibrate.add_argument("--clip", action="append", type=_emotion_clip, default=[], metavar="EMOTION=CLIP",
+                           help="a clip of you showing EMOTION while talking (3 s or more); repeat per emotion")
+    calibrate.add_argument("--force", action="store_true", help="replace a profile of the same name")
+    profiles = sub.add_parser("profiles", help="list or delete your calibration profiles",
+                              description="List the calibration profiles stored for you, or delete one.")
+    profiles.add_argument("action", nargs="?", choices=("list", "delete"), default="list")
+    profiles.add_argument("name", nargs="?", help="the profile to delete")
 
     library = sub.add_parser("build-library", help="derive an expression library from labelled clips of real people",
                              description="Track labelled clips and measure, per person against their own neutral clip, "
@@ -161,6 +182,15 @@ def _au_values(text: str) -> dict[str, float]:
     return values
 
 
+def _emotion_clip(text: str) -> tuple[str, str]:
+    emotion, sep, clip = text.partition("=")
+    if not sep or not clip:
+        raise argparse.ArgumentTypeError(f"{text!r}: write EMOTION=CLIP, e.g. happy=me_happy.mp4")
+    if emotion not in LIBRARY_EMOTIONS:
+        raise argparse.ArgumentTypeError(f"unknown emotion {emotion!r}: use one of {', '.join(LIBRARY_EMOTIONS)}")
+    return emotion, clip
+
+
 def _schedule(text: str) -> Schedule:
     try:
         return Schedule(text)
@@ -175,7 +205,7 @@ def _editor(args: argparse.Namespace) -> ExpressionEditor:
     request = ExpressionRequest(args.emotion or "neutral", args.intensity, args.au,
                                 active=bool(args.emotion or args.au))
     backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
-    controller = ExpressionController(request, library=load_library(args.library))
+    controller = ExpressionController(request, library=resolve_library(args.library, args.profile))
     return ExpressionEditor(backend, controller, schedule=args.schedule)
 
 
@@ -255,11 +285,51 @@ def _build_library(args: argparse.Namespace) -> int:
     if missing:
         raise InvalidRequest(f"no such clip: {', '.join(missing)}")
     library = build_library(args.clips, progress=lambda line: print(f"livemotion: {line}", file=sys.stderr))
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial.npz")
-    library.save(partial)
-    partial.replace(out)
+    library.save(out)
     print(f"livemotion: wrote {out} ({out.stat().st_size / 1e3:.0f} kB) from {len(library.sources)} clips",
           file=sys.stderr)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .expression.profiles import calibrate_from_clips, check_name, profile_path, save_profile
+
+    check_name(args.profile)
+    if profile_path(args.profile).exists() and not args.force:  # before a minute of measuring
+        raise InvalidRequest(f"profile {args.profile!r} exists: choose another name, or replace it with --force")
+    clips = dict(args.clip)
+    if len(clips) < len(args.clip):
+        raise InvalidRequest("each emotion takes one --clip")
+    missing = [c for c in (args.neutral, *clips.values()) if not Path(c).is_file()]
+    if missing:
+        raise InvalidRequest(f"no such clip: {', '.join(missing)}")
+    library = calibrate_from_clips(args.neutral, clips,
+                                   progress=lambda line: print(f"livemotion: measuring {line}", file=sys.stderr))
+    path = save_profile(args.profile, library, overwrite=args.force)
+    skipped = [e for e in LIBRARY_EMOTIONS if e not in clips]
+    print(f"livemotion: profile {args.profile!r} saved to {path} ({path.stat().st_size / 1e3:.0f} kB, readable by you "
+          f"only): {', '.join(clips)}" + (f"; from the shipped library: {', '.join(skipped)}" if skipped else ""),
+          file=sys.stderr)
+    print(f"livemotion: use it with `livemotion run --profile {args.profile} ...` or `serve --profile "
+          f"{args.profile}`", file=sys.stderr)
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    from .expression.profiles import delete_profile, list_profiles, profiles_dir
+
+    if args.action == "delete":
+        if not args.name:
+            raise InvalidRequest("say which profile to delete: `livemotion profiles delete NAME`")
+        print(f"livemotion: deleted {delete_profile(args.name)}", file=sys.stderr)
+        return 0
+    if args.name:
+        raise InvalidRequest(f"`profiles list` takes no name (did you mean `profiles delete {args.name}`?)")
+    infos = list_profiles()
+    if not infos:
+        print(f"no profiles in {profiles_dir()}: make one with `livemotion calibrate --profile NAME ...`")
+    for info in infos:
+        print(f"{info.name:<20} {info.size_bytes / 1e3:6.0f} kB  own: {', '.join(info.emotions)}")
     return 0
 
 
@@ -268,13 +338,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .server.app import LivemotionServer, ServerConfig
 
+    resolve_library(args.library, args.profile)  # fail now, with one line, on a bad library or profile
     if args.source:  # fail now, with the usual message, if the source cannot be opened
         from .io.sources import open_source
 
         open_source(args.source).close()
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
-                          device=args.device, max_faces=args.max_faces, library=args.library)
+                          device=args.device, max_faces=args.max_faces, library=args.library,
+                          profile=args.profile)
     server = LivemotionServer(config, source=args.source)
     if args.emotion:
         server.controls.apply({"type": "set", "emotion": args.emotion, "intensity": args.intensity})
@@ -304,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_signals()
     try:
-        commands = {"run": _run, "serve": _serve, "build-engine": _build_engine, "build-library": _build_library}
+        commands = {"run": _run, "serve": _serve, "build-engine": _build_engine, "build-library": _build_library,
+                    "calibrate": _calibrate, "profiles": _profiles}
         return commands[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from livemotion.engines.backends import EngineBackend, create_backend
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sinks import open_sink
 from livemotion.io.sources import DemoSource
+from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.pipeline import Pipeline
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -50,3 +53,31 @@ def demo_video(tmp_path_factory) -> Path:
         sink.write(frame)
     sink.close()
     return path
+
+
+# Made-up labelled clips: the demo's talking astronaut, neutral, and edited with one AU set per
+# emotion by livemotion's own editor. The builder must recover what each edit did.
+_MADE_UP = {"happy": {"12": 1.0}, "sad": {"15": 1.0}, "angry": {"4": 1.0}, "surprised": {"1": 1.0, "2": 1.0},
+            "fearful": {"20": 1.0}, "disgusted": {"9": 1.0}, "contemptuous": {"R12": 1.0}}
+
+
+@pytest.fixture(scope="session")
+def made_up_clips(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    frames = list(DemoSource(size=(320, 240), frames=16))
+    paths = []
+    for emotion, aus in {"neutral": None, **_MADE_UP}.items():
+        path = folder / f"astro_{emotion}.mp4"
+        sink = open_sink(str(path), (320, 240), 30.0)
+        editor = None
+        if aus is not None:
+            controller = ExpressionController(ExpressionRequest("neutral", 1.0, aus, active=True), fade_step=1.0,
+                                              transition=0.0)
+            editor = ExpressionEditor(create_backend("torch"), controller)
+        with FaceTracker(max_faces=1) as tracker:
+            pipeline = Pipeline(tracker, editor)
+            for frame in frames:
+                sink.write(pipeline.process(frame).output)
+        sink.close()
+        paths.append(path)
+    return paths

@@ -222,27 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"library": args.library or "shipped", "library_sources": list(library.sources), "clips": []}
     sheet = []
     for source in args.sources:
-        frames, fps = load_frames(source, args.frames)
-        clip = measure_clip(Path(source).name, frames, fps, args.samples)
-        results = []
-        for emotion in emotions:
-            result = evaluate_emotion(clip, emotion, args.intensity, library)
-            result["ceiling"] = real_expression_ceiling(source, emotion, args.frames, args.samples)
-            results.append(result)
-        apex = clip.samples[len(clip.samples) // 2]
-        sheet.append(np.hstack([face_tile(frames[apex].image, clip.boxes[apex], f"{clip.name[:14]} input")]
-                               + [face_tile(r.pop("_apex"), clip.boxes[apex], r["emotion"]) for r in results]))
-        report["clips"].append({"source": source, "frames": len(frames), "judged": len(clip.fer_boxes),
-                                "emotions": results})
-        print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged)")
-        print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'artic r':>9}{'detail':>8}"
-              f"{'real flip':>11}{'real P':>8}")
-        for r in results:
-            ceiling = r["ceiling"] or {}
-            print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
-                  f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
-                  f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('articulation_r'), 9, '{:.3f}')}"
-                  f"{_cell(r.get('detail_kept'), 8)}{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}")
+        entry, row = evaluate_source(source, emotions, args.intensity, library, args.frames, args.samples)
+        report["clips"].append(entry)
+        sheet.append(row)
     report["summary"] = summarise(report["clips"], emotions)
     print("\nmean over sources")
     for emotion, row in report["summary"].items():
@@ -250,10 +232,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(to_json(report))
     if args.png:
-        width = max(row.shape[1] for row in sheet)
-        rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in sheet]
-        cv2.imwrite(args.png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+        write_sheet(sheet, args.png)
     return 0
+
+
+def evaluate_source(source: str, emotions: list[str], intensity: float, library: ExpressionLibrary,
+                    frames_limit: int | None, samples: int, ceiling_of: str | None = None) -> tuple[dict, np.ndarray]:
+    """Every emotion on one source: its report entry (printed as a table) and its contact-sheet row.
+    ``ceiling_of``: the clip whose siblings show the person's real expressions (default ``source``)."""
+    frames, fps = load_frames(source, frames_limit)
+    clip = measure_clip(Path(source).name, frames, fps, samples)
+    results = []
+    for emotion in emotions:
+        result = evaluate_emotion(clip, emotion, intensity, library)
+        result["ceiling"] = real_expression_ceiling(ceiling_of or source, emotion, frames_limit, samples)
+        results.append(result)
+    apex = clip.samples[len(clip.samples) // 2]
+    row = np.hstack([face_tile(frames[apex].image, clip.boxes[apex], f"{clip.name[:14]} input")]
+                    + [face_tile(r.pop("_apex"), clip.boxes[apex], r["emotion"]) for r in results])
+    print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged)")
+    print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'artic r':>9}{'detail':>8}"
+          f"{'real flip':>11}{'real P':>8}")
+    for r in results:
+        ceiling = r["ceiling"] or {}
+        print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
+              f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
+              f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('articulation_r'), 9, '{:.3f}')}"
+              f"{_cell(r.get('detail_kept'), 8)}{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}")
+    entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "emotions": results}
+    return entry, row
+
+
+def write_sheet(rows: list[np.ndarray], path: str) -> None:
+    """Contact-sheet rows (one per source) stacked into a PNG."""
+    width = max(row.shape[1] for row in rows)
+    padded = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
+    cv2.imwrite(path, cv2.cvtColor(np.vstack(padded), cv2.COLOR_RGB2BGR))
 
 
 def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, float | None]]:

@@ -22,7 +22,9 @@ emotion, not the people. ``build_library`` makes one from clips; ``load_library`
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -93,9 +96,26 @@ class ExpressionLibrary:
             return None
         return self.mouths[row]
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, private: bool = False) -> None:
+        """Write to ``path`` whole or not at all (a temporary file beside it, then renamed over it);
+        ``private``: readable by the user only (calibration profiles), else the umask's default."""
+        path = Path(path)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")  # 0600
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                self._write(file)
+            if not private:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(temporary, 0o666 & ~umask)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def _write(self, file: BinaryIO) -> None:
         np.savez_compressed(
-            path, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
+            file, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
             speech=self.speech.astype(np.float32), rest_gap=self.rest_gap, geometry=self.geometry.astype(np.float32),
             opening=self.opening.astype(np.float32), shading=self.shading.astype(np.float16),
             emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources),

@@ -79,6 +79,7 @@ class ServerConfig:
     max_sockets: int = 32  # control sockets at once
     connect_timeout: float = 30.0  # an answered offer that has not connected by then is closed
     library: str | None = None  # expression library file; None: the shipped one
+    profile: str | None = None  # calibration profile, instead of a library file
 
 
 class LivemotionServer:
@@ -89,7 +90,7 @@ class LivemotionServer:
         if not is_loopback(config.host) and not config.token:
             config.token = secrets.token_urlsafe(16)
         self.backend = backend or create_backend(config.backend, device=config.device)
-        self.controls = Controls(ControlState(library=config.library))
+        self.controls = Controls(ControlState(library=config.library, profile=config.profile))
         self.stats = PipelineStats(window=600)
         self.peers: set[Any] = set()
         self.streams: list[Stream] = []

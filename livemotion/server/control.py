@@ -5,11 +5,13 @@
     {"type": "set", "schedule": "0:neutral,2:happy,4:sad"}          emotions over time, from now (null clears)
     {"type": "set", "bypass": true}                                 pass frames through unedited
     {"type": "set", "active": false}                                stop editing (true: edit again)
+    {"type": "set", "profile": "me"}                                take the emotions from a calibration profile
+    {"type": "set", "library": "lib.npz"}                           ... or from a library file (null: the shipped one)
     {"type": "reset_neutral"}                                       forget the learned neutral face
     {"type": "subscribe", "stats": true}                            stats once a second ({"type": "stats", ...})
     {"type": "get"}                                                 the current state
 
-Every message gets one reply: ``{"type": "state", ...}`` or ``{"type": "error", "error": "..."}``.
+Every message gets one reply: ``{"type": "state", ..., "profiles": [names]}`` or ``{"type": "error", "error": "..."}``.
 A bad message changes nothing. ``Controls`` applies messages to every stream it serves.
 """
 
@@ -25,7 +27,8 @@ import jsonschema
 from ..errors import InvalidRequest
 from ..expression.au import EMOTION_AUS, EMOTIONS
 from ..expression.controller import ExpressionRequest, Schedule
-from ..expression.library import load_library
+from ..expression.library import ExpressionLibrary
+from ..expression.profiles import list_profiles, resolve_library
 from ..runtime.pipeline import StreamControl
 
 MAX_MESSAGE_BYTES = 4096
@@ -45,6 +48,7 @@ SCHEMA = {
                 "bypass": {"type": "boolean"},
                 "active": {"type": "boolean"},
                 "library": {"type": ["string", "null"], "maxLength": 1000, "pattern": "\\.npz$"},
+                "profile": {"type": ["string", "null"], "maxLength": 40},
             },
             "required": ["type"],
             "additionalProperties": False,
@@ -109,12 +113,13 @@ class ControlState:
     bypass: bool = False
     active: bool = False
     library: str | None = None  # expression library file; None: the shipped one
+    profile: str | None = None  # calibration profile (instead of a library file)
 
     def request(self) -> ExpressionRequest:
         return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active)
 
     def as_message(self) -> dict[str, Any]:
-        return {"type": "state", **asdict(self)}
+        return {"type": "state", **asdict(self), "profiles": [info.name for info in list_profiles()]}
 
 
 class Controls:
@@ -128,7 +133,7 @@ class Controls:
         self.state = state or ControlState()
         self._streams: list[StreamControl] = []
         self._lock = threading.Lock()
-        self._library = load_library(self.state.library)
+        self._library: ExpressionLibrary = resolve_library(self.state.library, self.state.profile)
 
     def attach(self, stream: StreamControl) -> None:
         with self._lock:
@@ -146,10 +151,13 @@ class Controls:
         with self._lock:
             if kind == "set":
                 changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
-                                                         "library") if key in message}
-                if "library" in message:
+                                                         "library", "profile") if key in message}
+                choosing = "library" in message or "profile" in message
+                if choosing:  # one replaces the other
+                    library, profile = message.get("library"), message.get("profile")
+                    changes["library"], changes["profile"] = library, profile
                     try:
-                        self._library = load_library(message["library"])
+                        self._library = resolve_library(library, profile)
                     except InvalidRequest as error:
                         raise ControlError(str(error)) from None
                 if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
@@ -157,7 +165,7 @@ class Controls:
                 self.state = replace(self.state, **changes)
                 for stream in self._streams:
                     self._push(stream, restart_schedule="schedule" in message)
-                    if "library" in message:
+                    if choosing:
                         stream.set_library(self._library)
             elif kind == "reset_neutral":
                 for stream in self._streams:

@@ -1,0 +1,172 @@
+"""Calibration profiles: one person's own library, stored privately, with the shipped one as fallback."""
+
+import stat
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from livemotion.cli import main
+from livemotion.errors import InvalidRequest
+from livemotion.expression import au
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.library import LIBRARY_EMOTIONS, load_library
+from livemotion.expression.profiles import (
+    calibrate_from_clips,
+    delete_profile,
+    list_profiles,
+    load_profile,
+    profile_path,
+    save_profile,
+)
+from livemotion.face.mesh import INNER_LIP_CONTOUR, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, OUTER_LIP_CONTOUR
+from livemotion.render.alignment import align
+from livemotion.render.compositing import (
+    MOUTH_PATCH,
+    FaceLayers,
+    MouthChange,
+    lattice_mask,
+    mouth_patch_transform,
+    warp_face,
+)
+from livemotion.render.editor import ExpressionEditor
+from livemotion.server.control import ControlError, Controls
+from livemotion.types import FaceTrack
+
+ROW = LIBRARY_EMOTIONS.index
+
+
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEMOTION_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def clips(made_up_clips):
+    return {path.stem.split("_", 1)[1]: path for path in made_up_clips}
+
+
+@pytest.fixture(scope="module")
+def profile(clips):
+    """The made-up person calibrated on two emotions only: happy and surprised."""
+    return calibrate_from_clips(clips["neutral"], {"happy": clips["happy"], "surprised": clips["surprised"]})
+
+
+def test_calibration_measures_the_persons_own_expressions(profile):
+    assert profile.personal
+    assert [e for e, own in zip(LIBRARY_EMOTIONS, profile.measured) if own] == ["happy", "surprised"]
+    corners = profile.geometry[ROW("happy"), [MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean()
+    assert corners < -0.02  # the made-up happy clip lifts the corners; the profile measured it
+    assert profile.mouth_interior(ROW("happy")).shape == (*MOUTH_PATCH, 3)
+    assert profile.mouth_interior(ROW("sad")) is None  # not calibrated: no interior of the person's
+
+
+def test_profile_round_trips_privately(profile):
+    path = save_profile("me", profile)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    loaded = load_profile("me")
+    np.testing.assert_allclose(loaded.geometry[ROW("happy")], profile.geometry[ROW("happy")], atol=1e-6)
+    np.testing.assert_array_equal(loaded.mouths, profile.mouths)
+    assert [(info.name, info.emotions) for info in list_profiles()] == [("me", ("happy", "surprised"))]
+    with pytest.raises(InvalidRequest, match="exists"):
+        save_profile("me", profile)
+    delete_profile("me")
+    assert list_profiles() == [] and not path.exists()
+
+
+def test_missing_emotions_fall_back_to_the_shipped_library(profile):
+    save_profile("me", profile)
+    loaded, shipped = load_profile("me"), load_library()
+    np.testing.assert_allclose(loaded.geometry[ROW("angry")], shipped.geometry[ROW("angry")], atol=1e-6)
+    assert loaded.opening[ROW("sad")] == pytest.approx(shipped.opening[ROW("sad")], abs=1e-6)
+    # the shipped shading is carried onto the person's own face lattice, not dropped
+    carried, original = np.abs(loaded.shading[ROW("angry")]).sum(), np.abs(shipped.shading[ROW("angry")]).sum()
+    assert 0.5 * original < carried < 1.5 * original
+    assert not np.allclose(loaded.geometry[ROW("happy")], shipped.geometry[ROW("happy")], atol=1e-3)
+
+
+def test_a_profile_gives_the_controller_the_persons_neutral_face(profile):
+    controller = ExpressionController(library=profile)
+    np.testing.assert_allclose(controller.baseline.features, au.features(profile.template))
+    controller.use_library(load_library())  # back to the shipped library: the typical start again
+    assert not np.allclose(controller.baseline.features, au.features(profile.template))
+
+
+def test_a_new_opening_shows_the_persons_own_mouth_interior(profile, astronaut, still_tracker):
+    """Lips that were closed, opened by the edit: the gap shows the profile's mouth interior (here a
+    made-up green one no real frame has), inside the new opening only; without one, a dark cavity."""
+    track = still_tracker.track(astronaut)
+    assert isinstance(track, FaceTrack)
+    alignment = align(track, 256)
+    grid = 64
+    mask = lattice_mask(alignment.points_to_crop(track.landmarks[:, :2]) * (grid - 1) / 255, grid)
+    layers = FaceLayers(np.zeros((grid, grid, 2), np.float32), mask, None)  # no flow: only the fill changes pixels
+    target = track.landmarks[:, :2].copy()
+    centre = target[list(INNER_LIP_CONTOUR)].mean(axis=0)
+    source_contour = np.repeat(centre[None], len(INNER_LIP_CONTOUR), axis=0) + (np.arange(len(INNER_LIP_CONTOUR))[:, None]
+                                                                                % 2) * (0.3, 0.0)  # closed: a point
+    target_contour = target[list(INNER_LIP_CONTOUR)]
+    green = np.zeros((*MOUTH_PATCH, 3), np.uint8)
+    green[..., 1] = 255
+    with_interior = MouthChange(source_contour, target_contour, target[list(OUTER_LIP_CONTOUR)], green,
+                                mouth_patch_transform(target))
+    out = warp_face(astronaut, layers, alignment, with_interior)
+    opening = np.zeros(astronaut.shape[:2], np.uint8)
+    cv2.fillPoly(opening, [np.round(target_contour).astype(np.int32)], 1)
+    changed = np.any(out != astronaut, axis=2)
+    greenish = (out[..., 1].astype(int) - out[..., 0] > 60) & (out[..., 1].astype(int) - out[..., 2] > 60)
+    assert greenish[opening > 0].mean() > 0.6  # the opening shows the interior
+    assert not changed[cv2.dilate(opening, np.ones((7, 7), np.uint8)) == 0].any()  # nothing else changed
+    cavity = warp_face(astronaut, layers, alignment, replace(with_interior, interior=None, interior_to_frame=None))
+    assert cavity[opening > 0].mean() < 70 and not (cavity[..., 1].astype(int) - cavity[..., 0] > 60).any()
+    # the editor hands the compositor the interior of the emotion asked for, from the profile
+    plan = ExpressionController(ExpressionRequest("happy", 1.0, active=True), library=profile,
+                                fade_step=1.0, transition=0.0).plan(track)
+    change = ExpressionEditor._mouth_change(replace(plan, opening=0.1), alignment,
+                                            alignment.points_to_crop(plan.target), profile)
+    assert change is not None and np.array_equal(change.interior, profile.mouth_interior(ROW("happy")))
+
+
+def test_corrupt_or_foreign_profiles_give_one_clear_line(profile, capsys):
+    path = profile_path("broken")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00garbage")
+    with pytest.raises(InvalidRequest, match="profile 'broken' cannot be read.*calibrate") as error:
+        load_profile("broken")
+    assert "\n" not in str(error.value)
+    load_library().save(profile_path("shipped_copy"))  # a library of many people, not a profile
+    with pytest.raises(InvalidRequest, match="not a calibration profile"):
+        load_profile("shipped_copy")
+    with pytest.raises(InvalidRequest, match="no profile 'nobody'"):
+        load_profile("nobody")
+    with pytest.raises(InvalidRequest, match="not allowed"):
+        load_profile("../etc/passwd")
+    assert main(["run", "--profile", "broken", "--sink", str(path.parent / "out.mp4"), "--frames", "2"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cannot be read" in lines[0]
+    assert not (path.parent / "out.mp4").exists()
+
+
+def test_the_control_api_selects_a_profile(profile):
+    save_profile("me", profile)
+    controls = Controls()
+    state = controls.apply({"type": "set", "profile": "me"})
+    assert state["profile"] == "me" and state["library"] is None and state["profiles"] == ["me"]
+    with pytest.raises(ControlError, match="no profile 'ghost'"):
+        controls.apply({"type": "set", "profile": "ghost"})
+    assert controls.state.profile == "me"  # a refused message changes nothing
+    assert controls.apply({"type": "set", "profile": None})["profile"] is None
+
+
+def test_calibrate_and_run_from_the_command_line(clips, tmp_path, capsys):
+    args = ["calibrate", "--profile", "cli", "--neutral", str(clips["neutral"]), "--clip", f"sad={clips['sad']}"]
+    assert main(args) == 0
+    assert "from the shipped library: happy" in capsys.readouterr().err
+    assert main(args) == 2 and "exists" in capsys.readouterr().err  # no silent overwrite
+    assert main(["profiles"]) == 0 and "cli" in capsys.readouterr().out
+    out = tmp_path / "out.mp4"
+    assert main(["run", "--source", str(clips["neutral"]), "--profile", "cli", "--emotion", "sad",
+                 "--sink", str(out), "--frames", "4", "-q"]) == 0
+    assert out.stat().st_size > 0
+    assert main(["profiles", "delete", "cli"]) == 0 and main(["profiles", "delete", "cli"]) == 2

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Calibration profiles, judged: a person's own profile against the shipped library, on their neutral talk.
+
+    tools/eval_calibration.py [EXPRESSIONS_DIR] [--people W009,W011] [--json OUT] [--png OUT]
+
+For each person with a neutral clip and emotion clips (MEAD naming: mead_W009_neutral.mp4, ...):
+  - the neutral clip is cut in two halves by time: the first half calibrates, the second is edited
+    (no frame that built the profile is judged: leave one take out);
+  - profile   their calibration profile (``livemotion calibrate`` from the first half and their
+              emotion clips), edits the second half;
+  - lopo      a library built from the *other* people only (how the shipped library does on a
+              stranger), edits the same frames;
+  - real      the person's own emotion clip, judged the same way (the ceiling of this judge).
+Per emotion: flip rate and target-probability gain (FER2013 mini-Xception), identity distance
+(dlib) and articulation r, as in ``eval_quality.py``. Needs the ``eval`` extra (./lm test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from livemotion.contrib.evaluation import to_json
+from livemotion.expression.au import EMOTIONS
+from livemotion.expression.library import LIBRARY_EMOTIONS, labelled_clips, measure_people
+from livemotion.expression.profiles import calibrate_from_clips
+from livemotion.io.sinks import open_sink
+from livemotion.io.sources import FileSource
+
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_quality import _cell, evaluate_source, write_sheet  # noqa: E402  (a sibling script)
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "media" / "expressions"
+JUDGED = [e for e in EMOTIONS if e not in ("neutral", "contemptuous")]  # FER2013 has no contempt class
+
+
+def split_clip(path: Path, folder: Path) -> tuple[Path, Path]:
+    """The clip's first and second halves by time, as two files named like it (person kept)."""
+    source = FileSource(str(path))
+    frames = list(source)
+    source.close()
+    halves = []
+    for part, chunk in (("a", frames[: len(frames) // 2]), ("b", frames[len(frames) // 2:])):
+        out = folder / part / path.name
+        out.parent.mkdir(exist_ok=True)
+        sink = open_sink(str(out), (chunk[0].image.shape[1], chunk[0].image.shape[0]), source.fps)
+        for frame in chunk:
+            sink.write(frame)
+        sink.close()
+        halves.append(out)
+    return halves[0], halves[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", default=str(DEFAULT_DIR), help="labelled clips (default: shared media)")
+    parser.add_argument("--people", help="comma-separated people to evaluate (default: all with a neutral clip)")
+    parser.add_argument("--samples", type=int, default=8, help="frames judged per clip (default 8)")
+    parser.add_argument("--json", help="write the results as JSON here")
+    parser.add_argument("--png", help="contact sheet: per person, input | profile edits, then lopo edits")
+    args = parser.parse_args(argv)
+    people = {p: c for p, c in labelled_clips(sorted(Path(args.folder).glob("mead_*.mp4"))).items() if "neutral" in c}
+    if args.people:
+        people = {p: c for p, c in people.items() if p.split("_")[-1] in args.people.split(",") or p in args.people}
+    if not people:
+        parser.error(f"no person with a neutral clip in {args.folder}")
+    report: dict = {"people": {}}
+    sheet = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for person, clips in people.items():
+            first, second = split_clip(Path(clips["neutral"]), Path(scratch))
+            emotion_clips = {e: c for e, c in clips.items() if e in LIBRARY_EMOTIONS}
+            profile = calibrate_from_clips(first, emotion_clips)
+            others = {q: cs for q, cs in people.items() if q != person}
+            if not others:
+                parser.error("leave-one-person-out needs a second person")
+            stranger = measure_people(others)
+            print(f"\n=== {person}: profile from the first half of {Path(clips['neutral']).name} and "
+                  f"{len(emotion_clips)} emotion clips; edited: the second half ===")
+            entries = {}
+            for name, library in (("profile", profile), ("lopo", stranger)):
+                print(f"--- {name}")
+                entry, row = evaluate_source(str(second), JUDGED, 1.0, library, None, args.samples,
+                                             ceiling_of=str(clips["neutral"]))
+                entries[name] = entry
+                sheet.append(row)
+            report["people"][person] = entries
+    print("\nsummary: flip profile / lopo / real, gain profile / lopo, identity profile / lopo")
+    for emotion in JUDGED:
+        cells = []
+        for entries in report["people"].values():
+            mine, theirs = (next(r for r in entries[k]["emotions"] if r["emotion"] == emotion) for k in ("profile", "lopo"))
+            real = (mine.get("ceiling") or {}).get("flip_rate")
+            cells.append(f"{_cell(mine.get('flip_rate'), 5)}/{_cell(theirs.get('flip_rate'), 0)}/{_cell(real, 0)} "
+                         f"{_cell(mine.get('gain'), 6, '{:+.2f}')}/{_cell(theirs.get('gain'), 0, '{:+.2f}')} "
+                         f"{_cell(mine.get('identity_distance'), 5)}/{_cell(theirs.get('identity_distance'), 0)}")
+        print(f"{emotion:<11}" + "   ".join(cells))
+    identities = [r["identity_distance"] for entries in report["people"].values()
+                  for r in entries["profile"]["emotions"] if r.get("identity_distance") is not None]
+    report["profile_identity_mean"] = float(np.mean(identities)) if identities else None
+    print(f"profile identity distance, mean: {_cell(report['profile_identity_mean'], 0)}")
+    if args.json:
+        Path(args.json).write_text(to_json(report))
+    if args.png:
+        write_sheet(sheet, args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
