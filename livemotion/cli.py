@@ -107,11 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "it falls back to the shipped library). The profile stays in your user data directory, "
                     "readable by you only; `run` and `serve` use it with --profile NAME.")
     calibrate.add_argument("--profile", required=True, metavar="NAME", help="name to store the profile under")
-    calibrate.add_argument("--neutral", metavar="CLIP", help="a clip of you talking normally (about 10 s)",
-                           required=True)
+    how = calibrate.add_mutually_exclusive_group(required=True)
+    how.add_argument("--source", help="guided, live: 'webcam' or 'webcam:N' (also demo or a file); opens the "
+                                      "calibration page (/calibrate) in your browser as the preview window")
+    how.add_argument("--neutral", metavar="CLIP", help="from recorded clips: one of you talking normally (about 10 s)")
     calibrate.add_argument("--clip", action="append", type=_emotion_clip, default=[], metavar="EMOTION=CLIP",
                            help="a clip of you showing EMOTION while talking (3 s or more); repeat per emotion")
     calibrate.add_argument("--force", action="store_true", help="replace a profile of the same name")
+    calibrate.add_argument("--port", type=_port, default=8080, help="port of the calibration page (--source; default 8080)")
+    calibrate.add_argument("--no-browser", action="store_true", help="print the page's address instead of opening it")
     profiles = sub.add_parser("profiles", help="list or delete your calibration profiles",
                               description="List the calibration profiles stored for you, or delete one.")
     profiles.add_argument("action", nargs="?", choices=("list", "delete"), default="list")
@@ -297,6 +301,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     check_name(args.profile)
     if profile_path(args.profile).exists() and not args.force:  # before a minute of measuring
         raise InvalidRequest(f"profile {args.profile!r} exists: choose another name, or replace it with --force")
+    if args.source:
+        if args.clip:
+            raise InvalidRequest("--clip goes with --neutral (recorded clips); with --source the takes are live")
+        return _calibrate_live(args)
     clips = dict(args.clip)
     if len(clips) < len(args.clip):
         raise InvalidRequest("each emotion takes one --clip")
@@ -312,6 +320,47 @@ def _calibrate(args: argparse.Namespace) -> int:
           file=sys.stderr)
     print(f"livemotion: use it with `livemotion run --profile {args.profile} ...` or `serve --profile "
           f"{args.profile}`", file=sys.stderr)
+    return 0
+
+
+def _calibrate_live(args: argparse.Namespace) -> int:
+    """Serve the calibration page on loopback with ``--source`` as its camera; end when the profile is saved."""
+    import asyncio
+    import webbrowser
+    from urllib.parse import urlencode
+
+    from aiohttp import web
+
+    from .expression.profiles import profile_path
+    from .io.sources import open_source
+    from .server.app import LivemotionServer, ServerConfig
+
+    open_source(args.source).close()  # fail now, with the usual message, if the camera cannot be opened
+    server = LivemotionServer(ServerConfig(port=args.port), source=args.source)
+    query = {"mode": "view", "profile": args.profile, "autostart": "1", **({"force": "1"} if args.force else {})}
+    url = f"http://127.0.0.1:{args.port}/calibrate?{urlencode(query)}"
+
+    async def serve_until_saved() -> str:
+        runner = web.AppRunner(server.app())
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", args.port).start()
+        except OSError as error:
+            raise LivemotionError(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror}. Pick another --port.") from None
+        print(f"livemotion: calibration page: {url}", file=sys.stderr)
+        if not args.no_browser:
+            webbrowser.open(url)
+        try:
+            while server.controls.state.profile != args.profile:  # set when the session's profile is saved
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)  # let the page show where it was saved
+            return str(profile_path(args.profile))
+        finally:
+            await runner.cleanup()
+
+    saved = asyncio.run(serve_until_saved())
+    print(f"livemotion: profile {args.profile!r} saved to {saved} (readable by you only); use it with "
+          f"`livemotion run --profile {args.profile} ...`", file=sys.stderr)
     return 0
 
 

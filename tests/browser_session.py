@@ -1,9 +1,10 @@
 """Drives the livemotion web app in headless Chromium, for tests/test_browser.py.
 
 Run inside a network namespace that has only `lo` (the test does that with `unshare -n`):
-starts `livemotion serve`, opens the app in Chromium with a fake camera fed from a y4m file,
-presses Start, samples the filtered video, clicks an emotion, samples again, and prints one
-JSON line with what it saw. Driven over the DevTools protocol with aiohttp: no browser download,
+starts `livemotion serve`, opens a page in Chromium with a fake camera fed from a y4m file and
+plays one scenario: ``filter`` (the app: Start, sample the filtered video, click an emotion,
+sample again) or ``calibrate`` (the calibration page, every take kept, profile built); prints
+one JSON line with what it saw. Driven over the DevTools protocol with aiohttp: no browser download,
 no driver.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 
 import aiohttp
 import cv2
@@ -67,7 +70,10 @@ async def grab_average(tools: DevTools, count: int = 5) -> np.ndarray:
     return np.mean(frames, axis=0)
 
 
-async def main(y4m: str, emotion: str) -> dict:
+@contextlib.asynccontextmanager
+async def open_app(y4m: str, path: str) -> AsyncIterator[tuple[DevTools, aiohttp.ClientWebSocketResponse,
+                                                                  subprocess.Popen]]:
+    """`livemotion serve` and Chromium (fake camera: ``y4m``) showing the app's page ``path``, loaded."""
     app_port, devtools_port = 8765, 9333
     server = subprocess.Popen([sys.executable, "-m", "livemotion", "serve", "--port", str(app_port)],
                               stderr=subprocess.PIPE, text=True)
@@ -78,7 +84,7 @@ async def main(y4m: str, emotion: str) -> dict:
         browser = subprocess.Popen(
             [shutil.which("chromium") or "/usr/bin/chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
              f"--use-file-for-fake-video-capture={y4m}", f"--remote-debugging-port={devtools_port}",
-             f"http://127.0.0.1:{app_port}/"],
+             f"http://127.0.0.1:{app_port}{path}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await wait_for_port(devtools_port)
         async with aiohttp.ClientSession() as session:
@@ -94,41 +100,7 @@ async def main(y4m: str, emotion: str) -> dict:
                     if await tools.evaluate("typeof livemotion === 'object' && document.readyState === 'complete'"):
                         break
                     await asyncio.sleep(0.2)
-                await tools.evaluate("document.getElementById('start').click()")
-                for _ in range(150):
-                    if (await tools.evaluate(DECODED) or 0) > 30:
-                        break
-                    await asyncio.sleep(0.2)
-                decoded_before = await tools.evaluate(DECODED) or 0
-                if decoded_before == 0:
-                    page = await tools.evaluate("document.getElementById('status').textContent + ' | ' + "
-                                                "document.getElementById('error').textContent")
-                    server.kill()
-                    raise RuntimeError(f"no filtered video decoded; page says: {page}; server said: "
-                                       f"{server.communicate(timeout=10)[1][-2000:]}")
-                before = await grab_average(tools)
-                await tools.evaluate(f"document.querySelector('button[data-emotion=\"{emotion}\"]').click()")
-                await asyncio.sleep(4.0)  # the onset (0.5 s) and a few frames through the network
-                after = await grab_average(tools)
-                active = await tools.evaluate(f"document.querySelector('button[data-emotion=\"{emotion}\"]')"
-                                              ".classList.contains('active')")
-                stats = await tools.evaluate("document.getElementById('stats').textContent")
-                decoded_after = await tools.evaluate(DECODED)
-                if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
-                    tools.next_id += 1
-                    await socket.send_json({"id": tools.next_id, "method": "Page.captureScreenshot"})
-                    while (shot := json.loads((await socket.receive(timeout=30)).data)).get("id") != tools.next_id:
-                        pass
-                    with open(os.environ["LIVEMOTION_SCREENSHOT"], "wb") as out:
-                        out.write(base64.b64decode(shot["result"]["data"]))
-                status = await tools.evaluate("document.getElementById('status').textContent")
-        difference = np.abs(after - before).mean(axis=2)
-        h, w = difference.shape
-        face = difference[int(0.3 * h):int(0.58 * h), int(0.42 * w):int(0.58 * w)].mean()
-        background = difference[int(0.05 * h):int(0.25 * h), int(0.75 * w):int(0.97 * w)].mean()
-        return {"decoded_before": decoded_before, "decoded_after": decoded_after, "status": status,
-                "button_active": active, "face_change": float(face), "background_change": float(background),
-                "stats": stats, "size": [w, h]}
+                yield tools, socket, server
     finally:
         if browser is not None:
             browser.kill()
@@ -140,6 +112,70 @@ async def main(y4m: str, emotion: str) -> dict:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+async def filter_and_click(y4m: str, emotion: str) -> dict:
+    """The app: Start, sample the filtered video, click ``emotion``, sample again."""
+    async with open_app(y4m, "/") as (tools, socket, server):
+        await tools.evaluate("document.getElementById('start').click()")
+        for _ in range(150):
+            if (await tools.evaluate(DECODED) or 0) > 30:
+                break
+            await asyncio.sleep(0.2)
+        decoded_before = await tools.evaluate(DECODED) or 0
+        if decoded_before == 0:
+            page = await tools.evaluate("document.getElementById('status').textContent + ' | ' + "
+                                        "document.getElementById('error').textContent")
+            server.kill()
+            raise RuntimeError(f"no filtered video decoded; page says: {page}; server said: "
+                               f"{server.communicate(timeout=10)[1][-2000:]}")
+        before = await grab_average(tools)
+        await tools.evaluate(f"document.querySelector('button[data-emotion=\"{emotion}\"]').click()")
+        await asyncio.sleep(4.0)  # the onset (0.5 s) and a few frames through the network
+        after = await grab_average(tools)
+        active = await tools.evaluate(f"document.querySelector('button[data-emotion=\"{emotion}\"]')"
+                                      ".classList.contains('active')")
+        stats = await tools.evaluate("document.getElementById('stats').textContent")
+        decoded_after = await tools.evaluate(DECODED)
+        if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
+            tools.next_id += 1
+            await socket.send_json({"id": tools.next_id, "method": "Page.captureScreenshot"})
+            while (shot := json.loads((await socket.receive(timeout=30)).data)).get("id") != tools.next_id:
+                pass
+            with open(os.environ["LIVEMOTION_SCREENSHOT"], "wb") as out:
+                out.write(base64.b64decode(shot["result"]["data"]))
+        status = await tools.evaluate("document.getElementById('status').textContent")
+    difference = np.abs(after - before).mean(axis=2)
+    h, w = difference.shape
+    face = difference[int(0.3 * h):int(0.58 * h), int(0.42 * w):int(0.58 * w)].mean()
+    background = difference[int(0.05 * h):int(0.25 * h), int(0.75 * w):int(0.97 * w)].mean()
+    return {"decoded_before": decoded_before, "decoded_after": decoded_after, "status": status,
+            "button_active": active, "face_change": float(face), "background_change": float(background),
+            "stats": stats, "size": [w, h]}
+
+
+async def calibrate(y4m: str, profile: str) -> dict:
+    """The calibration page: start, keep the neutral take, keep the one emotion's take, build the profile."""
+    text = "(id) => document.getElementById(id)"
+    seen: dict = {"phases": []}
+    async with open_app(y4m, f"/calibrate?profile={profile}&emotions=happy") as (tools, _, _server):
+        await tools.evaluate("document.getElementById('start').click()")
+        for _ in range(400):  # countdown 3 s + neutral 10 s + countdown 3 s + happy 3 s, then building
+            phase = await tools.evaluate(f"({text})('prompt').textContent")
+            if not seen["phases"] or seen["phases"][-1] != phase:
+                seen["phases"].append(phase)
+            if await tools.evaluate(f"!({text})('accept').disabled"):
+                seen.setdefault("checks", []).append(await tools.evaluate(f"({text})('check').textContent"))
+                await tools.evaluate(f"({text})('accept').click()")
+            elif await tools.evaluate(f"!({text})('finish').disabled"):
+                await tools.evaluate(f"({text})('finish').click()")
+            elif phase.startswith("Saved"):
+                break
+            await asyncio.sleep(0.1)
+        seen["error"] = await tools.evaluate(f"({text})('error').textContent")
+        seen["final"] = await tools.evaluate(f"({text})('prompt').textContent")
+    return seen
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    print(json.dumps(asyncio.run(main(sys.argv[1], sys.argv[2]))))
+    scenarios = {"filter": filter_and_click, "calibrate": calibrate}
+    print(json.dumps(asyncio.run(scenarios[sys.argv[1]](sys.argv[2], sys.argv[3]))))

@@ -41,14 +41,16 @@ class Camera:
         self.session, self.index = session, 0
         self.tracker = FaceTracker(max_faces=1)
 
-    def show(self, images: list[np.ndarray], until_phase: str, limit: int = 200) -> None:
-        for image in itertools.islice(itertools.cycle(images), limit):
+    def show(self, images: list[np.ndarray], until_phase: str | None = None, limit: int = 200) -> None:
+        """Feed ``images`` (looped) until the session reaches ``until_phase``; None: each image once."""
+        for image in itertools.islice(itertools.cycle(images), limit) if until_phase else images:
             frame = Frame(image, self.index, Fraction(self.index, FPS), 0.0)
             self.index += 1
             self.session.feed(frame, self.tracker.track(image))
             if self.session.status()["phase"] == until_phase:
                 return
-        raise AssertionError(f"never reached {until_phase}: {self.session.status()}")
+        if until_phase:
+            raise AssertionError(f"never reached {until_phase}: {self.session.status()}")
 
 
 def test_a_guided_session_checks_each_take_and_builds_the_profile(camera_frames):
@@ -69,6 +71,9 @@ def test_a_guided_session_checks_each_take_and_builds_the_profile(camera_frames)
     check = session.status()["check"]
     assert not check["made"] and "retake" in check["message"]
     session.retake()
+    camera.show(camera_frames["happy"], "recording")
+    camera.show(camera_frames["happy"][:8])  # part of the take: the live reading is up already
+    assert session.status()["showing"] > 0.1
     camera.show(camera_frames["happy"], "review")
     check = session.status()["check"]
     assert check["made"] and check["share"] >= 0.15, check

@@ -69,7 +69,8 @@ class CalibrationSession:
         self._step = 0
         self._phase = "countdown"
         self._phase_start: float | None = None  # media time the phase began (first frame seen in it)
-        self._now = 0.0
+        self._now = 0.0  # the session's clock, seconds: advances with the frames' timestamps
+        self._last_pts: float | None = None
         self._take: _Take | None = None
         self._kept: dict[str, _Take] = {}
         self._check: dict[str, Any] | None = None
@@ -83,8 +84,13 @@ class CalibrationSession:
             left = None
             if self._phase in ("countdown", "recording") and self._phase_start is not None:
                 left = max(0.0, length - (self._now - self._phase_start))
+            take = self._take
+            showing = None  # during an emotion's take: how much of it the face shows so far (the live check)
+            if self._phase == "recording" and take is not None and take.step != "neutral" and take.shapes:
+                showing = self._share_of_typical(take)
             return {"type": "calibration", "profile": self.profile, "phase": self._phase, "step": step,
                     "prompt": PROMPTS.get(step or "", ""), "seconds_left": left, "check": self._check,
+                    "showing": showing,
                     "steps": list(self.steps), "index": self._step, "kept": sorted(self._kept),
                     "saved": str(self.saved) if self.saved else None}
 
@@ -92,7 +98,10 @@ class CalibrationSession:
     def feed(self, frame: Frame, track: FaceTrack | object | None) -> None:
         """One live frame (the camera's, unedited) and its tracking result."""
         with self._lock:
-            self._now = float(frame.pts)
+            pts = float(frame.pts)
+            delta = 0.0 if self._last_pts is None else pts - self._last_pts
+            self._now += delta if 0.0 <= delta <= 1.0 else 1.0 / 30  # a looping file or a stall: one frame
+            self._last_pts = pts
             if self._phase not in ("countdown", "recording"):
                 return
             if self._phase_start is None:

@@ -38,7 +38,7 @@ from .webrtc import Broadcaster, BroadcastTrack, FilteredTrack, Stream
 
 log = logging.getLogger(__name__)
 # The pages and their script are the top-level plugins/ folder, installed as ``livemotion.plugins``.
-PAGES = {"/": "web/index.html", "/obs": "obs/source.html", "/dock": "obs/dock.html"}
+PAGES = {"/": "web/index.html", "/calibrate": "web/calibrate.html", "/obs": "obs/source.html", "/dock": "obs/dock.html"}
 STATIC = {"livemotion.js": ("web/livemotion.js", "text/javascript")}
 
 
@@ -152,7 +152,7 @@ class LivemotionServer:
     def _new_stream(self) -> Stream:
         """A stream with its own tracker and editor; the engine backend is the server's, shared."""
         pipeline = Pipeline(FaceTracker(max_faces=self.config.max_faces), ExpressionEditor(self.backend))
-        stream = Stream(pipeline, self.stats)
+        stream = Stream(pipeline, self.stats, observer=self.controls.feed_calibration)
         self.controls.attach(pipeline)
         self.streams.append(stream)
         return stream
@@ -249,7 +249,7 @@ class LivemotionServer:
         try:
             async for message in socket:
                 if message.type == WSMsgType.TEXT:
-                    reply = self._answer(socket, message.data)
+                    reply = await self._answer(socket, message.data)
                 elif message.type == WSMsgType.BINARY:
                     reply = {"type": "error", "error": "binary messages are not accepted: send JSON as text"}
                 else:
@@ -260,15 +260,17 @@ class LivemotionServer:
             self._sockets.discard(socket)
         return socket
 
-    def _answer(self, socket: web.WebSocketResponse, text: str) -> dict[str, Any]:
+    async def _answer(self, socket: web.WebSocketResponse, text: str) -> dict[str, Any]:
         """The reply to one control message; a bad message gets an error reply and changes nothing."""
         try:
             parsed = parse_message(text)
+            if parsed["type"] == "subscribe":
+                (self._subscribers.add if parsed["stats"] else self._subscribers.discard)(socket)
+            if parsed["type"] == "calibrate" and parsed["action"] == "finish":  # tracks every take again: seconds
+                return await asyncio.get_running_loop().run_in_executor(None, self.controls.finish_calibration)
+            return self.controls.apply(parsed)
         except ControlError as error:
             return {"type": "error", "error": str(error)}
-        if parsed["type"] == "subscribe":
-            (self._subscribers.add if parsed["stats"] else self._subscribers.discard)(socket)
-        return self.controls.apply(parsed)
 
     async def _publish_stats(self) -> None:
         while True:

@@ -8,6 +8,8 @@
     {"type": "set", "profile": "me"}                                take the emotions from a calibration profile
     {"type": "set", "library": "lib.npz"}                           ... or from a library file (null: the shipped one)
     {"type": "reset_neutral"}                                       forget the learned neutral face
+    {"type": "calibrate", "action": "start", "profile": "me"}       guided calibration (page: /calibrate); then
+    {"type": "calibrate", "action": "accept"|"retake"|"skip"|"status"|"cancel"|"finish"}
     {"type": "subscribe", "stats": true}                            stats once a second ({"type": "stats", ...})
     {"type": "get"}                                                 the current state
 
@@ -27,9 +29,11 @@ import jsonschema
 from ..errors import InvalidRequest
 from ..expression.au import EMOTION_AUS, EMOTIONS
 from ..expression.controller import ExpressionRequest, Schedule
-from ..expression.library import ExpressionLibrary
+from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
 from ..expression.profiles import list_profiles, resolve_library
+from ..runtime.calibration import CalibrationSession
 from ..runtime.pipeline import StreamControl
+from ..types import Frame
 
 MAX_MESSAGE_BYTES = 4096
 
@@ -58,9 +62,16 @@ SCHEMA = {
         {"type": "object", "properties": {"type": {"const": "subscribe"}, "stats": {"type": "boolean"}},
          "required": ["type", "stats"], "additionalProperties": False},
         {"type": "object", "properties": {"type": {"const": "get"}}, "required": ["type"], "additionalProperties": False},
+        {"type": "object", "properties": {
+            "type": {"const": "calibrate"},
+            "action": {"enum": ["start", "accept", "retake", "skip", "status", "cancel", "finish"]},
+            "profile": {"type": "string", "maxLength": 40},
+            "emotions": {"type": "array", "items": {"enum": list(LIBRARY_EMOTIONS)}, "uniqueItems": True, "maxItems": 7},
+            "force": {"type": "boolean"}},
+         "required": ["type", "action"], "additionalProperties": False},
     ]
 }
-_TYPES = ("set", "reset_neutral", "subscribe", "get")
+_TYPES = ("set", "reset_neutral", "subscribe", "get", "calibrate")
 
 
 class ControlError(InvalidRequest):
@@ -134,6 +145,8 @@ class Controls:
         self._streams: list[StreamControl] = []
         self._lock = threading.Lock()
         self._library: ExpressionLibrary = resolve_library(self.state.library, self.state.profile)
+        self.calibration: CalibrationSession | None = None
+        self._bypass_before_calibration = False
 
     def attach(self, stream: StreamControl) -> None:
         with self._lock:
@@ -170,7 +183,67 @@ class Controls:
             elif kind == "reset_neutral":
                 for stream in self._streams:
                     stream.reset_neutral()
+            elif kind == "calibrate":
+                return self._calibrate(message)
             return self.state.as_message()
+
+    # ---- guided calibration: every stream's camera frames feed the session -------------------
+    def feed_calibration(self, frame: Frame, track: object) -> None:
+        session = self.calibration
+        if session is not None:
+            session.feed(frame, track)
+
+    def _calibrate(self, message: dict[str, Any]) -> dict[str, Any]:
+        action, session = message["action"], self.calibration
+        try:
+            if action == "start":
+                if session is not None:
+                    raise ControlError("a calibration is running: finish or cancel it first")
+                if "profile" not in message:
+                    raise ControlError("start needs a profile name")
+                emotions = tuple(message.get("emotions") or LIBRARY_EMOTIONS)
+                self.calibration = session = CalibrationSession(message["profile"], emotions,
+                                                                overwrite=message.get("force", False))
+                self._set_bypass_during_calibration(True)  # the preview shows the face as it is
+                return session.status()
+            if session is None:
+                raise ControlError("no calibration is running: start one with "
+                                   '{"type": "calibrate", "action": "start", "profile": NAME}')
+            if action == "finish":
+                raise ControlError("finish is answered by the server, which builds the profile off the event loop")
+            if action == "cancel":
+                session.close()
+                self.calibration = None
+                self._set_bypass_during_calibration(False)
+                return {**session.status(), "phase": "cancelled"}
+            if action != "status":
+                getattr(session, action)()
+            return session.status()
+        except InvalidRequest as error:
+            raise ControlError(str(error)) from None
+
+    def finish_calibration(self) -> dict[str, Any]:
+        """Build and store the profile (slow: call it off the event loop), then use it."""
+        session = self.calibration
+        if session is None:
+            raise ControlError("no calibration is running")
+        try:
+            session.finish()
+        except InvalidRequest as error:
+            raise ControlError(str(error)) from None
+        with self._lock:
+            self.calibration = None
+            self._set_bypass_during_calibration(False)
+        self.apply({"type": "set", "profile": session.profile})
+        return session.status()
+
+    def _set_bypass_during_calibration(self, on: bool) -> None:
+        if on:
+            self._bypass_before_calibration = self.state.bypass
+        bypass = True if on else self._bypass_before_calibration
+        self.state = replace(self.state, bypass=bypass)
+        for stream in self._streams:
+            stream.set_bypass(bypass)
 
     def _push(self, stream: StreamControl, restart_schedule: bool) -> None:
         stream.set_request(self.state.request())

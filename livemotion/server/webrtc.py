@@ -15,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
@@ -28,7 +29,7 @@ from ..runtime.live import paced
 from ..runtime.mailbox import LatestSlot
 from ..runtime.pipeline import Pipeline
 from ..runtime.stats import PipelineStats
-from ..types import FaceTrack, Frame
+from ..types import FaceTrack, Frame, NoFace
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ class Stream:
     ``Controls`` drives the pipeline itself (a ``runtime.pipeline.StreamControl``).
     """
 
-    def __init__(self, pipeline: Pipeline, stats: PipelineStats):
+    def __init__(self, pipeline: Pipeline, stats: PipelineStats,
+                 observer: Callable[[Frame, FaceTrack | NoFace], None] | None = None):
         self.pipeline, self.stats = pipeline, stats
+        self.observer = observer  # sees every camera frame, unedited, with its tracking (calibration)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livemotion-stream")
         # Frames are processed on worker threads while close() comes from the event loop: the lock
         # keeps the tracker's native graph from being closed under a frame (that crashes).
@@ -51,7 +54,10 @@ class Stream:
         with self._lock:
             if self._closed:
                 return image  # the stream is going away: pass the frame through
-            processed = self.pipeline.process(Frame(image, index, pts, captured))
+            frame = Frame(image, index, pts, captured)
+            processed = self.pipeline.process(frame)
+        if self.observer is not None:
+            self.observer(frame, processed.track)
         processed.timings["total"] = (time.perf_counter() - captured) * 1e3
         self.stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
         return processed.output.image
