@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     edit.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     engine = run.add_argument_group("engine")
-    engine.add_argument("--backend", choices=BACKENDS, default="torch",
-                        help="where the engine runs: torch (default), onnxruntime, or tensorrt (NVIDIA GPU)")
+    engine.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                        help="where the engine runs: auto (default: onnxruntime on a CPU, torch on a GPU), torch, "
+                             "onnxruntime, or tensorrt (NVIDIA GPU)")
     engine.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for torch/onnxruntime/tensorrt")
     engine.add_argument("--fp16", action="store_true", help="half precision where the engine's spec allows (tensorrt)")
     run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(default: none, nothing outside is contacted)")
     serve.add_argument("--emotion", choices=EMOTIONS, help="emotion to start with (default: none, pass-through)")
     serve.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="its strength (default 1)")
-    serve.add_argument("--backend", choices=BACKENDS, default="torch", help="engine backend (default torch)")
+    serve.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                       help="engine backend (default auto: onnxruntime on a CPU, torch on a GPU)")
     serve.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     serve.add_argument("--max-faces", type=_positive_int, default=2, metavar="N", help="as in run (default 2)")
     serve.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
@@ -246,7 +248,12 @@ def _run(args: argparse.Namespace) -> int:
         if show is not None:
             print(file=sys.stderr)
     else:
-        stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview)
+        from tqdm import tqdm
+
+        # frames, fps and time left on a terminal; nothing when stderr is a file or a pipe (disable=None)
+        with tqdm(total=total, unit="frame", desc=source.name[-30:], file=sys.stderr, dynamic_ncols=True,
+                  disable=True if args.quiet else None, leave=False) as bar:
+            stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview, on_frame=bar.update)
     if not args.quiet:
         print(f"livemotion: {source.name} -> {args.sink}", file=sys.stderr)
         print(stats.report(), file=sys.stderr)

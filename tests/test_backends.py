@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (./lm test installs it)")
-
-from livemotion.engines.backends import (  # noqa: E402
+from livemotion.engines.backends import (
     NUM_POINTS,
     TorchBackend,
     create_backend,
@@ -16,10 +14,10 @@ from livemotion.engines.backends import (  # noqa: E402
     plan_key,
     unsupported_tensorrt_ops,
 )
-from livemotion.errors import BackendUnavailable, InvalidRequest  # noqa: E402
-from livemotion.expression.controller import ExpressionController, ExpressionRequest  # noqa: E402
-from livemotion.render.editor import ExpressionEditor  # noqa: E402
-from livemotion.types import Frame  # noqa: E402
+from livemotion.errors import BackendUnavailable, InvalidRequest
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.render.editor import ExpressionEditor
+from livemotion.types import Frame
 
 
 def moves(batch: int, seed: int = 0):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -160,10 +161,11 @@ def finish(source: FrameSource, sink: FrameSink, stats: PipelineStats, started: 
 
 
 def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: int | None = None,
-        preview: PreviewSheet | None = None) -> PipelineStats:
+        preview: PreviewSheet | None = None, on_frame: Callable[[], None] | None = None) -> PipelineStats:
     """Process every frame of ``source`` into ``sink`` (at most ``max_frames``), in order, and return the timings.
 
     This is the offline runner (files): nothing is dropped. ``live.LiveRunner`` is the real-time one.
+    ``on_frame`` is called after each frame is written (a progress bar).
     """
     stats = PipelineStats()
     started = time.perf_counter()
@@ -173,6 +175,8 @@ def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: in
                 break
             stats.frame_in()
             deliver(frame, pipeline.process(frame), sink, stats, preview)
+            if on_frame is not None:
+                on_frame()
     finally:
         finish(source, sink, stats, started, preview)
     return stats

@@ -72,7 +72,7 @@ class ServerConfig:
     port: int = 8080
     token: str | None = None  # required when ``host`` is not loopback (generated if not given)
     stun: str | None = None
-    backend: str = "torch"  # one engine backend per server, shared by every stream
+    backend: str = "auto"  # one engine backend per server, shared by every stream
     device: str = "cpu"
     max_faces: int = 2
     max_peers: int = 8  # WebRTC connections at once; each filtered camera costs a tracker and CPU
