@@ -81,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-faces", type=_positive_int, default=2, metavar="N",
                      help="faces to look at when picking the largest (default 2; 1 is ~2-3 ms faster per frame)")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    demo = sub.add_parser("demo", help="the built-in talking face through each emotion: a video and a contact sheet",
+                          description="Render the built-in demo face (the public-domain astronaut portrait, talking) "
+                                      "through each emotion in turn. Writes the full-frame video and a contact sheet: "
+                                      "the face enlarged, input above output, one column per emotion at its apex. "
+                                      "Existing outputs are kept: new ones are numbered (demo-2.mp4) unless --force.")
+    demo.add_argument("--emotion", action="append", choices=EMOTIONS, metavar="EMOTION",
+                      help=f"an emotion to show; repeat for more (default: all: {', '.join(EMOTIONS)})")
+    demo.add_argument("--seconds", type=_seconds, default=1.5, help="how long each emotion is shown (default 1.5)")
+    demo.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames (default: all emotions)")
+    demo.add_argument("--out", default="out", metavar="DIR", help="folder for demo.mp4 and demo.png (default out)")
+    demo.add_argument("--force", action="store_true", help="overwrite demo.mp4 and demo.png instead of numbering")
+    demo.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
+    demo.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors and the output paths")
     serve = sub.add_parser("serve", help="WebRTC server with the browser app, OBS pages and the control API",
                            description="Serve the livemotion app: filter a browser's camera over WebRTC, publish a "
                                        "local source to viewers, OBS browser-source and dock pages, and the JSON "
@@ -162,6 +175,10 @@ def _positive_int(text: str) -> int:
 
 def _unit_float(text: str) -> float:
     return _number(text, float, 0.0, 1.0, "between 0 and 1")
+
+
+def _seconds(text: str) -> float:
+    return _number(text, float, 0.6, 60.0, "between 0.6 and 60 seconds")
 
 
 def _port(text: str) -> int:
@@ -302,6 +319,55 @@ def _build_library(args: argparse.Namespace) -> int:
     return 0
 
 
+def _free_outputs(folder: Path, stem: str, suffixes: tuple[str, ...], overwrite: bool) -> list[Path]:
+    """``folder/stem.suffix`` for each suffix, or the first numbered set (stem-2, stem-3, ...) none of
+    whose files exists: earlier outputs are never overwritten unless ``overwrite``."""
+    for number in range(1, 10_000):
+        name = stem if number == 1 else f"{stem}-{number}"
+        paths = [folder / f"{name}{suffix}" for suffix in suffixes]
+        if overwrite or not any(path.exists() for path in paths):
+            return paths
+    raise InvalidRequest(f"{folder} holds 9,999 numbered demos: delete some, or use --force")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .contrib.preview import EmotionSheet
+    from .engines.backends import create_backend
+    from .face.tracking import FaceTracker
+    from .io.sinks import open_sink
+    from .io.sources import DemoSource
+    from .render.editor import ExpressionEditor
+    from .runtime.pipeline import Pipeline, run
+
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    video, sheet_path = _free_outputs(folder, "demo", (".mp4", ".png"), args.force)
+    emotions = list(dict.fromkeys(args.emotion or EMOTIONS))
+    fps = 30.0
+    schedule = Schedule(",".join(f"{i * args.seconds:g}:{emotion}" for i, emotion in enumerate(emotions)))
+    # each emotion's apex: after its 0.5 s onset, before the next one starts
+    apexes = {round((i + 0.75) * args.seconds * fps): emotion for i, emotion in enumerate(emotions)}
+    total = round(len(emotions) * args.seconds * fps)
+    if args.frames:
+        total = min(total, args.frames)
+    source = DemoSource(fps=fps, frames=total)
+    controller = ExpressionController(library=resolve_library(None, args.profile))
+    pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend("auto"), controller, schedule))
+    sheet = EmotionSheet(str(sheet_path), {i: e for i, e in apexes.items() if i < total})
+    sink = open_sink(str(video), source.size, source.fps)
+    with tqdm(total=total, unit="frame", desc="demo", file=sys.stderr, dynamic_ncols=True,
+              disable=True if args.quiet else None, leave=False) as bar:
+        stats = run(source, pipeline, sink, preview=sheet, on_frame=bar.update)
+    if not args.quiet:
+        print(stats.report(), file=sys.stderr)
+    shown = [e for i, e in apexes.items() if i < total]
+    print(f"livemotion: wrote {video} (the full frames) and {sheet_path} (the face at each emotion's apex: "
+          f"{', '.join(shown) or 'none, the run was too short'})", file=sys.stderr)
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from .expression.profiles import calibrate_from_clips, check_name, profile_path, save_profile
 
@@ -432,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_signals()
     try:
-        commands = {"run": _run, "serve": _serve, "build-engine": _build_engine, "build-library": _build_library,
+        commands = {"run": _run, "demo": _demo, "serve": _serve, "build-engine": _build_engine, "build-library": _build_library,
                     "calibrate": _calibrate, "profiles": _profiles}
         return commands[args.command](args)
     except LivemotionError as error:

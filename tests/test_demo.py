@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 
 from livemotion.face.mesh import LOWER_INNER_LIP, UPPER_INNER_LIP
@@ -31,3 +32,21 @@ def test_demo_mouth_opens_and_closes_like_speech(tracker):
         truth.append(jaw_opening(frame.index))
     assert np.corrcoef(gaps, truth)[0, 1] > 0.9
     assert max(gaps) - min(gaps) > 0.1  # a visible opening, not a twitch
+
+
+def test_the_demo_command_shows_each_emotion_and_never_overwrites(tmp_path, capsys):
+    """`livemotion demo --emotion happy --emotion sad`: a video and a contact sheet with one column per
+    asked emotion (input above output, the face enlarged); run again, it writes demo-2.* beside them."""
+    from livemotion.cli import main
+
+    args = ["demo", "--emotion", "happy", "--emotion", "sad", "--seconds", "1", "--out", str(tmp_path), "-q"]
+    assert main(args) == 0
+    assert "happy, sad" in capsys.readouterr().err
+    sheet = cv2.imread(str(tmp_path / "demo.png"))
+    assert sheet.shape[1] == 2 * 200 + 6 and sheet.shape[0] == 2 * 220  # two columns, two enlarged faces each
+    first = (tmp_path / "demo.mp4").read_bytes()
+    assert main(args) == 0
+    assert (tmp_path / "demo.mp4").read_bytes() == first and (tmp_path / "demo-2.mp4").stat().st_size > 0
+    assert (tmp_path / "demo-2.png").exists()
+    output_row, input_row = sheet[220 + 20:, :200], sheet[20:220, :200]
+    assert np.abs(output_row.astype(int) - input_row).mean() > 1.0  # the output is the edited face

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from livemotion.contrib.evaluation import FER_CLASS_OF, dlib_face, emotion_classifier, inner_lip_gap, to_json
+from livemotion.contrib.preview import face_tile
 from livemotion.engines.backends import create_backend
 from livemotion.expression.au import EMOTIONS
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
@@ -187,19 +188,6 @@ def real_expression_ceiling(source: str, emotion: str, frames_limit: int | None,
     real = measure_clip(siblings[0].name, frames, fps, samples)
     flip, probability = flip_and_probability(real.probabilities, fer_class)
     return {"clip": siblings[0].name, "flip_rate": flip, "probability": probability}
-
-
-def face_tile(image: np.ndarray, box: Box | None, label: str, side: int = 150) -> np.ndarray:
-    if box is None:
-        tile = cv2.resize(image, (side, side))
-    else:
-        margin = 0.2 * (box.x1 - box.x0)
-        y0, y1 = int(max(box.y0 - margin, 0)), int(box.y1 + margin)
-        x0, x1 = int(max(box.x0 - margin, 0)), int(box.x1 + margin)
-        tile = cv2.resize(image[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
-    labelled = np.vstack([np.full((20, side, 3), 255, np.uint8), tile])
-    cv2.putText(labelled, label[:20], (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    return labelled
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..contrib.preview import PreviewSheet
+from ..contrib.preview import Preview
 from ..io.sinks import FrameSink
 from ..io.sources import FrameSource
 from ..types import Frame
@@ -49,7 +49,7 @@ class LiveRunner:
 
     def __init__(self, source: FrameSource, pipeline: Pipeline, sink: FrameSink, pace: bool = False,
                  max_frames: int | None = None, stats: PipelineStats | None = None,
-                 preview: PreviewSheet | None = None, slow_stage: Callable[[Frame], None] | None = None):
+                 preview: Preview | None = None, slow_stage: Callable[[Frame], None] | None = None):
         self.source, self.pipeline, self.sink, self.preview = source, pipeline, sink, preview
         self.pace, self.max_frames = pace, max_frames
         self.stats = stats or PipelineStats()

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from ..contrib.overlay import draw_overlay
-from ..contrib.preview import PreviewSheet
+from ..contrib.preview import Preview
 from ..expression.controller import ExpressionRequest, Schedule
 from ..expression.library import ExpressionLibrary
 from ..face.smoothing import TrackSmoother
@@ -139,7 +139,7 @@ class Pipeline:
 
 
 def deliver(frame: Frame, processed: Processed, sink: FrameSink, stats: PipelineStats,
-            preview: PreviewSheet | None) -> None:
+            preview: Preview | None) -> None:
     """Write one processed frame and account for it: sink and end-to-end (capture to written) times."""
     start = time.perf_counter()
     sink.write(processed.output)
@@ -147,11 +147,11 @@ def deliver(frame: Frame, processed: Processed, sink: FrameSink, stats: Pipeline
     processed.timings["total"] = (time.perf_counter() - frame.captured_at) * 1e3
     stats.frame_out(processed.timings, isinstance(processed.track, FaceTrack))
     if preview is not None:
-        preview.offer(frame.index, frame.image, processed.output.image)
+        preview.offer(frame, processed.output.image, processed.track)
 
 
 def finish(source: FrameSource, sink: FrameSink, stats: PipelineStats, started: float,
-           preview: PreviewSheet | None) -> None:
+           preview: Preview | None) -> None:
     """End a run, however it ended: close the sink (a playable file) and the source, write the preview."""
     stats.wall_seconds = time.perf_counter() - started
     sink.close()
@@ -161,7 +161,7 @@ def finish(source: FrameSource, sink: FrameSink, stats: PipelineStats, started: 
 
 
 def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: int | None = None,
-        preview: PreviewSheet | None = None, on_frame: Callable[[], None] | None = None) -> PipelineStats:
+        preview: Preview | None = None, on_frame: Callable[[], None] | None = None) -> PipelineStats:
     """Process every frame of ``source`` into ``sink`` (at most ``max_frames``), in order, and return the timings.
 
     This is the offline runner (files): nothing is dropped. ``live.LiveRunner`` is the real-time one.
