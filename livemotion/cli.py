@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -135,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
                               description="List the calibration profiles stored for you, or delete one.")
     profiles.add_argument("action", nargs="?", choices=("list", "delete"), default="list")
     profiles.add_argument("name", nargs="?", help="the profile to delete")
+
+    control = sub.add_parser("control", help="drive a running `livemotion serve` from the shell (stream-deck buttons)",
+                             description="Send one change to a running `livemotion serve` over its control API and "
+                                         "print the resulting state: set an emotion, turn editing off, bypass, "
+                                         "re-learn the neutral face, or just get the state.")
+    control.add_argument("action", choices=("set", "get", "off", "bypass", "reset-neutral"),
+                         help="set (with --emotion/--intensity/--profile), get, off (stop editing), bypass "
+                              "[on|off|toggle], reset-neutral (re-learn the resting face)")
+    control.add_argument("value", nargs="?", choices=("on", "off", "toggle"), help="for bypass (default toggle)")
+    control.add_argument("--emotion", choices=EMOTIONS)
+    control.add_argument("--intensity", type=_unit_float, metavar="0..1")
+    control.add_argument("--profile", metavar="NAME", help="use this calibration profile")
+    control.add_argument("--host", default="127.0.0.1", help="where the instance runs (default 127.0.0.1)")
+    control.add_argument("--port", type=_port, default=8080, help="its port (default 8080)")
+    control.add_argument("--token", default=os.environ.get("LIVEMOTION_TOKEN"),
+                         help="its access token, when it runs off loopback (default: $LIVEMOTION_TOKEN)")
 
     library = sub.add_parser("build-library", help="derive an expression library from labelled clips of real people",
                              description="Track labelled clips and measure, per person against their own neutral clip, "
@@ -455,6 +472,38 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _control(args: argparse.Namespace) -> int:
+    from .server.client import control_url, send
+
+    if args.value and args.action != "bypass":
+        raise InvalidRequest(f"{args.value!r} goes with bypass only")
+    setting = {key: value for key, value in (("emotion", args.emotion), ("intensity", args.intensity),
+                                              ("profile", args.profile)) if value is not None}
+    if setting and args.action != "set":
+        raise InvalidRequest("--emotion, --intensity and --profile go with `control set`")
+    url = control_url(args.host, args.port)
+    if args.action == "set":
+        if not setting:
+            raise InvalidRequest("say what to set: --emotion, --intensity or --profile")
+        messages = [{"type": "set", **setting}]
+    elif args.action == "off":
+        messages = [{"type": "set", "active": False}]
+    elif args.action == "reset-neutral":
+        messages = [{"type": "reset_neutral"}]
+    elif args.action == "bypass":
+        if args.value in (None, "toggle"):
+            bypass = not send({"type": "get"}, url=url, token=args.token)["bypass"]
+        else:
+            bypass = args.value == "on"
+        messages = [{"type": "set", "bypass": bypass}]
+    else:
+        messages = [{"type": "get"}]
+    state = send(*messages, url=url, token=args.token)
+    shown = ("active", "emotion", "intensity", "bypass", "profile", "library")
+    print(" ".join(f"{key}={state.get(key)}" for key in shown) + (f" aus={state['aus']}" if state.get("aus") else ""))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -488,6 +537,8 @@ def _stop_on_signals() -> None:
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    if threading.current_thread() is not threading.main_thread():
+        return  # main() called from a worker thread (a host program): signals are the host's business
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), interrupt)
@@ -498,8 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_signals()
     try:
-        commands = {"run": _run, "demo": _demo, "serve": _serve, "build-engine": _build_engine, "build-library": _build_library,
-                    "calibrate": _calibrate, "profiles": _profiles}
+        commands = {"run": _run, "demo": _demo, "serve": _serve, "control": _control, "build-engine": _build_engine,
+                    "build-library": _build_library, "calibrate": _calibrate, "profiles": _profiles}
         return commands[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)
