@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .engines.backends import BACKENDS
@@ -29,6 +29,8 @@ SOURCE_HELP = ("what to read: 'demo' (built-in clip, 640x480) or 'demo:WxH', 'we
 LIBRARY_HELP = ("expression library to take the emotions from (default: the one shipped, built from MEAD clips; "
                 "make your own with build-library)")
 PROFILE_HELP = "your calibration profile (see `livemotion calibrate`); emotions it lacks come from the shipped library"
+FRESH_HELP = ("start from the defaults instead of your last settings (live runs and serve restore the last emotion, "
+              "intensity, AUs, library or profile and bypass)")
 SINK_HELP = ("where to write: 'vcam' (virtual camera for Zoom/Meet/Teams/OBS) or 'vcam:/dev/videoN', a video file "
              "(.mp4/.mkv/.mov/.avi = H.264, .webm = VP9, .y4m = raw), or '-' for a y4m stream on stdout")
 
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="emotions over time in seconds, e.g. 0:neutral,2:happy@0.8,4:sad (overrides --emotion)")
     edit.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     edit.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
+    edit.add_argument("--preset", metavar="NAME", help="a named preset (emotion, intensity, AUs; see `presets`)")
+    edit.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     engine = run.add_argument_group("engine")
     engine.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
                         help="where the engine runs: auto (default: onnxruntime on a CPU, torch on a GPU), torch, "
@@ -115,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-faces", type=_positive_int, default=2, metavar="N", help="as in run (default 2)")
     serve.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     serve.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
+    serve.add_argument("--preset", metavar="NAME", help="start with this named preset")
+    serve.add_argument("--fresh", action="store_true", help=FRESH_HELP)
 
     calibrate = sub.add_parser(
         "calibrate", help="build your own expression profile from your face (one minute, once)",
@@ -152,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--port", type=_port, default=8080, help="its port (default 8080)")
     control.add_argument("--token", default=os.environ.get("LIVEMOTION_TOKEN"),
                          help="its access token, when it runs off loopback (default: $LIVEMOTION_TOKEN)")
+
+    presets = sub.add_parser("presets", help="list, save or delete named expression presets",
+                             description="Named presets keep an emotion, its intensity and AU values; `run --preset`, "
+                                         "`serve --preset`, the control API and the web app recall them.")
+    presets.add_argument("action", nargs="?", choices=("list", "save", "delete"), default="list")
+    presets.add_argument("name", nargs="?", help="the preset's name")
+    presets.add_argument("--emotion", choices=EMOTIONS, default="neutral", help="for save (default neutral)")
+    presets.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="for save (default 1)")
+    presets.add_argument("--au", type=_au_values, default={}, metavar="AU=V,...", help="for save: explicit AUs")
 
     library = sub.add_parser("build-library", help="derive an expression library from labelled clips of real people",
                              description="Track labelled clips and measure, per person against their own neutral clip, "
@@ -238,14 +253,32 @@ def _schedule(text: str) -> Schedule:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _editor(args: argparse.Namespace) -> ExpressionEditor:
+def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
+    """What ``run`` shows, as a control ``set`` message: the command line's choices, over a preset's,
+    over (live runs only, unless --fresh) the user's last settings. File runs never depend on
+    what happened before: without an emotion they pass the face through."""
+    from . import settings
+
+    chosen: dict[str, Any] = {}
+    if live and not args.fresh:
+        chosen.update(settings.last_settings())
+    if args.preset:
+        chosen.update(settings.preset(args.preset), active=True)
+    if args.emotion or args.au:
+        chosen.update(emotion=args.emotion or "neutral", intensity=args.intensity, aus=args.au, active=True)
+    if args.library or args.profile:
+        chosen.update(library=args.library, profile=args.profile)
+    return chosen
+
+
+def _editor(args: argparse.Namespace, chosen: dict[str, Any]) -> ExpressionEditor:
     from .engines.backends import create_backend
     from .render.editor import ExpressionEditor
 
-    request = ExpressionRequest(args.emotion or "neutral", args.intensity, args.au,
-                                active=bool(args.emotion or args.au))
+    request = ExpressionRequest(chosen.get("emotion", "neutral"), chosen.get("intensity", 1.0), chosen.get("aus", {}),
+                                active=bool(chosen.get("active")) and not chosen.get("bypass"))
     backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
-    controller = ExpressionController(request, library=resolve_library(args.library, args.profile))
+    controller = ExpressionController(request, library=resolve_library(chosen.get("library"), chosen.get("profile")))
     return ExpressionEditor(backend, controller, schedule=args.schedule)
 
 
@@ -257,6 +290,7 @@ def _status_printer() -> Callable[[PipelineStats], None]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from . import settings
     from .contrib.preview import PreviewSheet
     from .face.tracking import FaceTracker
     from .io.sinks import open_sink, refuse_overwriting_source
@@ -266,16 +300,18 @@ def _run(args: argparse.Namespace) -> int:
 
     refuse_overwriting_source(args.sink, args.source)  # before anything is opened
     source = open_source(args.source)
+    live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
     try:
+        chosen = _run_settings(args, live)
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
-        pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args), overlay=args.overlay)
+        pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args, chosen), overlay=args.overlay)
         sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
     except BaseException:
         source.close()
         raise
-    live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
     if live:
+        settings.remember(chosen)  # the next live run starts from here
         show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
         stats = LiveRunner(source, pipeline, sink, pace=not isinstance(source, WebcamSource),
                            max_frames=args.frames, preview=preview).run(on_status=show)
@@ -504,6 +540,27 @@ def _control(args: argparse.Namespace) -> int:
     return 0
 
 
+def _presets(args: argparse.Namespace) -> int:
+    from . import settings
+
+    if args.action in ("save", "delete") and not args.name:
+        raise InvalidRequest(f"say which preset: `livemotion presets {args.action} NAME`")
+    if args.action == "save":
+        settings.save_preset(args.name, {"emotion": args.emotion, "intensity": args.intensity, "aus": args.au})
+        print(f"livemotion: saved preset {args.name!r}: {args.emotion} at {args.intensity}", file=sys.stderr)
+    elif args.action == "delete":
+        settings.delete_preset(args.name)
+        print(f"livemotion: deleted preset {args.name!r}", file=sys.stderr)
+    else:
+        stored = settings.presets()
+        if not stored:
+            print("no presets yet: `livemotion presets save NAME --emotion happy --intensity 0.6`")
+        for name, values in sorted(stored.items()):
+            aus = f" aus={values['aus']}" if values.get("aus") else ""
+            print(f"{name:<20} {values.get('emotion')} at {values.get('intensity')}{aus}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -517,8 +574,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
                           device=args.device, max_faces=args.max_faces, library=args.library,
-                          profile=args.profile)
+                          profile=args.profile, remember=True)
     server = LivemotionServer(config, source=args.source)
+    overridden = ({"library", "profile"} if args.library or args.profile else set()) | (
+        {"emotion", "intensity", "aus", "active"} if args.emotion or args.preset else set())
+    if not args.fresh:
+        server.controls.restore(skip=overridden)
+    if args.preset:
+        server.controls.apply({"type": "set", "preset": args.preset})
     if args.emotion:
         server.controls.apply({"type": "set", "emotion": args.emotion, "intensity": args.intensity})
     print(f"livemotion: serving on {server.url()}  (OBS source: /obs, OBS dock: /dock, control: /ws)",
@@ -550,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     _stop_on_signals()
     try:
         commands = {"run": _run, "demo": _demo, "serve": _serve, "control": _control, "build-engine": _build_engine,
-                    "build-library": _build_library, "calibrate": _calibrate, "profiles": _profiles}
+                    "build-library": _build_library, "calibrate": _calibrate, "profiles": _profiles,
+                    "presets": _presets}
         return commands[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)

@@ -19,6 +19,16 @@ from livemotion.runtime.pipeline import Pipeline
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
+@pytest.fixture(autouse=True)
+def private_user_dirs(tmp_path_factory, monkeypatch):
+    """Each test gets empty user data and config folders: profiles, presets and remembered
+    settings never leak between tests, nor into (or from) the real user's."""
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("LIVEMOTION_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("LIVEMOTION_CONFIG_DIR", str(base / "config"))
+    return base
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     return portrait()

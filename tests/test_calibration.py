@@ -18,11 +18,6 @@ from livemotion.types import Frame
 FPS = 30
 
 
-@pytest.fixture(autouse=True)
-def private_data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIVEMOTION_DATA_DIR", str(tmp_path / "data"))
-
-
 @pytest.fixture(scope="module")
 def camera_frames(made_up_clips):
     """Per made-up clip: its frames, as the 'camera' shows them while the person does that emotion."""

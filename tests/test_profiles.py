@@ -37,11 +37,6 @@ from livemotion.types import FaceTrack
 ROW = LIBRARY_EMOTIONS.index
 
 
-@pytest.fixture(autouse=True)
-def private_data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIVEMOTION_DATA_DIR", str(tmp_path / "data"))
-
-
 @pytest.fixture(scope="module")
 def clips(made_up_clips):
     return {path.stem.split("_", 1)[1]: path for path in made_up_clips}

@@ -80,6 +80,7 @@ class ServerConfig:
     connect_timeout: float = 30.0  # an answered offer that has not connected by then is closed
     library: str | None = None  # expression library file; None: the shipped one
     profile: str | None = None  # calibration profile, instead of a library file
+    remember: bool = False  # keep every change in the user's settings (``livemotion serve`` does)
 
 
 class LivemotionServer:
@@ -90,7 +91,7 @@ class LivemotionServer:
         if not is_loopback(config.host) and not config.token:
             config.token = secrets.token_urlsafe(16)
         self.backend = backend or create_backend(config.backend, device=config.device)
-        self.controls = Controls(ControlState(library=config.library, profile=config.profile))
+        self.controls = Controls(ControlState(library=config.library, profile=config.profile), remember=config.remember)
         self.stats = PipelineStats(window=600)
         self.peers: set[Any] = set()
         self.streams: list[Stream] = []

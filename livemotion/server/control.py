@@ -7,25 +7,30 @@
     {"type": "set", "active": false}                                stop editing (true: edit again)
     {"type": "set", "profile": "me"}                                take the emotions from a calibration profile
     {"type": "set", "library": "lib.npz"}                           ... or from a library file (null: the shipped one)
+    {"type": "set", "preset": "calm"}                               a named preset (its emotion, intensity, AUs)
+    {"type": "preset", "action": "save"|"delete", "name": "calm"}   keep the current expression under a name
     {"type": "reset_neutral"}                                       forget the learned neutral face
     {"type": "calibrate", "action": "start", "profile": "me"}       guided calibration (page: /calibrate); then
     {"type": "calibrate", "action": "accept"|"retake"|"skip"|"status"|"cancel"|"finish"}
     {"type": "subscribe", "stats": true}                            stats once a second ({"type": "stats", ...})
     {"type": "get"}                                                 the current state
 
-Every message gets one reply: ``{"type": "state", ..., "profiles": [names]}`` or ``{"type": "error", "error": "..."}``.
+Every message gets one reply: ``{"type": "state", ..., "profiles": [names], "presets": [names]}``
+or ``{"type": "error", "error": "..."}``.
 A bad message changes nothing. ``Controls`` applies messages to every stream it serves.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import jsonschema
 
+from .. import settings
 from ..errors import InvalidRequest
 from ..expression.au import EMOTION_AUS, EMOTIONS
 from ..expression.controller import ExpressionRequest, Schedule
@@ -35,6 +40,7 @@ from ..runtime.calibration import CalibrationSession
 from ..runtime.pipeline import StreamControl
 from ..types import Frame
 
+log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4096
 
 _AU_KEY = r"^[RL]?(" + "|".join(str(n) for n in EMOTION_AUS) + r")$"
@@ -53,6 +59,7 @@ SCHEMA = {
                 "active": {"type": "boolean"},
                 "library": {"type": ["string", "null"], "maxLength": 1000, "pattern": "\\.npz$"},
                 "profile": {"type": ["string", "null"], "maxLength": 40},
+                "preset": {"type": "string", "maxLength": 40},
             },
             "required": ["type"],
             "additionalProperties": False,
@@ -69,9 +76,12 @@ SCHEMA = {
             "emotions": {"type": "array", "items": {"enum": list(LIBRARY_EMOTIONS)}, "uniqueItems": True, "maxItems": 7},
             "force": {"type": "boolean"}},
          "required": ["type", "action"], "additionalProperties": False},
+        {"type": "object", "properties": {"type": {"const": "preset"}, "action": {"enum": ["save", "delete"]},
+                                          "name": {"type": "string", "maxLength": 40}},
+         "required": ["type", "action", "name"], "additionalProperties": False},
     ]
 }
-_TYPES = ("set", "reset_neutral", "subscribe", "get", "calibrate")
+_TYPES = ("set", "reset_neutral", "subscribe", "get", "calibrate", "preset")
 
 
 class ControlError(InvalidRequest):
@@ -130,7 +140,8 @@ class ControlState:
         return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active)
 
     def as_message(self) -> dict[str, Any]:
-        return {"type": "state", **asdict(self), "profiles": [info.name for info in list_profiles()]}
+        return {"type": "state", **asdict(self), "profiles": [info.name for info in list_profiles()],
+                "presets": sorted(settings.presets())}
 
 
 class Controls:
@@ -140,8 +151,9 @@ class Controls:
     its ``StreamControl`` methods: a new immutable request, bypass, schedule, or a neutral reset.
     """
 
-    def __init__(self, state: ControlState | None = None):
+    def __init__(self, state: ControlState | None = None, remember: bool = False):
         self.state = state or ControlState()
+        self.remember = remember  # keep every change in the user's settings (``livemotion.settings``)
         self._streams: list[StreamControl] = []
         self._lock = threading.Lock()
         self._library: ExpressionLibrary = resolve_library(self.state.library, self.state.profile)
@@ -162,6 +174,11 @@ class Controls:
         """Apply a message that ``parse_message`` accepted; returns the reply (the new state)."""
         kind = message["type"]
         with self._lock:
+            if kind == "set" and "preset" in message:  # a preset is the set message it was saved as
+                try:
+                    message = {**settings.preset(message["preset"]), **{k: v for k, v in message.items() if k != "preset"}}
+                except InvalidRequest as error:
+                    raise ControlError(str(error)) from None
             if kind == "set":
                 changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
                                                          "library", "profile") if key in message}
@@ -180,12 +197,35 @@ class Controls:
                     self._push(stream, restart_schedule="schedule" in message)
                     if choosing:
                         stream.set_library(self._library)
+                if self.remember:
+                    settings.remember(asdict(self.state))
             elif kind == "reset_neutral":
                 for stream in self._streams:
                     stream.reset_neutral()
             elif kind == "calibrate":
                 return self._calibrate(message)
+            elif kind == "preset":
+                try:
+                    if message["action"] == "save":
+                        settings.save_preset(message["name"], asdict(self.state))
+                    else:
+                        settings.delete_preset(message["name"])
+                except InvalidRequest as error:
+                    raise ControlError(str(error)) from None
             return self.state.as_message()
+
+    def restore(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
+        """Apply the user's last settings (less the ``skip`` keys, chosen anew); settings that no
+        longer apply (a deleted profile, a damaged file) are skipped with a warning."""
+        saved = {key: value for key, value in settings.last_settings().items() if key not in skip}
+        for attempt in (saved, {k: v for k, v in saved.items() if k not in ("library", "profile")}):
+            if not attempt:
+                return
+            try:
+                self.apply(parse_message(json.dumps({"type": "set", **attempt})))
+                return
+            except ControlError as error:
+                log.warning("not restoring %s of the last settings: %s", ", ".join(attempt), error)
 
     # ---- guided calibration: every stream's camera frames feed the session -------------------
     def feed_calibration(self, frame: Frame, track: object) -> None:

@@ -1,0 +1,102 @@
+"""What the user set last, and their named presets, kept between runs.
+
+Both are control-API ``set`` messages stored as JSON in the user's config directory
+(``$LIVEMOTION_CONFIG_DIR``, else the platform's, e.g. ``~/.config/livemotion``), readable by the
+user only: ``settings.json`` (the last emotion, intensity, AUs, library or profile, bypass and
+whether editing was on) and ``presets.json`` (name -> emotion, intensity, AUs). Restoring one
+sends it through the same schema as any control message, so a hand-edited or damaged file is
+refused with a warning and changes nothing; it never stops livemotion from starting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+REMEMBERED = ("emotion", "intensity", "aus", "bypass", "active", "library", "profile")  # ControlState fields kept
+PRESET_FIELDS = ("emotion", "intensity", "aus")
+_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,39}$")
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("LIVEMOTION_CONFIG_DIR") or platformdirs.user_config_dir("livemotion", appauthor=False))
+
+
+def _read(name: str) -> dict[str, Any]:
+    path = config_dir() / name
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        log.warning("ignoring %s: it cannot be read (%s); it is rewritten at the next change", path, error)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("ignoring %s: it holds no settings", path)
+        return {}
+    return data
+
+
+def _write(name: str, data: dict[str, Any]) -> None:
+    """Whole or not at all, user-only; a settings file that cannot be written is a warning, not a failure."""
+    folder = config_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}-")  # 0600
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(data, file, indent=1, sort_keys=True)
+        os.replace(temporary, folder / name)
+    except OSError as error:
+        log.warning("cannot save %s in %s (%s): settings are not remembered", name, folder, error)
+
+
+def last_settings() -> dict[str, Any]:
+    """The last settings as a control ``set`` message (without ``type``); {} when none."""
+    return {key: value for key, value in _read("settings.json").items() if key in REMEMBERED}
+
+
+def remember(state: dict[str, Any]) -> None:
+    _write("settings.json", {key: state[key] for key in REMEMBERED if key in state})
+
+
+def check_preset_name(name: str) -> str:
+    if not _PRESET_NAME.match(name):
+        raise InvalidRequest(f"preset name {name!r} is not allowed: use 1-40 letters, digits, spaces, '-' or '_'")
+    return name
+
+
+def presets() -> dict[str, dict[str, Any]]:
+    return {name: values for name, values in _read("presets.json").items() if isinstance(values, dict)}
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The preset as a control ``set`` message (without ``type``)."""
+    found = presets().get(name)
+    if found is None:
+        raise InvalidRequest(f"no preset {name!r} (presets: {', '.join(presets()) or 'none yet'}): save one with "
+                             f"`livemotion presets save {name} --emotion ...`")
+    return {key: value for key, value in found.items() if key in PRESET_FIELDS}
+
+
+def save_preset(name: str, values: dict[str, Any]) -> None:
+    stored = presets()
+    stored[check_preset_name(name)] = {key: values[key] for key in PRESET_FIELDS if key in values}
+    _write("presets.json", stored)
+
+
+def delete_preset(name: str) -> None:
+    stored = presets()
+    if stored.pop(name, None) is None:
+        raise InvalidRequest(f"no preset {name!r}: `livemotion presets` lists them")
+    _write("presets.json", stored)
