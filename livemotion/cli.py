@@ -21,6 +21,7 @@ from .expression.library import LIBRARY_EMOTIONS
 from .expression.profiles import resolve_library
 
 if TYPE_CHECKING:
+    from .io.sources import CameraOptions
     from .render.editor import ExpressionEditor
     from .runtime.stats import PipelineStats
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Read frames from a source, track and edit the face, write to a sink.")
     run.add_argument("--source", default="demo", help=SOURCE_HELP + " (default: demo)")
     run.add_argument("--sink", required=True, help=SINK_HELP)
+    _camera_options(run)
     run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                      help="real-time mode: capture, processing and output run in parallel and stale frames are "
                           "dropped so delay never grows; file and demo sources are played at their own speed. "
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="access token, required off loopback (default: a random one, printed)")
     serve.add_argument("--source", help="also publish this source filtered to viewers and the OBS page "
                                         "(demo, webcam[:N], a file); without it, only browser cameras are filtered")
+    _camera_options(serve)
     serve.add_argument("--stun", metavar="URL", help="STUN server for NAT traversal, e.g. stun:stun.example.org:3478 "
                                                      "(default: none, nothing outside is contacted)")
     serve.add_argument("--emotion", choices=EMOTIONS, help="emotion to start with (default: none, pass-through)")
@@ -189,6 +192,30 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--batch", type=_positive_int, default=1, metavar="N",
                        help="batch to check the built engine with, e.g. the number of streams served (default 1)")
     return parser
+
+
+def _camera_options(parser: argparse.ArgumentParser) -> None:
+    camera = parser.add_argument_group("camera (webcam sources only)")
+    camera.add_argument("--size", type=_frame_size, metavar="WxH", help="resolution to ask the camera for, e.g. 1280x720")
+    camera.add_argument("--fps", type=_camera_fps, metavar="F", help="frame rate to ask the camera for, e.g. 30")
+    camera.add_argument("--mirror", action="store_true", help="flip left-right, as a selfie preview shows you")
+
+
+def _camera(args: argparse.Namespace) -> CameraOptions:
+    from .io.sources import CameraOptions
+
+    return CameraOptions(args.size, args.fps, args.mirror)
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: write WIDTHxHEIGHT, e.g. 1280x720")
+    return int(_number(width, int, 16, 7680, "16 to 7680 pixels")), int(_number(height, int, 16, 4320, "16 to 4320 pixels"))
+
+
+def _camera_fps(text: str) -> float:
+    return _number(text, float, 1.0, 240.0, "1 to 240 frames a second")
 
 
 def _number(text: str, kind: type, low: float, high: float, limits: str) -> float:
@@ -299,7 +326,7 @@ def _run(args: argparse.Namespace) -> int:
     from .runtime.pipeline import Pipeline, run
 
     refuse_overwriting_source(args.sink, args.source)  # before anything is opened
-    source = open_source(args.source)
+    source = open_source(args.source, _camera(args))
     live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
     try:
         chosen = _run_settings(args, live)
@@ -570,11 +597,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.source:  # fail now, with the usual message, if the source cannot be opened
         from .io.sources import open_source
 
-        open_source(args.source).close()
+        open_source(args.source, _camera(args)).close()
+    elif not _camera(args).is_default:
+        raise InvalidRequest("--size, --fps and --mirror are for a webcam --source (a browser's camera is set in the app)")
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
                           device=args.device, max_faces=args.max_faces, library=args.library,
-                          profile=args.profile, remember=True)
+                          profile=args.profile, remember=True, camera=_camera(args))
     server = LivemotionServer(config, source=args.source)
     overridden = ({"library", "profile"} if args.library or args.profile else set()) | (
         {"emotion", "intensity", "aus", "active"} if args.emotion or args.preset else set())

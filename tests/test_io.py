@@ -11,7 +11,7 @@ import pytest
 
 from livemotion.errors import InvalidRequest, SinkError, SourceError
 from livemotion.io.sinks import open_sink
-from livemotion.io.sources import DemoSource, FileSource, open_source
+from livemotion.io.sources import CameraOptions, DemoSource, FileSource, WebcamSource, open_source
 from livemotion.runtime.pipeline import Pipeline, run
 from livemotion.types import FaceTrack, Frame
 
@@ -152,3 +152,21 @@ def test_bad_source_specs():
     assert isinstance(raised.value, ValueError)
     assert DemoSource().size == (640, 480)
     assert open_source("demo:320x240").size == (320, 240)
+
+
+def test_camera_options_mirror_and_report_what_the_camera_gives(demo_video, caplog):
+    """No camera on these machines: OpenCV's capture opened on a video file stands in for one (the
+    same ``cv2.VideoCapture`` a webcam uses). A size it cannot give is a warning, not a failure."""
+    plain = next(iter(FileSource(str(demo_video)))).image
+    camera = WebcamSource(str(demo_video), CameraOptions(size=(320, 240), mirror=True))
+    try:
+        mirrored = next(iter(camera)).image
+    finally:
+        camera.close()
+    assert camera.size == (plain.shape[1], plain.shape[0]) and "not the 320x240 asked for" in caplog.text
+    assert np.abs(mirrored.astype(int) - plain[:, ::-1]).mean() < 2.0  # left-right flipped (codec noise aside)
+    assert np.abs(mirrored.astype(int) - plain).mean() > 5.0
+    with pytest.raises(InvalidRequest, match="for webcams"):
+        open_source("demo", CameraOptions(mirror=True))
+    with pytest.raises(InvalidRequest, match="for webcams"):
+        open_source(str(demo_video), CameraOptions(fps=60.0))

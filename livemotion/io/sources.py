@@ -7,9 +7,11 @@ Every source yields ``Frame`` records carrying their index and timestamps.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +23,8 @@ import numpy as np
 from ..errors import InvalidRequest, SourceError
 from ..types import Frame
 from .demo import demo_frame
+
+log = logging.getLogger(__name__)
 
 
 class FrameSource(Protocol):
@@ -141,11 +145,29 @@ class FileSource:
         self._container.close()
 
 
-class WebcamSource:
-    """A local camera through OpenCV (V4L2 on Linux, AVFoundation on macOS, Media Foundation on Windows)."""
+@dataclass(frozen=True)
+class CameraOptions:
+    """What to ask a camera for; None keeps the camera's own choice."""
 
-    def __init__(self, device: int | str):
+    size: tuple[int, int] | None = None  # (width, height)
+    fps: float | None = None
+    mirror: bool = False  # flip left-right, as a selfie preview shows you
+
+    @property
+    def is_default(self) -> bool:
+        return self == CameraOptions()
+
+
+class WebcamSource:
+    """A local camera through OpenCV (V4L2 on Linux, AVFoundation on macOS, Media Foundation on Windows).
+
+    ``camera`` asks for a resolution and frame rate (cameras offer a fixed list: what it gives is
+    used, with a warning when it differs) and can mirror the picture.
+    """
+
+    def __init__(self, device: int | str, camera: CameraOptions = CameraOptions()):
         self.name = f"webcam {device}"
+        self.mirror = camera.mirror
         # OpenCV logs each backend it tries; our own error below says what matters.
         previous = cv2.getLogLevel()
         cv2.setLogLevel(0)  # 0 = silent
@@ -160,8 +182,18 @@ class WebcamSource:
                 "or --source demo / a video file instead."
             )
         self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        if camera.size is not None:
+            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, camera.size[0])
+            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, camera.size[1])
+        if camera.fps is not None:
+            self._capture.set(cv2.CAP_PROP_FPS, camera.fps)
         self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 30.0) or 30.0
         self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if camera.size is not None and self.size != camera.size:
+            log.warning("%s gives %dx%d, not the %dx%d asked for: using what it gives", self.name, *self.size,
+                        *camera.size)
+        if camera.fps is not None and abs(self.fps - camera.fps) > 0.5:
+            log.warning("%s runs at %.0f fps, not the %.0f asked for", self.name, self.fps, camera.fps)
         self.frame_count: int | None = None
 
     def __iter__(self) -> Iterator[Frame]:
@@ -174,7 +206,7 @@ class WebcamSource:
                 if index == 0:
                     raise SourceError(f"{self.name} opened but delivers no frames: close other apps using it.")
                 return  # camera closed or unplugged: end the stream cleanly
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            rgb = cv2.cvtColor(cv2.flip(bgr, 1) if self.mirror else bgr, cv2.COLOR_BGR2RGB)
             yield Frame(rgb, index, Fraction(captured - start).limit_denominator(1_000_000), captured)
             index += 1
 
@@ -189,7 +221,7 @@ def _reason(error: Exception) -> str:
 DEMO_SIZES = (64, 3840)  # smallest and largest side of the demo clip, in pixels
 
 
-def _open_demo(spec: str) -> FrameSource:
+def _open_demo(spec: str, camera: CameraOptions) -> FrameSource:
     match = re.fullmatch(r"demo(?::(\d+)x(\d+))?", spec)
     if not match:
         raise InvalidRequest(f"bad demo source {spec!r}: use demo or demo:WIDTHxHEIGHT, e.g. demo:1280x720.")
@@ -200,25 +232,30 @@ def _open_demo(spec: str) -> FrameSource:
     return DemoSource(size=size)
 
 
-def _open_webcam(spec: str) -> FrameSource:
+def _open_webcam(spec: str, camera: CameraOptions) -> FrameSource:
     if spec.startswith("/dev/"):
-        return WebcamSource(spec)
+        return WebcamSource(spec, camera)
     match = re.fullmatch(r"webcam(?::(\d+))?", spec)
     if not match:
         raise InvalidRequest(f"bad webcam source {spec!r}: use webcam, webcam:N or a device path like /dev/video0.")
-    return WebcamSource(int(match[1] or 0))
+    return WebcamSource(int(match[1] or 0), camera)
 
 
-_OPENERS: dict[str, Callable[[str], FrameSource]] = {
+_OPENERS: dict[str, Callable[[str, CameraOptions], FrameSource]] = {
     "demo": _open_demo,
     "webcam": _open_webcam,
     "/dev/": _open_webcam,
 }
 
 
-def open_source(spec: str) -> FrameSource:
-    """Open the source a user named: ``demo[:WxH]``, ``webcam[:N]``, ``/dev/videoN`` or a file path."""
+def open_source(spec: str, camera: CameraOptions = CameraOptions()) -> FrameSource:
+    """Open the source a user named: ``demo[:WxH]``, ``webcam[:N]``, ``/dev/videoN`` or a file path;
+    ``camera`` (resolution, frame rate, mirror) applies to cameras only."""
     for prefix, opener in _OPENERS.items():
         if spec == prefix or spec.startswith(prefix if prefix.endswith("/") else prefix + ":"):
-            return opener(spec)
+            if prefix == "demo" and not camera.is_default:
+                raise InvalidRequest("--size, --fps and --mirror are for webcams: the demo's size is demo:WxH")
+            return opener(spec, camera)
+    if not camera.is_default:
+        raise InvalidRequest(f"--size, --fps and --mirror are for webcams, not for the file {spec}")
     return FileSource(spec)

@@ -20,7 +20,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from aiortc import MediaStreamTrack
 
 from ..engines.backends import EngineBackend, create_backend
 from ..face.tracking import FaceTracker
+from ..io.sources import CameraOptions
 from ..render.editor import ExpressionEditor
 from ..runtime.pipeline import Pipeline
 from ..runtime.stats import PipelineStats
@@ -81,6 +82,7 @@ class ServerConfig:
     library: str | None = None  # expression library file; None: the shipped one
     profile: str | None = None  # calibration profile, instead of a library file
     remember: bool = False  # keep every change in the user's settings (``livemotion serve`` does)
+    camera: CameraOptions = field(default_factory=CameraOptions)  # for a webcam ``source``
 
 
 class LivemotionServer:
@@ -223,7 +225,7 @@ class LivemotionServer:
         with self._broadcast_lock:
             if self.broadcaster is None:
                 assert self._source is not None
-                self.broadcaster = Broadcaster(self._source, self._new_stream())
+                self.broadcaster = Broadcaster(self._source, self._new_stream(), self.config.camera)
             return self.broadcaster
 
     def _close_stream(self, stream: Stream) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from ..io.sources import WebcamSource, open_source
+from ..io.sources import CameraOptions, WebcamSource, open_source
 from ..runtime.live import paced
 from ..runtime.mailbox import LatestSlot
 from ..runtime.pipeline import Pipeline
@@ -121,8 +121,8 @@ class Broadcaster:
     """The server's own source, filtered once on a thread and offered to every viewer's slot.
     Files and the demo loop; a camera runs until it stops."""
 
-    def __init__(self, source_spec: str, stream: Stream):
-        self.source_spec, self.stream = source_spec, stream
+    def __init__(self, source_spec: str, stream: Stream, camera: CameraOptions | None = None):
+        self.source_spec, self.stream, self.camera = source_spec, stream, camera or CameraOptions()
         self._viewers: set[LatestSlot[av.VideoFrame]] = set()
         self._viewers_lock = threading.Condition()  # notified when viewers come and go
         self._stop = threading.Event()
@@ -158,7 +158,7 @@ class Broadcaster:
         count = 0
         try:
             while not self._stop.is_set():
-                source = open_source(self.source_spec)
+                source = open_source(self.source_spec, self.camera)
                 try:
                     for frame in paced(source, hold=self._wait_for_viewers):
                         if self._stop.is_set():
