@@ -287,3 +287,13 @@ def test_a_client_leaving_mid_stream_frees_its_stream_and_others_carry_on():
 
     left, served = asyncio.run(serving(ServerConfig(port=free_port()), body))
     assert left == (0, 0) and served == 10
+
+
+def test_the_state_says_which_au_values_the_active_emotion_shows():
+    """The app's sliders follow the active emotion: its fitted AUs at its intensity, explicit AUs on top."""
+    controls = Controls()
+    assert controls.reply()["shown_aus"] == {}  # nothing requested: every slider at 0
+    full = controls.apply({"type": "set", "emotion": "happy", "intensity": 1.0})["shown_aus"]
+    half = controls.apply({"type": "set", "intensity": 0.5})["shown_aus"]
+    assert full["12"] > 0.2 and half["12"] == pytest.approx(full["12"] / 2, abs=0.01)
+    assert controls.apply({"type": "set", "aus": {"4": 0.7}})["shown_aus"]["4"] == 0.7

@@ -32,8 +32,8 @@ import jsonschema
 
 from .. import settings
 from ..errors import InvalidRequest
-from ..expression.au import EMOTION_AUS, EMOTIONS
-from ..expression.controller import ExpressionRequest, Schedule
+from ..expression.au import AU_NUMBERS, EMOTION_AUS, EMOTIONS
+from ..expression.controller import ExpressionRequest, Presets, Schedule
 from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
 from ..expression.profiles import list_profiles, resolve_library
 from ..runtime.calibration import CalibrationSession
@@ -158,6 +158,7 @@ class Controls:
         self._lock = threading.Lock()
         self._library: ExpressionLibrary = resolve_library(self.state.library, self.state.profile)
         self.calibration: CalibrationSession | None = None
+        self._presets: Presets | None = None  # the library fitted to the AUs, for ``shown_aus``
         self._bypass_before_calibration = False
 
     def attach(self, stream: StreamControl) -> None:
@@ -212,7 +213,17 @@ class Controls:
                         settings.delete_preset(message["name"])
                 except InvalidRequest as error:
                     raise ControlError(str(error)) from None
-            return self.state.as_message()
+            return self.reply()
+
+    def reply(self) -> dict[str, Any]:
+        """The state message, with the AU values the current request shows (``shown_aus``: the
+        emotion's fitted AUs at its intensity, explicit AUs over them), for sliders to follow."""
+        if self._presets is None or self._presets.library is not self._library:
+            self._presets = Presets.fit(self._library)
+        shown = self.state.request().target(self._presets).aus.max(axis=1) if self.state.active else None
+        aus = {} if shown is None else {str(n): round(float(shown[i]), 2) for i, n in enumerate(AU_NUMBERS)
+                                        if n in EMOTION_AUS}
+        return {**self.state.as_message(), "shown_aus": aus}
 
     def restore(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         """Apply the user's last settings (less the ``skip`` keys, chosen anew); settings that no

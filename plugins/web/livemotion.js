@@ -48,11 +48,23 @@ const livemotion = (() => {
   }
 
   const EMOTIONS = ["neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted", "contemptuous"];
+  // [number, FACS name, what it does / where it shows]
   const AUS = [
-    [1, "inner brow raiser"], [2, "outer brow raiser"], [4, "brow lowerer"], [5, "upper lid raiser"],
-    [6, "cheek raiser"], [7, "lid tightener"], [9, "nose wrinkler"], [10, "upper lip raiser"],
-    [12, "lip corner puller"], [14, "dimpler"], [15, "lip corner depressor"], [17, "chin raiser"],
-    [20, "lip stretcher"], [23, "lip tightener"], [43, "eyes closed"],
+    [1, "inner brow raiser", "lifts the inner brows: sadness, surprise, fear"],
+    [2, "outer brow raiser", "lifts the outer brows: surprise"],
+    [4, "brow lowerer", "draws the brows down and together: anger, concentration"],
+    [5, "upper lid raiser", "widens the eyes: surprise, fear, anger"],
+    [6, "cheek raiser", "lifts the cheeks, crow's feet: a felt smile"],
+    [7, "lid tightener", "narrows the eyes: anger, disgust"],
+    [9, "nose wrinkler", "wrinkles the nose: disgust"],
+    [10, "upper lip raiser", "lifts the upper lip: disgust"],
+    [12, "lip corner puller", "pulls the corners up: a smile"],
+    [14, "dimpler", "tightens the corners inward: contempt (one side)"],
+    [15, "lip corner depressor", "pulls the corners down: sadness"],
+    [17, "chin raiser", "pushes the chin and lower lip up: sadness, doubt"],
+    [20, "lip stretcher", "stretches the lips sideways: fear"],
+    [23, "lip tightener", "narrows and tightens the lips: anger"],
+    [43, "eyes closed", "closes the eyes"],
   ];
 
   // Emotion buttons into `container`; clicking one sends it. Returns a function marking the active one.
@@ -68,5 +80,17 @@ const livemotion = (() => {
     return (state) => buttons.forEach((b) => b.classList.toggle("active", state.active && b.dataset.emotion === state.emotion));
   }
 
-  return { connect, control, emotionButtons, EMOTIONS, AUS };
+  // Keys: 1-8 the emotions (in EMOTIONS order), 0 off, B bypass. Not while typing in a field.
+  const SHORTCUTS = "1-8: " + EMOTIONS.map((e, i) => `${i + 1} ${e}`).join(", ") + "; 0: off; B: bypass on/off";
+  function shortcuts(send, state) {
+    document.addEventListener("keydown", (event) => {
+      if (event.target.closest("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+      const number = Number(event.key);
+      if (event.key >= "1" && event.key <= "8") send({ type: "set", emotion: EMOTIONS[number - 1] });
+      else if (event.key === "0") send({ type: "set", active: false });
+      else if (event.key.toLowerCase() === "b") send({ type: "set", bypass: !state().bypass });
+    });
+  }
+
+  return { connect, control, emotionButtons, shortcuts, EMOTIONS, AUS, SHORTCUTS };
 })();
