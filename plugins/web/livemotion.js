@@ -92,5 +92,13 @@ const livemotion = (() => {
     });
   }
 
-  return { connect, control, emotionButtons, shortcuts, EMOTIONS, AUS, SHORTCUTS };
+  // A <select> listing `names` after a first, empty choice labelled `none`; rebuilt only when they change.
+  function fillSelect(select, names, none) {
+    const values = ["", ...(names || [])];
+    if ([...select.options].map((o) => o.value).join() === values.join()) return;
+    select.innerHTML = "";
+    values.forEach((name) => select.add(new Option(name || none, name)));
+  }
+
+  return { connect, control, emotionButtons, shortcuts, fillSelect, EMOTIONS, AUS, SHORTCUTS };
 })();
