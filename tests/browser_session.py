@@ -47,6 +47,31 @@ class DevTools:
     def __init__(self, socket):
         self.socket, self.next_id = socket, 0
 
+    async def loaded(self) -> None:
+        """Wait for a livemotion page's document (not the about:blank before it)."""
+        for _ in range(100):
+            if await self.evaluate("typeof livemotion === 'object' && document.readyState === 'complete'"):
+                return
+            await asyncio.sleep(0.2)
+
+    async def screenshot(self, path: str) -> None:
+        self.next_id += 1
+        await self.socket.send_json({"id": self.next_id, "method": "Page.captureScreenshot"})
+        while (shot := json.loads((await self.socket.receive(timeout=30)).data)).get("id") != self.next_id:
+            pass
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(shot["result"]["data"]))
+
+    async def video_frame(self, element: str, wait: float = 30.0) -> np.ndarray | None:
+        """The current picture of the <video id=element>, once it shows one (None: it never did)."""
+        grab = GRAB.replace("'filtered'", repr(element))
+        for _ in range(int(wait / 0.2)):
+            data = await self.evaluate(grab)
+            if data:
+                return decode(data)
+            await asyncio.sleep(0.2)
+        return None
+
     async def evaluate(self, expression: str):
         self.next_id += 1
         await self.socket.send_json({"id": self.next_id, "method": "Runtime.evaluate",
@@ -71,11 +96,11 @@ async def grab_average(tools: DevTools, count: int = 5) -> np.ndarray:
 
 
 @contextlib.asynccontextmanager
-async def open_app(y4m: str, path: str) -> AsyncIterator[tuple[DevTools, aiohttp.ClientWebSocketResponse,
-                                                                  subprocess.Popen]]:
+async def open_app(y4m: str, path: str, *serve_args: str) -> AsyncIterator[
+        tuple[DevTools, aiohttp.ClientWebSocketResponse, subprocess.Popen]]:
     """`livemotion serve` and Chromium (fake camera: ``y4m``) showing the app's page ``path``, loaded."""
     app_port, devtools_port = 8765, 9333
-    server = subprocess.Popen([sys.executable, "-m", "livemotion", "serve", "--port", str(app_port)],
+    server = subprocess.Popen([sys.executable, "-m", "livemotion", "serve", "--port", str(app_port), *serve_args],
                               stderr=subprocess.PIPE, text=True)
     profile = tempfile.mkdtemp(prefix="livemotion-chromium-")
     browser = None
@@ -96,10 +121,7 @@ async def open_app(y4m: str, path: str) -> AsyncIterator[tuple[DevTools, aiohttp
                 await asyncio.sleep(0.2)
             async with session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as socket:
                 tools = DevTools(socket)
-                for _ in range(100):  # the app's document, loaded (not the about:blank before it)
-                    if await tools.evaluate("typeof livemotion === 'object' && document.readyState === 'complete'"):
-                        break
-                    await asyncio.sleep(0.2)
+                await tools.loaded()
                 yield tools, socket, server
     finally:
         if browser is not None:
@@ -136,12 +158,7 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
         stats = await tools.evaluate("document.getElementById('stats').textContent")
         decoded_after = await tools.evaluate(DECODED)
         if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
-            tools.next_id += 1
-            await socket.send_json({"id": tools.next_id, "method": "Page.captureScreenshot"})
-            while (shot := json.loads((await socket.receive(timeout=30)).data)).get("id") != tools.next_id:
-                pass
-            with open(os.environ["LIVEMOTION_SCREENSHOT"], "wb") as out:
-                out.write(base64.b64decode(shot["result"]["data"]))
+            await tools.screenshot(os.environ["LIVEMOTION_SCREENSHOT"])
         status = await tools.evaluate("document.getElementById('status').textContent")
     difference = np.abs(after - before).mean(axis=2)
     h, w = difference.shape
@@ -175,7 +192,33 @@ async def calibrate(y4m: str, profile: str) -> dict:
     return seen
 
 
+async def screenshots(y4m: str, folder: str) -> dict:
+    """With `serve --source` (the y4m): the app in server-source mode, the OBS source page and the
+    dock, each screenshotted into ``folder``; the mean brightness of every video pane they show."""
+    seen: dict = {}
+    async with open_app(y4m, "/", "--source", y4m, "--emotion", "happy") as (tools, _, _server):
+        await tools.evaluate("document.getElementById('mode').value = 'view'; document.getElementById('start').click()")
+        for pane in ("filtered", "local"):
+            frame = await tools.video_frame(pane)
+            seen[f"app_{pane}"] = None if frame is None else float(frame.mean())
+        await asyncio.sleep(1.0)
+        await tools.screenshot(f"{folder}/app.png")
+        for page in ("obs", "dock"):
+            await tools.evaluate(f"location.href = '/{page}'")
+            await asyncio.sleep(0.5)
+            await tools.loaded()
+            if page == "obs":
+                frame = await tools.video_frame("filtered")
+                seen["obs_filtered"] = None if frame is None else float(frame.mean())
+            else:
+                seen["dock_buttons"] = await tools.evaluate("document.querySelectorAll('button[data-emotion]').length")
+                await asyncio.sleep(1.0)  # the state reply marks the active emotion
+                seen["dock_active"] = await tools.evaluate("document.querySelector('button.active')?.dataset.emotion")
+            await tools.screenshot(f"{folder}/{page}.png")
+    return seen
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    scenarios = {"filter": filter_and_click, "calibrate": calibrate}
+    scenarios = {"filter": filter_and_click, "calibrate": calibrate, "screenshots": screenshots}
     print(json.dumps(asyncio.run(scenarios[sys.argv[1]](sys.argv[2], sys.argv[3]))))

@@ -77,3 +77,28 @@ def test_the_calibration_page_guides_a_session_to_a_saved_profile(tmp_path, made
     assert seen["checks"][0] == "got it" and "happy" in seen["checks"][1], seen  # each take was checked
     saved = data / "profiles" / "browsertest.npz"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+def test_screenshots_of_the_app_obs_source_and_dock_show_live_video(tmp_path):
+    """`serve --source` (a y4m of the demo face): the app in server-source mode shows the source in
+    "your camera" and the filtered video beside it; the OBS source page shows the filtered video;
+    the dock shows the emotion buttons with the active one marked. Screenshots go to a temporary
+    folder (never into git): app.png, obs.png, dock.png."""
+    y4m = tmp_path / "face.y4m"
+    sink = open_sink(str(y4m), (640, 480), 30.0)
+    for i in range(60):
+        sink.write(Frame(demo_frame(i), i, Fraction(i, 30), 0.0))
+    sink.close()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    script = Path(__file__).with_name("browser_session.py")
+    command = f"ip link set lo up && exec {sys.executable} {script} screenshots {y4m} {shots}"
+    result = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=240,
+                            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    for pane in ("app_filtered", "app_local", "obs_filtered"):
+        assert seen[pane] is not None and seen[pane] > 40, seen  # a picture, not a black pane
+    assert seen["dock_buttons"] == 8 and seen["dock_active"] == "happy", seen
+    for name in ("app", "obs", "dock"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000

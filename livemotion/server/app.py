@@ -1,7 +1,8 @@
 """``livemotion serve``: WebRTC in and out of the browser, the OBS pages and the control API.
 
 - ``POST /offer`` ``{"sdp", "type", "mode"}``: mode "filter" sends the browser's camera through the
-  filter and back; mode "view" receives the server's own source (``--source``), filtered.
+  filter and back; mode "view" receives the server's own source (``--source``), filtered, and,
+  when the offer has a second video transceiver, the same source unfiltered.
 - ``GET /`` the app, ``GET /obs`` the OBS browser-source page (filtered video only, full frame),
   ``GET /dock`` the OBS custom-dock page (emotion buttons), ``GET /ws`` the control API (JSON).
 - Binds 127.0.0.1 by default. On any other address every request needs the token (``?token=``
@@ -193,6 +194,9 @@ class LivemotionServer:
                 broadcaster = await loop.run_in_executor(None, self._broadcast)
                 sent.append(BroadcastTrack(broadcaster))
                 peer.addTrack(sent[-1])
+                if description.sdp.count("m=video") >= 2:  # the app asks for the unfiltered source too
+                    sent.append(BroadcastTrack(broadcaster, raw=True))
+                    peer.addTrack(sent[-1])
             else:
                 # A tracker takes a second to start: build it off the event loop, before the track arrives.
                 streams.append(await loop.run_in_executor(None, self._new_stream))

@@ -118,27 +118,28 @@ class FilteredTrack(MediaStreamTrack):
 
 
 class Broadcaster:
-    """The server's own source, filtered once on a thread and offered to every viewer's slot.
-    Files and the demo loop; a camera runs until it stops."""
+    """The server's own source, filtered once on a thread and offered to every viewer's slot (a
+    viewer may also take the unfiltered frames: the app's "your camera" pane). Files and the demo
+    loop; a camera runs until it stops."""
 
     def __init__(self, source_spec: str, stream: Stream, camera: CameraOptions | None = None):
         self.source_spec, self.stream, self.camera = source_spec, stream, camera or CameraOptions()
-        self._viewers: set[LatestSlot[av.VideoFrame]] = set()
+        self._viewers: dict[LatestSlot[av.VideoFrame], bool] = {}  # slot -> wants the unfiltered frames
         self._viewers_lock = threading.Condition()  # notified when viewers come and go
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livemotion-broadcast", daemon=True)
         self._thread.start()
 
-    def subscribe(self) -> LatestSlot[av.VideoFrame]:
+    def subscribe(self, raw: bool = False) -> LatestSlot[av.VideoFrame]:
         slot: LatestSlot[av.VideoFrame] = LatestSlot()
         with self._viewers_lock:
-            self._viewers.add(slot)
+            self._viewers[slot] = raw
             self._viewers_lock.notify_all()
         return slot
 
     def unsubscribe(self, slot: LatestSlot[av.VideoFrame]) -> None:
         with self._viewers_lock:
-            self._viewers.discard(slot)
+            self._viewers.pop(slot, None)
         slot.close()
 
     @property
@@ -165,10 +166,12 @@ class Broadcaster:
                             return
                         self.stream.stats.frame_in()
                         out = self.stream.process(frame.image, count, frame.pts, frame.captured_at)
-                        video_frame = av.VideoFrame.from_ndarray(out, format="rgb24")
+                        filtered = av.VideoFrame.from_ndarray(out, format="rgb24")
                         with self._viewers_lock:
-                            for slot in self._viewers:
-                                slot.put(video_frame)
+                            raw = (av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+                                   if any(self._viewers.values()) else None)
+                            for slot, wants_raw in self._viewers.items():
+                                slot.put(raw if wants_raw and raw is not None else filtered)
                         count += 1
                 finally:
                     source.close()
@@ -189,14 +192,14 @@ class Broadcaster:
 
 
 class BroadcastTrack(MediaStreamTrack):
-    """One viewer of a ``Broadcaster``: the newest filtered frame each time the sender asks."""
+    """One viewer of a ``Broadcaster``: the newest filtered (``raw``: unfiltered) frame each time the sender asks."""
 
     kind = "video"
 
-    def __init__(self, broadcaster: Broadcaster):
+    def __init__(self, broadcaster: Broadcaster, raw: bool = False):
         super().__init__()
         self.broadcaster = broadcaster
-        self._slot = broadcaster.subscribe()
+        self._slot = broadcaster.subscribe(raw)
         self._start = time.perf_counter()
 
     async def recv(self) -> av.VideoFrame:

@@ -5,16 +5,19 @@ const livemotion = (() => {
   const token = new URLSearchParams(location.search).get("token");
   const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
 
-  // mode "filter": send `localStream` and get it back filtered; mode "view": receive the server's source.
-  async function connect(mode, videoElement, localStream) {
+  // mode "filter": send `localStream` and get it back filtered; mode "view": receive the server's
+  // source, filtered into `videoElement` and, given `rawElement`, unfiltered there.
+  async function connect(mode, videoElement, localStream, rawElement) {
     const peer = new RTCPeerConnection({ iceServers: [] });
     if (localStream) {
       localStream.getVideoTracks().forEach((track) => peer.addTrack(track, localStream));
     } else {
       peer.addTransceiver("video", { direction: "recvonly" });
+      if (rawElement) peer.addTransceiver("video", { direction: "recvonly" });
     }
     peer.ontrack = (event) => {
-      videoElement.srcObject = event.streams[0] || new MediaStream([event.track]);
+      const element = peer.getTransceivers().indexOf(event.transceiver) === 1 && rawElement ? rawElement : videoElement;
+      element.srcObject = new MediaStream([event.track]);
     };
     await peer.setLocalDescription(await peer.createOffer());
     await new Promise((resolve) => {  // one round trip with every candidate in the SDP
