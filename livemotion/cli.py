@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="faces to look at when picking the largest (default 2; 1 is ~2-3 ms faster per frame)")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     demo = sub.add_parser("demo", help="the built-in talking face through each emotion: a video and a contact sheet",
-                          description="Render the built-in demo face (the public-domain astronaut portrait, talking) "
+                          description="Render the built-in demo face (the public-domain astronaut portrait, her grin "
+                                      "closed by livemotion's own code, talking) "
                                       "through each emotion in turn. Writes the full-frame video and a contact sheet: "
                                       "the face enlarged, input above output, one column per emotion at its apex. "
                                       "Existing outputs are kept: new ones are numbered (demo-2.mp4) unless --force.")
@@ -432,7 +433,7 @@ def _demo(args: argparse.Namespace) -> int:
     total = round(len(emotions) * args.seconds * fps)
     if args.frames:
         total = min(total, args.frames)
-    source = DemoSource(fps=fps, frames=total)
+    source = DemoSource(fps=fps, frames=total, neutral=True)
     controller = ExpressionController(library=resolve_library(None, args.profile))
     pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend("auto"), controller, schedule))
     sheet = EmotionSheet(str(sheet_path), {i: e for i, e in apexes.items() if i < total})

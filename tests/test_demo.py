@@ -50,3 +50,19 @@ def test_the_demo_command_shows_each_emotion_and_never_overwrites(tmp_path, caps
     assert (tmp_path / "demo-2.png").exists()
     output_row, input_row = sheet[220 + 20:, :200], sheet[20:220, :200]
     assert np.abs(output_row.astype(int) - input_row).mean() > 1.0  # the output is the edited face
+
+
+def test_the_neutral_demo_face_has_its_grin_closed_and_still_talks(still_tracker):
+    """`livemotion demo` starts from a calm face: the astronaut's bared-teeth grin closed by our own
+    code, the mouth still opening and closing with the clip's speech."""
+    from livemotion.io.demo import neutral_portrait, portrait
+
+    def gap(image):
+        track = still_tracker.track(image)
+        assert isinstance(track, FaceTrack)
+        return (track.landmarks[LOWER_INNER_LIP, 1] - track.landmarks[UPPER_INNER_LIP, 1]) / track.interocular
+
+    assert gap(neutral_portrait()) < 0.3 * gap(portrait())  # lips together over the teeth
+    closed = min(range(30), key=jaw_opening)
+    opened = max(range(30), key=jaw_opening)
+    assert gap(demo_frame(opened, neutral=True)) > gap(demo_frame(closed, neutral=True)) + 0.1

@@ -20,6 +20,11 @@ _LIP_SEAM_Y = 149.0  # where the lower lip meets the teeth, at the mouth's centr
 _CHIN_Y = 182.0
 _MAX_JAW_PX = 11.0  # jaw drop at full opening, in portrait pixels (~0.18 inter-ocular distances)
 _MOUTH_INTERIOR = np.array([70.0, 28.0, 30.0], dtype=np.float32)  # dark red-brown cavity (RGB)
+# The grin's inner lip contour (MediaPipe, same measurement): x, the upper lip's edge y, the lower lip's edge y.
+_GRIN = np.array([(203.3, 139.9, 139.9), (205.9, 140.1, 143.2), (209.1, 140.7, 145.5), (212.9, 141.5, 147.7),
+                  (217.6, 142.4, 149.3), (223.5, 143.2, 150.1), (229.4, 142.9, 149.7), (234.1, 142.3, 148.5),
+                  (237.8, 141.8, 146.6), (240.9, 141.6, 144.6), (243.4, 141.5, 141.5)])
+_NEUTRAL_SEAM_Y = float(_GRIN[5, 1])  # with the grin closed, the lips meet at the upper lip's edge
 
 
 def jaw_opening(index: int, fps: float = 30.0) -> float:
@@ -50,15 +55,39 @@ def portrait() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _jaw_fields() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit jaw-drop displacement (per pixel), the lip seam per column, and the lens profile."""
+def neutral_portrait() -> np.ndarray:
+    """The portrait with its grin closed, rendered by this code: the lower lip and the chin rise
+    onto the upper lip (the jaw closes over the teeth) and the corners relax a little. The demo
+    starts from this face, so each emotion it shows starts from neutral, not from a smile."""
+    image = portrait()
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    top = np.interp(xs[0], _GRIN[:, 0], _GRIN[:, 1]).astype(np.float32)
+    teeth = (np.interp(xs[0], _GRIN[:, 0], _GRIN[:, 2]) - top).astype(np.float32)[None, :]
+    below = ys - top[None, :]
+    # the lower lip moves the full height of the teeth showing; the chin under it follows, fading out
+    lift = cv2.GaussianBlur(teeth, (0, 0), 3.0) * np.clip(1.0 - np.maximum(below - 14.0, 0.0) / 30.0, 0.0, 1.0)
+    lift *= below >= 0
+    down, inward = np.zeros_like(lift), np.zeros_like(lift)
+    centre_x = 0.5 * (_MOUTH_LEFT[0] + _MOUTH_RIGHT[0])
+    for cx, cy in (_MOUTH_LEFT, _MOUTH_RIGHT):  # a grin lifts and stretches the corners
+        near = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * 6.0**2))
+        down += 3.0 * near
+        inward += 1.5 * near * np.sign(centre_x - cx)
+    return cv2.remap(image, xs - inward, ys + lift - down, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+@lru_cache(maxsize=2)
+def _jaw_fields(seam_y: float = _LIP_SEAM_Y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit jaw-drop displacement (per pixel), the lip seam per column (through ``seam_y`` at the
+    mouth's centre), and the lens profile."""
     h, w = portrait().shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     (lx, ly), (rx, ry) = _MOUTH_LEFT, _MOUTH_RIGHT
     cx, half = (lx + rx) / 2, (rx - lx) / 2
     u = np.clip((xs[0] - cx) / half, -1.0, 1.0)
     corners_y = (ly + ry) / 2 + u * (ry - ly) / 2
-    seam = corners_y + (1 - u**2) * (_LIP_SEAM_Y - (ly + ry) / 2)  # parabola through both corners
+    seam = corners_y + (1 - u**2) * (seam_y - (ly + ry) / 2)  # parabola through both corners
     lens = np.clip(1 - u**2, 0.0, 1.0)  # opening profile: widest at the centre, closed at the corners
     across = np.exp(-(((xs - cx) / (1.6 * half)) ** 2))  # chin and lower lip move as one block
     below = ys - seam[None, :]
@@ -67,10 +96,10 @@ def _jaw_fields() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (across * down * ramp).astype(np.float32), seam.astype(np.float32), lens.astype(np.float32)
 
 
-def _open_mouth(image: np.ndarray, opening: float) -> np.ndarray:
+def _open_mouth(image: np.ndarray, opening: float, seam_y: float = _LIP_SEAM_Y) -> np.ndarray:
     if opening <= 0.0:
         return image
-    field, seam, lens = _jaw_fields()
+    field, seam, lens = _jaw_fields(seam_y)
     h, w = image.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     drop = _MAX_JAW_PX * opening * field * np.maximum(lens[None, :], 0.35)
@@ -82,9 +111,12 @@ def _open_mouth(image: np.ndarray, opening: float) -> np.ndarray:
     return (out * (1 - inside) + _MOUTH_INTERIOR * inside).astype(np.uint8)
 
 
-def demo_frame(index: int, width: int = 640, height: int = 480, fps: float = 30.0) -> np.ndarray:
-    """Frame ``index`` of the demo clip as (height, width, 3) uint8 RGB."""
-    talking = _open_mouth(portrait(), jaw_opening(index, fps))
+def demo_frame(index: int, width: int = 640, height: int = 480, fps: float = 30.0, neutral: bool = False) -> np.ndarray:
+    """Frame ``index`` of the demo clip as (height, width, 3) uint8 RGB; ``neutral``: from ``neutral_portrait``."""
+    if neutral:
+        talking = _open_mouth(neutral_portrait(), jaw_opening(index, fps), _NEUTRAL_SEAM_Y)
+    else:
+        talking = _open_mouth(portrait(), jaw_opening(index, fps))
     angle, dx, dy, scale = head_motion(index, fps)
     # Cover the output with the portrait (face kept at the same place relative to the frame).
     cover = max(width, height) / talking.shape[1]

@@ -39,15 +39,16 @@ class FrameSource(Protocol):
 
 
 class DemoSource:
-    """The astronaut clip made by ``livemotion.demo``; ``frames`` long, ``fps`` frames a second."""
+    """The astronaut clip made by ``livemotion.demo``; ``frames`` long, ``fps`` frames a second;
+    ``neutral``: her grin closed first (``demo.neutral_portrait``)."""
 
-    def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0, frames: int = 180):
-        self.name, self.size, self.fps, self.frames = "demo", size, fps, frames
+    def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0, frames: int = 180, neutral: bool = False):
+        self.name, self.size, self.fps, self.frames, self.neutral = "demo", size, fps, frames, neutral
         self.frame_count: int | None = frames
 
     def __iter__(self) -> Iterator[Frame]:
         for index in range(self.frames):
-            image = demo_frame(index, *self.size, fps=self.fps)
+            image = demo_frame(index, *self.size, fps=self.fps, neutral=self.neutral)
             yield Frame(image, index, Fraction(index) / Fraction(self.fps), time.perf_counter())
 
     def close(self) -> None:
