@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = sub.add_parser("run", help="process a source into a sink",
                          description="Read frames from a source, track and edit the face, write to a sink.")
-    run.add_argument("--source", default="demo", help=SOURCE_HELP + " (default: demo)")
+    run.add_argument("--source", help=SOURCE_HELP + " (default: the webcam your last live run used, else demo)")
     run.add_argument("--sink", required=True, help=SINK_HELP)
     _camera_options(run)
     run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
@@ -202,10 +202,26 @@ def _camera_options(parser: argparse.ArgumentParser) -> None:
     camera.add_argument("--mirror", action="store_true", help="flip left-right, as a selfie preview shows you")
 
 
-def _camera(args: argparse.Namespace) -> CameraOptions:
+def _camera(args: argparse.Namespace, spec: str | None = None) -> CameraOptions:
+    """The camera options given; for the webcam ``spec`` a live run used last, its remembered
+    size, frame rate and mirroring fill in what is not given (unless --fresh)."""
+    from . import settings
     from .io.sources import CameraOptions
 
-    return CameraOptions(args.size, args.fps, args.mirror)
+    saved = {} if args.fresh or spec is None else settings.last_camera()
+    if saved.get("source") != spec:
+        return CameraOptions(args.size, args.fps, args.mirror)
+    size = args.size or (tuple(saved["size"]) if saved.get("size") else None)
+    return CameraOptions(size, args.fps or saved.get("fps"), args.mirror or bool(saved.get("mirror")))
+
+
+def _source_choice(args: argparse.Namespace) -> tuple[str, CameraOptions]:
+    """What ``run`` reads: ``--source``, else the webcam the last live run used (unless --fresh),
+    else the demo; with its camera options (``_camera``)."""
+    from . import settings
+
+    spec = args.source or (None if args.fresh else settings.last_camera().get("source")) or "demo"
+    return spec, _camera(args, spec)
 
 
 def _frame_size(text: str) -> tuple[int, int]:
@@ -326,8 +342,9 @@ def _run(args: argparse.Namespace) -> int:
     from .runtime.live import LiveRunner
     from .runtime.pipeline import Pipeline, run
 
-    refuse_overwriting_source(args.sink, args.source)  # before anything is opened
-    source = open_source(args.source, _camera(args))
+    spec, camera = _source_choice(args)
+    refuse_overwriting_source(args.sink, spec)  # before anything is opened
+    source = open_source(spec, camera)
     live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
     try:
         chosen = _run_settings(args, live)
@@ -340,6 +357,8 @@ def _run(args: argparse.Namespace) -> int:
         raise
     if live:
         settings.remember(chosen)  # the next live run starts from here
+        if isinstance(source, WebcamSource):
+            settings.remember_camera({"source": spec, "size": camera.size, "fps": camera.fps, "mirror": camera.mirror})
         show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
         stats = LiveRunner(source, pipeline, sink, pace=not isinstance(source, WebcamSource),
                            max_frames=args.frames, preview=preview).run(on_status=show)
@@ -598,13 +617,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.source:  # fail now, with the usual message, if the source cannot be opened
         from .io.sources import open_source
 
-        open_source(args.source, _camera(args)).close()
+        open_source(args.source, _camera(args, args.source)).close()
     elif not _camera(args).is_default:
         raise InvalidRequest("--size, --fps and --mirror are for a webcam --source (a browser's camera is set in the app)")
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
                           device=args.device, max_faces=args.max_faces, library=args.library,
-                          profile=args.profile, remember=True, camera=_camera(args))
+                          profile=args.profile, remember=True,
+                          camera=_camera(args, args.source) if args.source else _camera(args))
     server = LivemotionServer(config, source=args.source)
     overridden = ({"library", "profile"} if args.library or args.profile else set()) | (
         {"emotion", "intensity", "aus", "active"} if args.emotion or args.preset else set())

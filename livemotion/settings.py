@@ -2,8 +2,9 @@
 
 Both are control-API ``set`` messages stored as JSON in the user's config directory
 (``$LIVEMOTION_CONFIG_DIR``, else the platform's, e.g. ``~/.config/livemotion``), readable by the
-user only: ``settings.json`` (the last emotion, intensity, AUs, library or profile, bypass and
-whether editing was on) and ``presets.json`` (name -> emotion, intensity, AUs). Restoring one
+user only: ``settings.json`` (the last emotion, intensity, AUs, library or profile, bypass,
+whether editing was on, and the last webcam with its size, frame rate and mirroring) and
+``presets.json`` (name -> emotion, intensity, AUs). Restoring one
 sends it through the same schema as any control message, so a hand-edited or damaged file is
 refused with a warning and changes nothing; it never stops livemotion from starting.
 """
@@ -67,7 +68,17 @@ def last_settings() -> dict[str, Any]:
 
 
 def remember(state: dict[str, Any]) -> None:
-    _write("settings.json", {key: state[key] for key in REMEMBERED if key in state})
+    _write("settings.json", {**_read("settings.json"), **{key: state[key] for key in REMEMBERED if key in state}})
+
+
+def last_camera() -> dict[str, Any]:
+    """The last webcam a live run used: {"source": "webcam:1", "size": [w, h] | None, "fps": .., "mirror": ..}."""
+    camera = _read("settings.json").get("camera")
+    return camera if isinstance(camera, dict) and isinstance(camera.get("source"), str) else {}
+
+
+def remember_camera(camera: dict[str, Any]) -> None:
+    _write("settings.json", {**_read("settings.json"), "camera": camera})
 
 
 def check_preset_name(name: str) -> str:

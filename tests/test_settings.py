@@ -64,3 +64,20 @@ def test_live_runs_start_from_the_last_settings_file_runs_never_do():
     assert chosen("--fresh") == {}
     assert chosen("--emotion", "happy")["emotion"] == "happy"
     assert chosen("--preset", "grim")["emotion"] == "sad" and chosen("--preset", "grim")["intensity"] == 0.5
+
+
+def test_the_last_webcam_and_its_options_come_back_unless_fresh():
+    from livemotion.cli import _source_choice
+    from livemotion.io.sources import CameraOptions
+
+    def choice(*extra):
+        return _source_choice(build_parser().parse_args(["run", "--sink", "vcam", *extra]))
+
+    assert choice() == ("demo", CameraOptions())  # nothing remembered yet
+    settings.remember_camera({"source": "webcam:1", "size": [1280, 720], "fps": 30.0, "mirror": True})
+    settings.remember({"emotion": "sad"})  # other settings are kept beside the camera
+    assert choice() == ("webcam:1", CameraOptions((1280, 720), 30.0, True))
+    assert choice("--size", "640x480") == ("webcam:1", CameraOptions((640, 480), 30.0, True))
+    assert choice("--fresh") == ("demo", CameraOptions())
+    assert choice("--source", "webcam:0") == ("webcam:0", CameraOptions())  # another camera: its own options
+    assert settings.last_camera()["source"] == "webcam:1" and settings.last_settings()["emotion"] == "sad"
