@@ -130,6 +130,9 @@ class OnnxRuntimeBackend:
         self.path = export_onnx(engine, size)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # ONNX Runtime's worker threads spin after each call by default, taking the cores the
+        # compositor's OpenCV threads need right after (measured: the whole 1080p frame 44 vs 37 ms).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
         self._inputs = [i.name for i in self.session.get_inputs()]
 
@@ -240,9 +243,9 @@ BACKENDS = tuple(_BACKENDS)
 
 
 def default_backend(device: str = "cpu") -> str:
-    """What ``auto`` means: ONNX Runtime on a CPU (the warp engine ran 0.9 ms a call against torch's
-    1.0 ms, and the whole 640x480 pipeline 14.9 vs 16.2 ms, on the 2-core CI machine), torch on a
-    GPU (the TensorRT backend has not run on a GPU yet, so it is chosen only by name)."""
+    """What ``auto`` means: ONNX Runtime on a CPU (the whole pipeline per frame on the 2-core CI
+    machine: 15.8 vs 16.5 ms at 640x480, 20.8 vs 24.6 at 1280x720, 35.8 vs 35.5 at 1920x1080),
+    torch on a GPU (the TensorRT backend has not run on a GPU yet, so it is chosen only by name)."""
     if device.startswith("cuda"):
         return "torch"
     try:
