@@ -102,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="overwrite demo.mp4 and demo.png instead of numbering")
     demo.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     demo.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors and the output paths")
+    animate = sub.add_parser("animate", help="turn a photo into a short clip of an expression",
+                             description="Animate a still photo: the face goes from neutral to the emotion's apex "
+                                         "along a smooth curve (and back with --offset), with slight head motion "
+                                         "and blinks, so it is not a still with a moving mouth.")
+    animate.add_argument("photo", help="an image file with one face (.png, .jpg, ...)")
+    animate.add_argument("--emotion", required=True, choices=EMOTIONS)
+    animate.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="at the apex (default 1)")
+    animate.add_argument("--seconds", type=_seconds, default=2.0, help="clip length (default 2)")
+    animate.add_argument("--offset", action="store_true", help="return to neutral at the end")
+    animate.add_argument("--fps", type=_camera_fps, default=30.0, help="frames a second (default 30)")
+    animate.add_argument("--out", required=True, metavar="FILE", help="the clip to write (.mp4, .webm, ...)")
+    animate.add_argument("--force", action="store_true", help="replace --out if it exists")
+    animate.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     serve = sub.add_parser("serve", help="WebRTC server with the browser app, OBS pages and the control API",
                            description="Serve the livemotion app: filter a browser's camera over WebRTC, publish a "
                                        "local source to viewers, OBS browser-source and dock pages, and the JSON "
@@ -468,6 +481,34 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _animate(args: argparse.Namespace) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from .io.sinks import open_sink
+    from .runtime.animate import animate_photo
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise InvalidRequest(f"{out} exists: choose another --out, or replace it with --force")
+    image = cv2.imread(args.photo, cv2.IMREAD_COLOR)
+    if image is None:
+        raise InvalidRequest(f"cannot read {args.photo} as an image: use a .png or .jpg file with one face")
+    photo = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    photo = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]  # H.264 wants even sides
+    frames = animate_photo(photo, args.emotion, args.seconds, args.fps, args.intensity, args.offset,
+                           resolve_library(None, args.profile))
+    sink = open_sink(str(out), (photo.shape[1], photo.shape[0]), args.fps)
+    try:
+        for frame, _ in tqdm(frames, total=round(args.seconds * args.fps), unit="frame", desc="animate",
+                             file=sys.stderr, leave=False, disable=None):
+            sink.write(frame)
+    finally:
+        sink.close()
+    print(f"livemotion: wrote {out}: {args.seconds:g} s of {args.emotion}", file=sys.stderr)
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from .expression.profiles import calibrate_from_clips, check_name, profile_path, save_profile
 
@@ -662,9 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_signals()
     try:
-        commands = {"run": _run, "demo": _demo, "serve": _serve, "control": _control, "build-engine": _build_engine,
-                    "build-library": _build_library, "calibrate": _calibrate, "profiles": _profiles,
-                    "presets": _presets}
+        commands = {"run": _run, "demo": _demo, "animate": _animate, "serve": _serve, "control": _control,
+                    "build-engine": _build_engine, "build-library": _build_library, "calibrate": _calibrate,
+                    "profiles": _profiles, "presets": _presets}
         return commands[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)

@@ -163,6 +163,27 @@ def test_the_dense_warp_never_folds(astronaut_track, emotion):
     assert determinant.min() > 0.2
 
 
+def test_a_fold_holds_back_only_the_vertices_around_it():
+    """A grid of triangles; one vertex pushed through its neighbour (a fold) while the far corner
+    moves freely: the fold is stopped where it happens, the far motion is delivered whole."""
+    side = 6
+    points = np.array([(x, y) for y in range(side) for x in range(side)], float) * 10.0
+    triangles = np.array([t for y in range(side - 1) for x in range(side - 1) for t in (
+        (y * side + x, y * side + x + 1, (y + 1) * side + x), (y * side + x + 1, (y + 1) * side + x + 1, (y + 1) * side + x))])
+    target = points.copy()
+    target[2 * side + 2] += (0.0, 25.0)  # through the row below: folds
+    target[side * side - 1] += (3.0, 3.0)  # far away, harmless
+    held = au.fold_free_target(points, target, triangles)
+
+    def areas(p: np.ndarray) -> np.ndarray:
+        a, b, c = (p[triangles[:, i]] for i in range(3))
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    assert (areas(held) / areas(points)).min() >= 0.1
+    np.testing.assert_allclose(held[side * side - 1], target[side * side - 1])  # the far motion, whole
+    assert 0 < held[2 * side + 2, 1] - points[2 * side + 2, 1] < 25.0  # the folding one, held back
+
+
 # ---- end to end, judged by re-tracking the output ------------------------------------------------
 
 def corner_lift(track: FaceTrack) -> float:

@@ -250,24 +250,33 @@ def feature_operator() -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def fold_free_fraction(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, min_ratio: float = 0.1) -> float:
-    """Largest t in [0, 1] such that moving ``source`` by ``t * (target - source)`` squeezes no mesh
-    triangle below ``min_ratio`` of its signed area (so none folds over), found by bisection."""
-
-    def worst_ratio(t: float) -> float:
-        moved = source + t * (target - source)
-        return float(np.min(_signed_area(moved, triangles) / reference))
-
+def fold_free_target(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, min_ratio: float = 0.1,
+                     rounds: int = 12) -> np.ndarray:
+    """``target`` pulled back towards ``source`` only where it would squeeze a mesh triangle below
+    ``min_ratio`` of its signed area (so none folds over): the vertices of such triangles move
+    less, round after round, and the rest of the face keeps its full motion. A fold in one corner
+    (a lid pressed onto the eyeball's points, a lip corner) no longer weakens the whole expression.
+    Args: source, target (N, 2) points; triangles (T, 3) vertex indices. Returns (N, 2)."""
     reference = _signed_area(source, triangles)
     usable = np.abs(reference) > 0.2 * np.median(np.abs(reference))  # edge-on slivers (e.g. under the nose) say nothing
     triangles, reference = triangles[usable], reference[usable]
-    if worst_ratio(1.0) >= min_ratio:
-        return 1.0
+    motion = target - source
+    share = np.ones(len(source))
+    for _ in range(rounds):
+        squeezed = _signed_area(source + share[:, None] * motion, triangles) / reference < min_ratio
+        if not squeezed.any():
+            return source + share[:, None] * motion
+        share[np.unique(triangles[squeezed])] *= 0.7
+    moved = source + share[:, None] * motion  # still folding somewhere: scale the rest back as a whole
+
+    def worst(t: float) -> float:
+        return float(np.min(_signed_area(source + t * (moved - source), triangles) / reference))
+
     low, high = 0.0, 1.0
-    for _ in range(6):
+    for _ in range(8):
         middle = 0.5 * (low + high)
-        low, high = (middle, high) if worst_ratio(middle) >= min_ratio else (low, middle)
-    return low
+        low, high = (middle, high) if worst(middle) >= min_ratio else (low, middle)
+    return source + low * (moved - source)
 
 
 def _signed_area(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..engines.backends import EngineBackend
-from ..expression.au import fold_free_fraction
+from ..expression.au import fold_free_target
 from ..expression.controller import ExpressionController, ExpressionPlan, ExpressionRequest, Schedule
 from ..expression.library import GRID, ExpressionLibrary, template_to_crop
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
@@ -69,7 +69,7 @@ class ExpressionEditor:
         alignment = align(track, self.crop_size)
         source = alignment.points_to_crop(plan.source)
         target = alignment.points_to_crop(plan.target)
-        target = source + fold_free_fraction(source, target, self._triangles) * (target - source)
+        target = fold_free_target(source, target, self._triangles)
         shaded = bool(np.any(plan.emotions))
         library, template_points, shading = self._shading_for(self.controller.library)
         sources, targets = [engine_points(source)], [engine_points(target)]
