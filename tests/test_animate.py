@@ -1,0 +1,51 @@
+"""Photo to clip: a still face animated neutral -> onset -> apex (-> offset), with blinks and head drift."""
+
+import cv2
+import numpy as np
+import pytest
+
+from livemotion.cli import main
+from livemotion.errors import InvalidRequest
+from livemotion.runtime.animate import HOLD_NEUTRAL, ONSET, animate_photo, blink, head_drift, intensity_curve
+from livemotion.types import FaceTrack
+
+
+def test_the_intensity_ramp_is_monotone_to_the_apex_and_back_with_offset():
+    times = np.linspace(0.0, 2.0, 201)
+    rise = [intensity_curve(t, 2.0) for t in times]
+    assert rise[0] == 0.0 and rise[-1] == 1.0 and np.all(np.diff(rise) >= 0)
+    apex = int((HOLD_NEUTRAL + ONSET) * 200) + 1
+    back = [intensity_curve(t, 2.0, offset=True) for t in times]
+    assert np.all(np.diff(back[:apex]) >= 0) and back[apex] == 1.0 and back[-1] == pytest.approx(0.0, abs=1e-6)
+    assert max(blink(t) for t in np.linspace(0, 3, 301)) > 0.9  # at least one full blink in 3 s
+    assert all(abs(head_drift(t)[0]) < 2.0 for t in times)  # slight: under 2 degrees
+
+
+def test_an_animated_photo_moves_from_neutral_to_the_emotion(astronaut, still_tracker):
+    frames = list(animate_photo(astronaut, "surprised", seconds=1.0, fps=15.0))
+    strengths = [s for _, s in frames]
+    apex = int(np.argmax(strengths))
+    assert strengths[0] == 0.0 and np.all(np.diff(strengths[: apex + 1]) >= 0) and strengths[apex] == 1.0
+
+    def brow_gap(image):  # brows above the eyes, in IODs: surprise lifts them
+        track = still_tracker.track(image)
+        assert isinstance(track, FaceTrack)
+        lm = track.landmarks
+        return (lm[[159, 386], 1].mean() - lm[[105, 334], 1].mean()) / track.interocular
+
+    assert brow_gap(frames[-1][0].image) > brow_gap(frames[0][0].image) + 0.01  # ~0.02 IOD on this face
+    moved = np.abs(frames[0][0].image.astype(int) - astronaut).mean()
+    assert moved > 0.5  # the head drifts: even the first frame is not the still
+
+
+def test_the_animate_command_writes_a_clip_and_refuses_bad_input(tmp_path, astronaut, capsys):
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "clip.mp4"
+    args = ["animate", str(photo), "--emotion", "happy", "--seconds", "0.6", "--fps", "10", "--out", str(out)]
+    assert main(args) == 0 and out.stat().st_size > 0
+    assert main(args) == 2 and "exists" in capsys.readouterr().err  # no silent overwrite
+    (tmp_path / "not_an_image.png").write_bytes(b"nope")
+    assert main(["animate", str(tmp_path / "not_an_image.png"), "--emotion", "sad", "--out", str(tmp_path / "x.mp4")]) == 2
+    with pytest.raises(InvalidRequest, match="no face"):
+        next(animate_photo(np.full((200, 200, 3), 128, np.uint8), "happy"))
