@@ -16,7 +16,7 @@ from . import __version__
 from .engines.backends import BACKENDS
 from .errors import InvalidRequest, LivemotionError
 from .expression.au import EMOTION_AUS, EMOTIONS
-from .expression.controller import ExpressionController, ExpressionRequest, Schedule
+from .expression.controller import ExpressionController, ExpressionRequest, RequestSource, Schedule
 from .expression.library import LIBRARY_EMOTIONS
 from .expression.profiles import resolve_library
 
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                            f"combine with --emotion (these win). AUs: {', '.join(map(str, EMOTION_AUS))}")
     edit.add_argument("--schedule", type=_schedule, metavar="T:EMOTION[@I],...",
                       help="emotions over time in seconds, e.g. 0:neutral,2:happy@0.8,4:sad (overrides --emotion)")
+    edit.add_argument("--drive", metavar="SOURCE",
+                      help="mimic: another face (webcam:N or a video file) drives the expression, read against its "
+                           "own neutral; the edited face keeps its speech (files loop)")
     edit.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     edit.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     edit.add_argument("--preset", metavar="NAME", help="a named preset (emotion, intensity, AUs; see `presets`)")
@@ -336,7 +339,16 @@ def _editor(args: argparse.Namespace, chosen: dict[str, Any]) -> ExpressionEdito
                                 active=bool(chosen.get("active")) and not chosen.get("bypass"))
     backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
     controller = ExpressionController(request, library=resolve_library(chosen.get("library"), chosen.get("profile")))
-    return ExpressionEditor(backend, controller, schedule=args.schedule)
+    schedule: RequestSource | None = args.schedule
+    if args.drive:
+        from .expression.drive import Driver
+        from .io.sources import open_source
+
+        if args.schedule or args.emotion or args.au or args.preset:
+            raise InvalidRequest("--drive sets the expression from the driving face: leave out --emotion, --au, "
+                                 "--schedule and --preset")
+        schedule = Driver(open_source(args.drive))
+    return ExpressionEditor(backend, controller, schedule=schedule)
 
 
 def _status_printer() -> Callable[[PipelineStats], None]:
@@ -384,6 +396,11 @@ def _run(args: argparse.Namespace) -> int:
         with tqdm(total=total, unit="frame", desc=source.name[-30:], file=sys.stderr, dynamic_ncols=True,
                   disable=True if args.quiet else None, leave=False) as bar:
             stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview, on_frame=bar.update)
+    from .expression.drive import Driver
+
+    driver = getattr(pipeline.editor, "schedule", None)
+    if isinstance(driver, Driver):  # a --drive source: its tracker and camera
+        driver.close()
     if not args.quiet:
         print(f"livemotion: {source.name} -> {args.sink}", file=sys.stderr)
         print(stats.report(), file=sys.stderr)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 import numpy as np
 from scipy.optimize import nnls
@@ -117,6 +118,9 @@ class ExpressionRequest:
     intensity: float = 1.0
     aus: Mapping[str, float] = field(default_factory=dict)  # e.g. {"12": 0.6, "R14": 0.9}; override the preset
     active: bool = False  # False: pass the face through untouched (nothing requested yet, or bypass)
+    mouth_posture: bool = True  # False: leave the mouth's opening as the speaker has it (mimic)
+    motion: np.ndarray | None = field(default=None, compare=False)  # (NUM_LANDMARKS, 2) canonical landmark
+    # motion to show on top of the AUs: another face's expression (mimic, ``drive.Driver``)
 
     def __post_init__(self) -> None:
         if self.emotion not in au.EMOTIONS:
@@ -183,6 +187,12 @@ class Presets:
             aus.append(fitted)
             detail.append(motion - np.einsum("ks,ksnd->nd", fitted, unit_fields))
         return cls(library, np.array(aus), np.array(detail))
+
+
+class RequestSource(Protocol):
+    """Requests over time, asked once a frame: ``Schedule`` (fixed), ``drive.Driver`` (another face)."""
+
+    def request_at(self, seconds: float) -> ExpressionRequest: ...
 
 
 class Schedule:
@@ -335,13 +345,15 @@ class ExpressionController:
         change[_EMOTION_ROWS] = self._gain * (wanted.aus[_EMOTION_ROWS] - current[_EMOTION_ROWS])
         emotions = self._gain * wanted.emotions
         displacement = np.einsum("ks,ksnd->nd", change, unit_fields) + np.tensordot(emotions, presets.detail, axes=1)
+        if request.motion is not None:
+            displacement = displacement + self._gain * request.motion
         displacement = au.keep_mouth_opening(displacement, canonical)
         library = presets.library
         # At rest the lips are together; while talking they part more (the library's neutral speakers'
         # posture). Above that the mouth is the expression's: a neutral request closes it, an emotion
         # sets it as measured.
         rest = self.mouth.closed + speaking * max(0.0, library.rest_gap - self.mouth.closed)
-        wanted_change = min(0.0, rest - posture) + float(wanted.emotions @ library.opening)
+        wanted_change = min(0.0, rest - posture) + float(wanted.emotions @ library.opening) if request.mouth_posture else 0.0
         opening = self._gain * self.mouth.applied_change(wanted_change, gap, speaking)
         displacement = displacement + opening * library.speech
         return ExpressionPlan(source, source + to_image(track, displacement), current, change, emotions, opening)

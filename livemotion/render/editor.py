@@ -12,7 +12,7 @@ import numpy as np
 
 from ..engines.backends import EngineBackend
 from ..expression.au import fold_free_target
-from ..expression.controller import ExpressionController, ExpressionPlan, ExpressionRequest, Schedule
+from ..expression.controller import ExpressionController, ExpressionPlan, ExpressionRequest, RequestSource
 from ..expression.library import GRID, ExpressionLibrary, template_to_crop
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
@@ -42,7 +42,7 @@ class ExpressionEditor:
     """
 
     def __init__(self, backend: EngineBackend, controller: ExpressionController | None = None,
-                 schedule: Schedule | None = None):
+                 schedule: RequestSource | None = None):
         self.backend = backend
         self.controller = controller or ExpressionController()
         self.schedule = schedule
@@ -125,8 +125,9 @@ class ExpressionEditor:
         """Edit towards ``request`` from the next frame on (replaced whole, never changed in place)."""
         self.controller.request = request
 
-    def set_schedule(self, schedule: Schedule | None) -> None:
-        """Start ``schedule`` from the next frame on (None: back to the controller's request)."""
+    def set_schedule(self, schedule: RequestSource | None) -> None:
+        """Start ``schedule`` (a ``Schedule``, a ``Driver``) from the next frame on (None: back to the
+        controller's request)."""
         self._schedule_origin = None
         self.schedule = schedule
 

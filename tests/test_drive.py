@@ -1,0 +1,63 @@
+"""Mimic: a driving face's expression, read against its own neutral, put on another face."""
+
+import numpy as np
+
+from livemotion.cli import main
+from livemotion.engines.backends import create_backend
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.face.mesh import MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
+from livemotion.face.tracking import FaceTracker
+from livemotion.io.sinks import open_sink
+from livemotion.io.sources import DemoSource, FileSource
+from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.pipeline import Pipeline
+from livemotion.types import FaceTrack
+
+
+def corner_lifts(path) -> np.ndarray:
+    """Per frame: how high the mouth corners sit, measured down from the eyes in IODs and negated
+    (NaN: no face). Against the eyes, not the lips: speech moves the lips, a smile the corners."""
+    lifts = []
+    source = FileSource(str(path))
+    with FaceTracker(max_faces=1) as tracker:
+        for frame in source:
+            track = tracker.track(frame.image)
+            if not isinstance(track, FaceTrack):
+                lifts.append(np.nan)
+                continue
+            lm = track.landmarks
+            eyes = lm[[33, 133, 263, 362], 1].mean()
+            lifts.append((eyes - lm[[MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean()) / track.interocular)
+    source.close()
+    return np.array(lifts)
+
+
+def test_mimic_puts_the_drivers_smile_on_the_other_face(tmp_path):
+    """The driver: the calm demo face smiling on and off (a lip-corner pull, AU12, and a cheek raise,
+    AU6, made by livemotion's own editor). The edited face: the original grinning demo. Its corner
+    lift follows the driver's over the clip."""
+    driver = tmp_path / "driver.mp4"
+    controller = ExpressionController(transition=0.0, fade_step=1.0)  # the smile curve is ours
+    editor = ExpressionEditor(create_backend("torch"), controller)
+    sink = open_sink(str(driver), (640, 480), 30.0)
+    with FaceTracker(max_faces=1) as tracker:
+        pipeline = Pipeline(tracker, editor)
+        for frame in DemoSource(frames=90, neutral=True):
+            smile = 0.5 - 0.5 * np.cos(2 * np.pi * frame.index / 40)  # on and off, twice
+            controller.request = ExpressionRequest(aus={"12": round(smile, 2), "6": round(0.6 * smile, 2)}, active=True)
+            sink.write(pipeline.process(frame).output)
+    sink.close()
+    out = tmp_path / "mimic.mp4"
+    assert main(["run", "--source", "demo", "--drive", str(driver), "--sink", str(out), "--frames", "90", "-q"]) == 0
+    theirs, ours = corner_lifts(driver), corner_lifts(out)
+    valid = np.isfinite(theirs) & np.isfinite(ours)
+    valid[:15] = False  # the driver's neutral is learned over its first half second
+    assert valid.sum() > 50
+    r = np.corrcoef(theirs[valid], ours[valid])[0, 1]
+    assert r >= 0.8, r
+
+
+def test_drive_refuses_a_second_expression_source(tmp_path, capsys):
+    assert main(["run", "--source", "demo", "--drive", "demo", "--emotion", "sad", "--sink",
+                 str(tmp_path / "x.mp4"), "--frames", "2"]) == 2
+    assert "--drive sets the expression" in capsys.readouterr().err
