@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--drive", metavar="SOURCE",
                       help="mimic: another face (webcam:N or a video file) drives the expression, read against its "
                            "own neutral; the edited face keeps its speech (files loop)")
+    edit.add_argument("--drive-neutral", metavar="CLIP",
+                      help="a clip of the driving face at rest, when the --drive clip does not start calm")
     edit.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     edit.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     edit.add_argument("--preset", metavar="NAME", help="a named preset (emotion, intensity, AUs; see `presets`)")
@@ -347,7 +349,7 @@ def _editor(args: argparse.Namespace, chosen: dict[str, Any]) -> ExpressionEdito
         if args.schedule or args.emotion or args.au or args.preset:
             raise InvalidRequest("--drive sets the expression from the driving face: leave out --emotion, --au, "
                                  "--schedule and --preset")
-        schedule = Driver(open_source(args.drive))
+        schedule = Driver(open_source(args.drive), neutral=open_source(args.drive_neutral) if args.drive_neutral else None)
     return ExpressionEditor(backend, controller, schedule=schedule)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 from livemotion.cli import main
 from livemotion.engines.backends import create_backend
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.drive import Driver
 from livemotion.face.mesh import MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.sinks import open_sink
@@ -61,3 +62,16 @@ def test_drive_refuses_a_second_expression_source(tmp_path, capsys):
     assert main(["run", "--source", "demo", "--drive", "demo", "--emotion", "sad", "--sink",
                  str(tmp_path / "x.mp4"), "--frames", "2"]) == 2
     assert "--drive sets the expression" in capsys.readouterr().err
+
+
+def test_a_recorded_driver_measures_against_its_own_neutral_clip(made_up_clips):
+    """A driving clip that starts expressive (a MEAD clip, a made-up happy one) takes its neutral
+    from a clip of the same face at rest: the very first request already carries its smile."""
+    clips = {path.stem.split("_", 1)[1]: path for path in made_up_clips}
+    driver = Driver(FileSource(str(clips["happy"])), neutral=FileSource(str(clips["neutral"])))
+    try:
+        motion = driver.request_at(0.0).motion
+    finally:
+        driver.close()
+    assert motion is not None
+    assert motion[[MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean() < -0.02  # corners up, canonical units

@@ -32,11 +32,14 @@ class Driver:
     last reading is held, so the edited face does not snap back to itself.
     """
 
-    def __init__(self, source: FrameSource, gain: float = 1.0, learn_frames: int = 15):
+    def __init__(self, source: FrameSource, gain: float = 1.0, learn_frames: int = 15,
+                 neutral: FrameSource | None = None):
         self.source, self.gain, self.learn_frames = source, gain, learn_frames
         self._frames = iter(source)
         self._tracker = FaceTracker(max_faces=1)
         self._neutral: list[np.ndarray] = []  # the driver's canonical landmarks over its first frames
+        if neutral is not None:  # the driver's neutral from a clip of its own (a recorded driver starts expressive)
+            self._learn_from(neutral)
         self._motion = CausalWindow(3)  # landmark jitter is not expression
         self._speech = load_library().speech
         self._request = ExpressionRequest(active=True, mouth_posture=False)
@@ -66,6 +69,17 @@ class Driver:
         motion = self._motion(self.gain * change)
         self._request = ExpressionRequest("neutral", 1.0, active=True, mouth_posture=False, motion=motion)
         return self._request
+
+    def _learn_from(self, neutral: FrameSource) -> None:
+        with FaceTracker(max_faces=1) as tracker:
+            for frame in neutral:
+                track = tracker.track(frame.image)
+                if isinstance(track, FaceTrack):
+                    self._neutral.append(canonical_landmarks(track))
+        neutral.close()
+        if len(self._neutral) < self.learn_frames:
+            raise SourceError(f"the driver's neutral clip {neutral.name} shows a face in only {len(self._neutral)} "
+                              f"frames; it needs {self.learn_frames}")
 
     def close(self) -> None:
         self._tracker.close()
