@@ -170,3 +170,12 @@ def test_camera_options_mirror_and_report_what_the_camera_gives(demo_video, capl
         open_source("demo", CameraOptions(mirror=True))
     with pytest.raises(InvalidRequest, match="for webcams"):
         open_source(str(demo_video), CameraOptions(fps=60.0))
+
+
+def test_a_file_read_again_starts_over(demo_video):
+    """A looping --drive clip reads its file again: the second pass gives the same frames."""
+    source = FileSource(str(demo_video))
+    first = [frame.image for frame in source]
+    second = [frame.image for frame in source]
+    source.close()
+    assert len(second) == len(first) and np.array_equal(second[0], first[0]) and np.array_equal(second[-1], first[-1])

@@ -105,8 +105,13 @@ class FileSource:
         self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
         self.frame_count: int | None = self._stream.frames or None
         self.damage: str | None = None  # set when the file turned out truncated or damaged while reading
+        self._iterated = False
 
     def __iter__(self) -> Iterator[Frame]:
+        """The frames from the first; iterating again starts over (a looping --drive clip)."""
+        if self._iterated:
+            self._container.seek(0)
+        self._iterated = True
         index = 0
         skipped = 0
         time_base = self._stream.time_base or Fraction(1, 90_000)
