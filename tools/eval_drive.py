@@ -32,6 +32,7 @@ from livemotion.io.sources import FileSource
 from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.animate import animate_photo
 from livemotion.runtime.pipeline import Pipeline
+from livemotion.types import Box
 
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_quality import write_sheet  # noqa: E402  (a sibling script)
@@ -52,6 +53,11 @@ def judged(images: list[np.ndarray], emotion: str) -> tuple[float, float] | None
         flips.append(max(p, key=p.__getitem__) == target)
         probabilities.append(p[target])
     return (float(np.mean(flips)), float(np.mean(probabilities))) if flips else None
+
+
+def face_box(image: np.ndarray) -> Box | None:
+    found = emotion_classifier().face_box(image)
+    return None if found is None else Box(found[0], found[1], found[0] + found[2], found[1] + found[3])
 
 
 def spread(images: list[np.ndarray], start: int, count: int = 8) -> list[np.ndarray]:
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         report["animate"][emotion] = {"flip": apex and apex[0], "p": apex and apex[1], "p_first": start and start[1]}
         print(f"  {emotion:<10} {apex[0] if apex else float('nan'):.2f} / {apex[1] if apex else float('nan'):.2f}"
               f"   first {start[1] if start else float('nan'):.2f}")
-        row.append(face_tile(images[-1], None, emotion))
+        row.append(face_tile(images[-1], face_box(images[-1]), emotion))
     sheet.append(np.hstack(row))
     people = {p: c for p, c in labelled_clips(sorted(Path(args.folder).glob("mead_*.mp4"))).items() if "neutral" in c}
     for person, clips in people.items():
@@ -108,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                     "flip": out and out[0], "p": out and out[1], "driver_flip": real and real[0], "driver_p": real and real[1]}
                 print(f"  {emotion:<10} {out[0] if out else float('nan'):.2f} / {out[1] if out else float('nan'):.2f}"
                       f"   driver {real[0] if real else float('nan'):.2f} / {real[1] if real else float('nan'):.2f}")
-                row.append(face_tile(outputs[len(outputs) * 2 // 3], None, f"{emotion} <- {other[-4:]}"))
+                shown = outputs[len(outputs) * 2 // 3]
+                row.append(face_tile(shown, face_box(shown), f"{emotion} <- {other[-4:]}"))
             sheet.append(np.hstack(row))
     if args.json:
         Path(args.json).write_text(to_json(report))
