@@ -31,19 +31,29 @@ pytestmark = [
 ]
 
 
-def test_the_app_decodes_filtered_video_and_an_emotion_click_changes_it(tmp_path):
-    y4m = tmp_path / "face.y4m"
-    sink = open_sink(str(y4m), (640, 480), 30.0)
-    still = demo_frame(0)  # a still face: any change in the output is the filter's
-    for i in range(30):
-        sink.write(Frame(still, i, Fraction(i, 30), 0.0))
+def _camera_file(path: Path, images: list) -> Path:
+    """A y4m the fake camera plays (Chromium loops it)."""
+    sink = open_sink(str(path), (images[0].shape[1], images[0].shape[0]), 30.0)
+    for i, image in enumerate(images):
+        sink.write(Frame(image, i, Fraction(i, 30), 0.0))
     sink.close()
+    return path
+
+
+def _play(scenario: str, *args: object, env: dict | None = None) -> dict:
+    """Run one ``browser_session.py`` scenario in a private network namespace; what it saw."""
     script = Path(__file__).with_name("browser_session.py")
-    command = f"ip link set lo up && exec {sys.executable} {script} filter {y4m} surprised"
+    command = f"ip link set lo up && exec {sys.executable} {script} {scenario} {' '.join(map(str, args))}"
     result = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=240,
-                            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            cwd=Path(__file__).resolve().parents[1],
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_app_decodes_filtered_video_and_an_emotion_click_changes_it(tmp_path):
+    y4m = _camera_file(tmp_path / "face.y4m", [demo_frame(0)] * 30)  # a still face: any change is the filter's
+    seen = _play("filter", y4m, "surprised")
     assert seen["status"] == "connected"
     assert seen["decoded_before"] > 30 and seen["decoded_after"] > seen["decoded_before"]
     assert seen["button_active"] is True
@@ -54,23 +64,13 @@ def test_the_app_decodes_filtered_video_and_an_emotion_click_changes_it(tmp_path
 def test_the_calibration_page_guides_a_session_to_a_saved_profile(tmp_path, made_up_clips):
     """/calibrate in the browser, the camera showing a talking face: the page counts down, records,
     shows each take's check, and the profile it builds is saved privately and put to use."""
-    y4m = tmp_path / "talking.y4m"
     neutral = next(p for p in made_up_clips if p.stem.endswith("neutral"))
     source = FileSource(str(neutral))
-    frames = list(source)
+    images = [frame.image for frame in source]
     source.close()
-    sink = open_sink(str(y4m), (frames[0].image.shape[1], frames[0].image.shape[0]), 30.0)
-    for i, frame in enumerate(frames + frames[::-1]):  # back and forth: the camera's loop has no jump
-        sink.write(Frame(frame.image, i, Fraction(i, 30), 0.0))
-    sink.close()
+    y4m = _camera_file(tmp_path / "talking.y4m", images + images[::-1])  # back and forth: the loop has no jump
     data = tmp_path / "data"
-    script = Path(__file__).with_name("browser_session.py")
-    command = f"ip link set lo up && exec {sys.executable} {script} calibrate {y4m} browsertest"
-    result = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=240,
-                            cwd=Path(__file__).resolve().parents[1],
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "LIVEMOTION_DATA_DIR": str(data)})
-    assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = _play("calibrate", y4m, "browsertest", env={"LIVEMOTION_DATA_DIR": str(data)})
     assert seen["final"].startswith("Saved"), seen
     assert any(phase.startswith("Get ready: Look at the camera and talk normally") for phase in seen["phases"]), seen
     assert any("happy" in phase for phase in seen["phases"]), seen
@@ -84,19 +84,10 @@ def test_screenshots_of_the_app_obs_source_and_dock_show_live_video(tmp_path):
     "your camera" and the filtered video beside it; the OBS source page shows the filtered video;
     the dock shows the emotion buttons with the active one marked. Screenshots go to a temporary
     folder (never into git): app.png, obs.png, dock.png."""
-    y4m = tmp_path / "face.y4m"
-    sink = open_sink(str(y4m), (640, 480), 30.0)
-    for i in range(60):
-        sink.write(Frame(demo_frame(i), i, Fraction(i, 30), 0.0))
-    sink.close()
+    y4m = _camera_file(tmp_path / "face.y4m", [demo_frame(i) for i in range(60)])
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    script = Path(__file__).with_name("browser_session.py")
-    command = f"ip link set lo up && exec {sys.executable} {script} screenshots {y4m} {shots}"
-    result = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=240,
-                            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = _play("screenshots", y4m, shots)
     for pane in ("app_filtered", "app_local", "obs_filtered"):
         assert seen[pane] is not None and seen[pane] > 40, seen  # a picture, not a black pane
     assert seen["dock_buttons"] == 8 and seen["dock_active"] == "happy", seen

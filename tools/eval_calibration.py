@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from livemotion.contrib.evaluation import to_json
 from livemotion.expression.au import EMOTIONS
 from livemotion.expression.library import LIBRARY_EMOTIONS, labelled_clips, measure_people
 from livemotion.expression.profiles import calibrate_from_clips
@@ -32,7 +31,7 @@ from livemotion.io.sinks import open_sink
 from livemotion.io.sources import FileSource
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_quality import _cell, evaluate_source, write_sheet  # noqa: E402  (a sibling script)
+from eval_quality import _cell, evaluate_source, save  # noqa: E402  (a sibling script)
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "media" / "expressions"
 JUDGED = [e for e in EMOTIONS if e not in ("neutral", "contemptuous")]  # FER2013 has no contempt class
@@ -103,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                   for r in entries["profile"]["emotions"] if r.get("identity_distance") is not None]
     report["profile_identity_mean"] = float(np.mean(identities)) if identities else None
     print(f"profile identity distance, mean: {_cell(report['profile_identity_mean'], 0)}")
-    if args.json:
-        Path(args.json).write_text(to_json(report))
-    if args.png:
-        write_sheet(sheet, args.png)
+    save(report, sheet, args.json, args.png)
     return 0
 
 

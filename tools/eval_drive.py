@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier, to_json
+from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier
 from livemotion.contrib.preview import face_tile
 from livemotion.engines.backends import create_backend
 from livemotion.expression.controller import ExpressionController
@@ -35,7 +35,7 @@ from livemotion.runtime.pipeline import Pipeline
 from livemotion.types import Box
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_quality import write_sheet  # noqa: E402  (a sibling script)
+from eval_quality import save  # noqa: E402  (a sibling script)
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "media" / "expressions"
 JUDGED = ("happy", "sad", "angry", "surprised", "fearful", "disgusted")
@@ -117,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 shown = outputs[len(outputs) * 2 // 3]
                 row.append(face_tile(shown, face_box(shown), f"{emotion} <- {other[-4:]}"))
             sheet.append(np.hstack(row))
-    if args.json:
-        Path(args.json).write_text(to_json(report))
-    if args.png:
-        write_sheet(sheet, args.png)
+    save(report, sheet, args.json, args.png)
     return 0
 
 

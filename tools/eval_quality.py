@@ -217,11 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmean over sources")
     for emotion, row in report["summary"].items():
         print(f"{emotion:<13}" + "".join(f"{key}={_cell(value, 0)} " for key, value in row.items()))
-    if args.json:
-        Path(args.json).write_text(to_json(report))
-    if args.png:
-        write_sheet(sheet, args.png)
+    save(report, sheet, args.json, args.png)
     return 0
+
+
+def save(report: dict, sheet: list[np.ndarray], json_path: str | None, png_path: str | None) -> None:
+    """The report as JSON and the contact-sheet rows (one per source) stacked into a PNG, where asked."""
+    if json_path:
+        Path(json_path).write_text(to_json(report))
+    if png_path:
+        width = max(row.shape[1] for row in sheet)
+        padded = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in sheet]
+        cv2.imwrite(png_path, cv2.cvtColor(np.vstack(padded), cv2.COLOR_RGB2BGR))
 
 
 def evaluate_source(source: str, emotions: list[str], intensity: float, library: ExpressionLibrary,
@@ -249,13 +256,6 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
               f"{_cell(r.get('detail_kept'), 8)}{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}")
     entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "emotions": results}
     return entry, row
-
-
-def write_sheet(rows: list[np.ndarray], path: str) -> None:
-    """Contact-sheet rows (one per source) stacked into a PNG."""
-    width = max(row.shape[1] for row in rows)
-    padded = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
-    cv2.imwrite(path, cv2.cvtColor(np.vstack(padded), cv2.COLOR_RGB2BGR))
 
 
 def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, float | None]]:
