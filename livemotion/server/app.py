@@ -30,6 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc import MediaStreamTrack
 
 from ..engines.backends import EngineBackend, create_backend
+from ..engines.batching import BatchingBackend
 from ..face.tracking import FaceTracker
 from ..io.sources import CameraOptions
 from ..render.editor import ExpressionEditor
@@ -93,7 +94,8 @@ class LivemotionServer:
         self.config = config
         if not is_loopback(config.host) and not config.token:
             config.token = secrets.token_urlsafe(16)
-        self.backend = backend or create_backend(config.backend, device=config.device)
+        # One engine for every stream: frames of different streams ready within 4 ms share one call.
+        self.backend = BatchingBackend(backend or create_backend(config.backend, device=config.device))
         self.controls = Controls(ControlState(library=config.library, profile=config.profile), remember=config.remember)
         self.stats = PipelineStats(window=600)
         self.peers: set[Any] = set()
@@ -159,6 +161,7 @@ class LivemotionServer:
         stream = Stream(pipeline, self.stats, observer=self.controls.feed_calibration)
         self.controls.attach(pipeline)
         self.streams.append(stream)
+        self.backend.callers = len(self.streams)
         return stream
 
     async def offer(self, request: web.Request) -> web.Response:
@@ -236,6 +239,7 @@ class LivemotionServer:
         self.controls.detach(stream.pipeline)
         if stream in self.streams:
             self.streams.remove(stream)
+        self.backend.callers = len(self.streams)
         stream.close()
 
     async def _drop(self, peer: Any, streams: list[Stream], sent: list[MediaStreamTrack]) -> None:
