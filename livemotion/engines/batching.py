@@ -32,7 +32,8 @@ class BatchingBackend:
     """An ``EngineBackend`` that batches concurrent calls into ``backend`` (which stays usable alone).
 
     ``callers`` is how many threads may call at once (the streams being served): with one, calls
-    go straight through; with more, the first of a round gathers the others for up to ``window``.
+    go straight through; with more, the first of a round gathers the others for up to ``window``
+    (0: never batch, every call goes straight through).
     """
 
     def __init__(self, backend: EngineBackend, window: float = 0.004, max_batch: int = 16):
@@ -45,7 +46,7 @@ class BatchingBackend:
         self.batches: list[int] = []  # rows per engine call, most recent last (stats and tests)
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-        if self.callers <= 1:
+        if self.callers <= 1 or self.window <= 0:
             return self.backend(source, target)
         request = _Request(source, target)
         with self._lock:

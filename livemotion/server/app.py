@@ -85,6 +85,7 @@ class ServerConfig:
     profile: str | None = None  # calibration profile, instead of a library file
     remember: bool = False  # keep every change in the user's settings (``livemotion serve`` does)
     camera: CameraOptions = field(default_factory=CameraOptions)  # for a webcam ``source``
+    batch_window: float = 0.004  # seconds streams wait to share one engine call (0: never batch)
 
 
 class LivemotionServer:
@@ -95,7 +96,8 @@ class LivemotionServer:
         if not is_loopback(config.host) and not config.token:
             config.token = secrets.token_urlsafe(16)
         # One engine for every stream: frames of different streams ready within 4 ms share one call.
-        self.backend = BatchingBackend(backend or create_backend(config.backend, device=config.device))
+        self.backend = BatchingBackend(backend or create_backend(config.backend, device=config.device),
+                                       window=config.batch_window)
         self.controls = Controls(ControlState(library=config.library, profile=config.profile), remember=config.remember)
         self.stats = PipelineStats(window=600)
         self.peers: set[Any] = set()
