@@ -21,6 +21,7 @@ from .expression.library import LIBRARY_EMOTIONS
 from .expression.profiles import resolve_library
 
 if TYPE_CHECKING:
+    from .expression.drive import Driver
     from .io.sources import CameraOptions
     from .render.editor import ExpressionEditor
     from .runtime.stats import PipelineStats
@@ -336,7 +337,20 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
     return chosen
 
 
-def _editor(args: argparse.Namespace, chosen: dict[str, Any]) -> ExpressionEditor:
+def _driver(args: argparse.Namespace) -> Driver | None:
+    """The --drive face (mimic), or None."""
+    if not args.drive:
+        return None
+    from .expression.drive import Driver
+    from .io.sources import open_source
+
+    if args.schedule or args.emotion or args.au or args.preset:
+        raise InvalidRequest("--drive sets the expression from the driving face: leave out --emotion, --au, "
+                             "--schedule and --preset")
+    return Driver(open_source(args.drive), neutral=open_source(args.drive_neutral) if args.drive_neutral else None)
+
+
+def _editor(args: argparse.Namespace, chosen: dict[str, Any], requests: RequestSource | None) -> ExpressionEditor:
     from .engines.backends import create_backend
     from .render.editor import ExpressionEditor
 
@@ -344,16 +358,7 @@ def _editor(args: argparse.Namespace, chosen: dict[str, Any]) -> ExpressionEdito
                                 active=bool(chosen.get("active")) and not chosen.get("bypass"))
     backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
     controller = ExpressionController(request, library=resolve_library(chosen.get("library"), chosen.get("profile")))
-    schedule: RequestSource | None = args.schedule
-    if args.drive:
-        from .expression.drive import Driver
-        from .io.sources import open_source
-
-        if args.schedule or args.emotion or args.au or args.preset:
-            raise InvalidRequest("--drive sets the expression from the driving face: leave out --emotion, --au, "
-                                 "--schedule and --preset")
-        schedule = Driver(open_source(args.drive), neutral=open_source(args.drive_neutral) if args.drive_neutral else None)
-    return ExpressionEditor(backend, controller, schedule=schedule)
+    return ExpressionEditor(backend, controller, schedule=requests)
 
 
 def _status_printer() -> Callable[[PipelineStats], None]:
@@ -376,36 +381,41 @@ def _run(args: argparse.Namespace) -> int:
     refuse_overwriting_source(args.sink, spec)  # before anything is opened
     source = open_source(spec, camera)
     live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
+    driver = None
     try:
         chosen = _run_settings(args, live)
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
-        pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=_editor(args, chosen), overlay=args.overlay)
+        driver = _driver(args)
+        editor = _editor(args, chosen, driver or args.schedule)
+        pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=editor, overlay=args.overlay)
         sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
     except BaseException:
         source.close()
+        if driver is not None:
+            driver.close()
         raise
-    if live:
-        settings.remember(chosen)  # the next live run starts from here
-        if isinstance(source, WebcamSource):
-            settings.remember_camera({"source": spec, "size": camera.size, "fps": camera.fps, "mirror": camera.mirror})
-        show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
-        stats = LiveRunner(source, pipeline, sink, pace=not isinstance(source, WebcamSource),
-                           max_frames=args.frames, preview=preview).run(on_status=show)
-        if show is not None:
-            print(file=sys.stderr)
-    else:
-        from tqdm import tqdm
+    try:
+        if live:
+            settings.remember(chosen)  # the next live run starts from here
+            if isinstance(source, WebcamSource):
+                settings.remember_camera({"source": spec, "size": camera.size, "fps": camera.fps,
+                                          "mirror": camera.mirror})
+            show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
+            stats = LiveRunner(source, pipeline, sink, pace=not isinstance(source, WebcamSource),
+                               max_frames=args.frames, preview=preview).run(on_status=show)
+            if show is not None:
+                print(file=sys.stderr)
+        else:
+            from tqdm import tqdm
 
-        # frames, fps and time left on a terminal; nothing when stderr is a file or a pipe (disable=None)
-        with tqdm(total=total, unit="frame", desc=source.name[-30:], file=sys.stderr, dynamic_ncols=True,
-                  disable=True if args.quiet else None, leave=False) as bar:
-            stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview, on_frame=bar.update)
-    from .expression.drive import Driver
-
-    driver = getattr(pipeline.editor, "schedule", None)
-    if isinstance(driver, Driver):  # a --drive source: its tracker and camera
-        driver.close()
+            # frames, fps and time left on a terminal; nothing when stderr is a file or a pipe (disable=None)
+            with tqdm(total=total, unit="frame", desc=source.name[-30:], file=sys.stderr, dynamic_ncols=True,
+                      disable=True if args.quiet else None, leave=False) as bar:
+                stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview, on_frame=bar.update)
+    finally:
+        if driver is not None:  # the --drive face's tracker and camera
+            driver.close()
     if not args.quiet:
         print(f"livemotion: {source.name} -> {args.sink}", file=sys.stderr)
         print(stats.report(), file=sys.stderr)
@@ -677,17 +687,17 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.app import LivemotionServer, ServerConfig
 
     resolve_library(args.library, args.profile)  # fail now, with one line, on a bad library or profile
+    camera = _camera(args, args.source)
     if args.source:  # fail now, with the usual message, if the source cannot be opened
         from .io.sources import open_source
 
-        open_source(args.source, _camera(args, args.source)).close()
-    elif not _camera(args).is_default:
+        open_source(args.source, camera).close()
+    elif not camera.is_default:
         raise InvalidRequest("--size, --fps and --mirror are for a webcam --source (a browser's camera is set in the app)")
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
                           device=args.device, max_faces=args.max_faces, library=args.library,
-                          profile=args.profile, remember=True, batch_window=max(0.0, args.batch_window) / 1e3,
-                          camera=_camera(args, args.source) if args.source else _camera(args))
+                          profile=args.profile, remember=True, batch_window=max(0.0, args.batch_window) / 1e3, camera=camera)
     server = LivemotionServer(config, source=args.source)
     overridden = ({"library", "profile"} if args.library or args.profile else set()) | (
         {"emotion", "intensity", "aus", "active"} if args.emotion or args.preset else set())
