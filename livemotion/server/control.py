@@ -172,48 +172,49 @@ class Controls:
             self._streams = [s for s in self._streams if s is not stream]
 
     def apply(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Apply a message that ``parse_message`` accepted; returns the reply (the new state)."""
-        kind = message["type"]
+        """Apply a message that ``parse_message`` accepted; returns the reply (the new state).
+        Whatever the message names that cannot be used (a missing profile or preset, a calibration
+        answer out of turn) is refused as a ``ControlError`` before anything changes."""
         with self._lock:
-            if kind == "set" and "preset" in message:  # a preset is the set message it was saved as
-                try:
-                    message = {**settings.preset(message["preset"]), **{k: v for k, v in message.items() if k != "preset"}}
-                except InvalidRequest as error:
-                    raise ControlError(str(error)) from None
-            if kind == "set":
-                changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
-                                                         "library", "profile") if key in message}
-                choosing = "library" in message or "profile" in message
-                if choosing:  # one replaces the other
-                    library, profile = message.get("library"), message.get("profile")
-                    changes["library"], changes["profile"] = library, profile
-                    try:
-                        self._library = resolve_library(library, profile)
-                    except InvalidRequest as error:
-                        raise ControlError(str(error)) from None
-                if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
-                    changes["active"] = True  # choosing an expression turns editing on
-                self.state = replace(self.state, **changes)
-                for stream in self._streams:
-                    self._push(stream, restart_schedule="schedule" in message)
-                    if choosing:
-                        stream.set_library(self._library)
-                if self.remember:
-                    settings.remember(asdict(self.state))
-            elif kind == "reset_neutral":
-                for stream in self._streams:
-                    stream.reset_neutral()
-            elif kind == "calibrate":
-                return self._calibrate(message)
-            elif kind == "preset":
-                try:
-                    if message["action"] == "save":
-                        settings.save_preset(message["name"], asdict(self.state))
-                    else:
-                        settings.delete_preset(message["name"])
-                except InvalidRequest as error:
-                    raise ControlError(str(error)) from None
-            return self.reply()
+            try:
+                return self._apply(message)
+            except ControlError:
+                raise
+            except InvalidRequest as error:
+                raise ControlError(str(error)) from None
+
+    def _apply(self, message: dict[str, Any]) -> dict[str, Any]:
+        kind = message["type"]
+        if kind == "set" and "preset" in message:  # a preset is the set message it was saved as
+            message = {**settings.preset(message["preset"]), **{k: v for k, v in message.items() if k != "preset"}}
+        if kind == "set":
+            changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
+                                                     "library", "profile") if key in message}
+            choosing = "library" in message or "profile" in message
+            if choosing:  # one replaces the other
+                library, profile = message.get("library"), message.get("profile")
+                changes["library"], changes["profile"] = library, profile
+                self._library = resolve_library(library, profile)
+            if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
+                changes["active"] = True  # choosing an expression turns editing on
+            self.state = replace(self.state, **changes)
+            for stream in self._streams:
+                self._push(stream, restart_schedule="schedule" in message)
+                if choosing:
+                    stream.set_library(self._library)
+            if self.remember:
+                settings.remember(asdict(self.state))
+        elif kind == "reset_neutral":
+            for stream in self._streams:
+                stream.reset_neutral()
+        elif kind == "calibrate":
+            return self._calibrate(message)
+        elif kind == "preset":
+            if message["action"] == "save":
+                settings.save_preset(message["name"], asdict(self.state))
+            else:
+                settings.delete_preset(message["name"])
+        return self.reply()
 
     def reply(self) -> dict[str, Any]:
         """The state message, with the AU values the current request shows (``shown_aus``: the
@@ -246,32 +247,29 @@ class Controls:
 
     def _calibrate(self, message: dict[str, Any]) -> dict[str, Any]:
         action, session = message["action"], self.calibration
-        try:
-            if action == "start":
-                if session is not None:
-                    raise ControlError("a calibration is running: finish or cancel it first")
-                if "profile" not in message:
-                    raise ControlError("start needs a profile name")
-                emotions = tuple(message.get("emotions") or LIBRARY_EMOTIONS)
-                self.calibration = session = CalibrationSession(message["profile"], emotions,
-                                                                overwrite=message.get("force", False))
-                self._set_bypass_during_calibration(True)  # the preview shows the face as it is
-                return session.status()
-            if session is None:
-                raise ControlError("no calibration is running: start one with "
-                                   '{"type": "calibrate", "action": "start", "profile": NAME}')
-            if action == "finish":
-                raise ControlError("finish is answered by the server, which builds the profile off the event loop")
-            if action == "cancel":
-                session.close()
-                self.calibration = None
-                self._set_bypass_during_calibration(False)
-                return {**session.status(), "phase": "cancelled"}
-            if action != "status":
-                getattr(session, action)()
+        if action == "start":
+            if session is not None:
+                raise ControlError("a calibration is running: finish or cancel it first")
+            if "profile" not in message:
+                raise ControlError("start needs a profile name")
+            emotions = tuple(message.get("emotions") or LIBRARY_EMOTIONS)
+            self.calibration = session = CalibrationSession(message["profile"], emotions,
+                                                            overwrite=message.get("force", False))
+            self._set_bypass_during_calibration(True)  # the preview shows the face as it is
             return session.status()
-        except InvalidRequest as error:
-            raise ControlError(str(error)) from None
+        if session is None:
+            raise ControlError("no calibration is running: start one with "
+                               '{"type": "calibrate", "action": "start", "profile": NAME}')
+        if action == "finish":
+            raise ControlError("finish is answered by the server, which builds the profile off the event loop")
+        if action == "cancel":
+            session.close()
+            self.calibration = None
+            self._set_bypass_during_calibration(False)
+            return {**session.status(), "phase": "cancelled"}
+        if action != "status":
+            getattr(session, action)()
+        return session.status()
 
     def finish_calibration(self) -> dict[str, Any]:
         """Build and store the profile (slow: call it off the event loop), then use it."""
