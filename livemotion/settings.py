@@ -15,13 +15,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from .errors import InvalidRequest
+from .io.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,7 @@ def _write(name: str, data: dict[str, Any]) -> None:
     folder = config_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}-")  # 0600
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(data, file, indent=1, sort_keys=True)
-        os.replace(temporary, folder / name)
+        write_whole(folder / name, json.dumps(data, indent=1, sort_keys=True).encode(), private=True)
     except OSError as error:
         log.warning("cannot save %s in %s (%s): settings are not remembered", name, folder, error)
 

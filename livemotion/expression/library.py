@@ -22,9 +22,8 @@ emotion, not the people. ``build_library`` makes one from clips; ``load_library`
 
 from __future__ import annotations
 
-import os
+import io
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -55,6 +53,7 @@ from ..face.mesh import (
     UPPER_LID,
     both,
 )
+from ..io.files import write_whole
 from ..render.alignment import Alignment, align, crop_placement, engine_points, lattice_coordinates
 from ..render.compositing import MOUTH_PATCH, mouth_patch
 from ..types import FaceTrack
@@ -97,29 +96,16 @@ class ExpressionLibrary:
         return self.mouths[row]
 
     def save(self, path: str | Path, private: bool = False) -> None:
-        """Write to ``path`` whole or not at all (a temporary file beside it, then renamed over it);
-        ``private``: readable by the user only (calibration profiles), else the umask's default."""
-        path = Path(path)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")  # 0600
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                self._write(file)
-            if not private:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(temporary, 0o666 & ~umask)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    def _write(self, file: BinaryIO) -> None:
+        """Write to ``path`` whole or not at all; ``private``: readable by the user only (calibration
+        profiles), else the umask's default."""
+        buffer = io.BytesIO()
         np.savez_compressed(
-            file, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
+            buffer, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
             speech=self.speech.astype(np.float32), rest_gap=self.rest_gap, geometry=self.geometry.astype(np.float32),
             opening=self.opening.astype(np.float32), shading=self.shading.astype(np.float16),
             emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources),
             measured=self.measured, mouths=self.mouths, personal=self.personal)
+        write_whole(path, buffer.getvalue(), private)
 
     def with_fallback(self, fallback: ExpressionLibrary, size: int = 256) -> ExpressionLibrary:
         """This library with the emotions it did not measure taken from ``fallback`` (the shipped one).
@@ -347,6 +333,17 @@ def _lattice_luminance(image: np.ndarray, track: FaceTrack, alignment: Alignment
                      borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
 
 
+def sample_lattice(values: np.ndarray, crop_x: np.ndarray, crop_y: np.ndarray, size: int) -> np.ndarray:
+    """(..., g, g) values on a lattice spanning a ``size`` crop corner to corner, read (bilinear) at
+    crop-pixel positions ``crop_x``, ``crop_y`` (H, W): (..., H, W), 0 off the lattice."""
+    scale = (values.shape[-1] - 1) / (size - 1)
+    map_x, map_y = (crop_x * scale).astype(np.float32), (crop_y * scale).astype(np.float32)
+    flat = values.reshape(-1, *values.shape[-2:])
+    read = [cv2.remap(np.ascontiguousarray(v, np.float32), map_x, map_y, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=0) for v in flat]
+    return np.stack(read).reshape(*values.shape[:-2], *crop_x.shape)
+
+
 def _carry_lattice(values: np.ndarray, from_template: np.ndarray, to_template: np.ndarray, size: int) -> np.ndarray:
     """(..., GRID, GRID) values on ``from_template``'s lattice, resampled onto ``to_template``'s."""
     from ..engines import create_engine
@@ -354,12 +351,7 @@ def _carry_lattice(values: np.ndarray, from_template: np.ndarray, to_template: n
     engine = create_engine("warp", size=size, grid=GRID)
     crop_x, crop_y = _lattice_positions(engine, engine_points(template_to_crop(from_template, size)),
                                         engine_points(template_to_crop(to_template, size)), size)
-    scale = (GRID - 1) / (size - 1)
-    flat = values.reshape(-1, GRID, GRID)
-    carried = [cv2.remap(np.ascontiguousarray(v, np.float32), (crop_x * scale).astype(np.float32),
-                         (crop_y * scale).astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0) for v in flat]
-    return np.stack(carried).reshape(values.shape).astype(np.float32)
+    return sample_lattice(values, crop_x, crop_y, size)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 from ..engines.backends import EngineBackend
 from ..expression.au import fold_free_target
 from ..expression.controller import ExpressionController, ExpressionPlan, ExpressionRequest, RequestSource
-from ..expression.library import GRID, ExpressionLibrary, template_to_crop
+from ..expression.library import GRID, ExpressionLibrary, sample_lattice, template_to_crop
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
 from .alignment import Alignment, align, engine_points, lattice_coordinates
@@ -99,12 +99,8 @@ class ExpressionEditor:
     def _log_gain(self, template_flow: np.ndarray, shading: np.ndarray) -> np.ndarray:
         """(G, G) the library's shading (its own lattice over the template crop) seen through the
         template -> edited-face flow (2, G, G): where each output lattice point is on the template."""
-        grid = template_flow.shape[-1]
-        crop_x, crop_y = lattice_coordinates(self.crop_size, grid)
-        scale = (shading.shape[-1] - 1) / (self.crop_size - 1)
-        return cv2.remap(shading.astype(np.float32), (crop_x + template_flow[0]) * scale,
-                         (crop_y + template_flow[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0)
+        crop_x, crop_y = lattice_coordinates(self.crop_size, template_flow.shape[-1])
+        return sample_lattice(shading, crop_x + template_flow[0], crop_y + template_flow[1], self.crop_size)
 
     @staticmethod
     def _mouth_change(plan: ExpressionPlan, alignment: Alignment, crop_target: np.ndarray,
