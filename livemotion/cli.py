@@ -21,6 +21,8 @@ from .expression.library import LIBRARY_EMOTIONS
 from .expression.profiles import resolve_library
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from .expression.drive import Driver
     from .io.sources import CameraOptions
     from .render.editor import ExpressionEditor
@@ -361,6 +363,15 @@ def _editor(args: argparse.Namespace, chosen: dict[str, Any], requests: RequestS
     return ExpressionEditor(backend, controller, schedule=requests)
 
 
+def _progress(total: int | None, label: str, quiet: bool = False) -> tqdm:
+    """A progress bar of frames (count, fps, time left) on stderr when it is a terminal; silent when
+    stderr is a file or a pipe (tqdm's disable=None), or with --quiet."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc=label, file=sys.stderr, dynamic_ncols=True,
+                disable=True if quiet else None, leave=False)
+
+
 def _status_printer() -> Callable[[PipelineStats], None]:
     def show(stats: PipelineStats) -> None:
         print("\r" + stats.status_line()[:160].ljust(160), end="", file=sys.stderr, flush=True)
@@ -407,11 +418,7 @@ def _run(args: argparse.Namespace) -> int:
             if show is not None:
                 print(file=sys.stderr)
         else:
-            from tqdm import tqdm
-
-            # frames, fps and time left on a terminal; nothing when stderr is a file or a pipe (disable=None)
-            with tqdm(total=total, unit="frame", desc=source.name[-30:], file=sys.stderr, dynamic_ncols=True,
-                      disable=True if args.quiet else None, leave=False) as bar:
+            with _progress(total, source.name[-30:], args.quiet) as bar:
                 stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview, on_frame=bar.update)
     finally:
         if driver is not None:  # the --drive face's tracker and camera
@@ -476,8 +483,6 @@ def _free_outputs(folder: Path, stem: str, suffixes: tuple[str, ...], overwrite:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .contrib.preview import EmotionSheet
     from .engines.backends import create_backend
     from .face.tracking import FaceTracker
@@ -502,8 +507,7 @@ def _demo(args: argparse.Namespace) -> int:
     pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend("auto"), controller, schedule))
     sheet = EmotionSheet(str(sheet_path), {i: e for i, e in apexes.items() if i < total})
     sink = open_sink(str(video), source.size, source.fps)
-    with tqdm(total=total, unit="frame", desc="demo", file=sys.stderr, dynamic_ncols=True,
-              disable=True if args.quiet else None, leave=False) as bar:
+    with _progress(total, "demo", args.quiet) as bar:
         stats = run(source, pipeline, sink, preview=sheet, on_frame=bar.update)
     if not args.quiet:
         print(stats.report(), file=sys.stderr)
@@ -515,7 +519,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _animate(args: argparse.Namespace) -> int:
     import cv2
-    from tqdm import tqdm
 
     from .io.sinks import open_sink
     from .runtime.animate import animate_photo
@@ -532,9 +535,10 @@ def _animate(args: argparse.Namespace) -> int:
                            resolve_library(None, args.profile))
     sink = open_sink(str(out), (photo.shape[1], photo.shape[0]), args.fps)
     try:
-        for frame, _ in tqdm(frames, total=round(args.seconds * args.fps), unit="frame", desc="animate",
-                             file=sys.stderr, leave=False, disable=None):
-            sink.write(frame)
+        with _progress(round(args.seconds * args.fps), "animate") as bar:
+            for frame, _ in frames:
+                sink.write(frame)
+                bar.update()
     finally:
         sink.close()
     print(f"livemotion: wrote {out}: {args.seconds:g} s of {args.emotion}", file=sys.stderr)
