@@ -160,8 +160,8 @@ class CalibrationSession:
         with self._lock:
             self._require("review")
             take = self._take
-            assert take is not None
-            if self._check is not None and self._check.get("share") is None and not self._check["made"]:
+            assert take is not None and take.shapes is not None
+            if len(take.shapes) < _MIN_FACE_FRAMES:  # the profile builder could not use it
                 raise InvalidRequest("this take has too few frames with your face: retake it")
             self._kept[take.step] = take
             self._advance()
