@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--png", help="contact sheet: per person, input | profile edits, then lopo edits")
     args = parser.parse_args(argv)
-    people = {p: c for p, c in labelled_clips(sorted(Path(args.folder).glob("mead_*.mp4"))).items() if "neutral" in c}
-    if args.people:
-        people = {p: c for p, c in people.items() if p.split("_")[-1] in args.people.split(",") or p in args.people}
+    everyone = {p: c for p, c in labelled_clips(sorted(Path(args.folder).glob("mead_*.mp4"))).items() if "neutral" in c}
+    people = everyone
+    if args.people:  # person labels are case-folded (mead_w009), so W009 and w009 both name them
+        wanted = args.people.casefold().split(",")
+        people = {p: c for p, c in everyone.items() if p.split("_")[-1] in wanted or p in wanted}
     if not people:
         parser.error(f"no person with a neutral clip in {args.folder}")
     report: dict = {"people": {}}
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             first, second = split_clip(Path(clips["neutral"]), Path(scratch))
             emotion_clips = {e: c for e, c in clips.items() if e in LIBRARY_EMOTIONS}
             profile = calibrate_from_clips(first, emotion_clips)
-            others = {q: cs for q, cs in people.items() if q != person}
+            others = {q: cs for q, cs in everyone.items() if q != person}
             if not others:
                 parser.error("leave-one-person-out needs a second person")
             stranger = measure_people(others)
