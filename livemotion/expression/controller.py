@@ -25,6 +25,9 @@ from ..face.smoothing import CausalWindow, Transition
 from ..types import FaceTrack
 from . import au
 from .library import LIBRARY_EMOTIONS, ExpressionLibrary, inner_lip_gap, load_library
+from .library import REGIONS as SHADING_REGIONS
+from .pose import PoseEdit, turned_points
+from .regions import LANDMARK_REGIONS, check_regions, edited_landmarks, edited_shading
 
 # A typical calm face, in the features of ``au.features`` (canonical units). Medians over the
 # calm stretches of three people in LivePortrait's MIT-licensed driving clips; the person's own
@@ -121,10 +124,13 @@ class ExpressionRequest:
     mouth_posture: bool = True  # False: leave the mouth's opening as the speaker has it (mimic)
     motion: np.ndarray | None = field(default=None, compare=False)  # (NUM_LANDMARKS, 2) canonical landmark
     # motion to show on top of the AUs: another face's expression (mimic, ``drive.Driver``)
+    pose: PoseEdit = field(default_factory=PoseEdit)  # turn the head (after the expression)
+    live: frozenset[str] = frozenset()  # ``regions.REGIONS`` kept exactly as the live face has them
 
     def __post_init__(self) -> None:
         if self.emotion not in au.EMOTIONS:
             raise InvalidRequest(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
+        object.__setattr__(self, "live", check_regions(self.live))
         object.__setattr__(self, "aus", MappingProxyType(dict(self.aus)))
         au.au_vector(dict(self.aus))  # validates the AU keys
         for key in self.aus:
@@ -144,23 +150,27 @@ class ExpressionRequest:
             row = LIBRARY_EMOTIONS.index(self.emotion)
             weights[row] = self.intensity
             aus = self.intensity * presets.aus[row]
-        return ExpressionTarget(au.au_vector(dict(self.aus), base=aus), weights)
+        return ExpressionTarget(au.au_vector(dict(self.aus), base=aus), weights, self.pose.vector())
 
 
 @dataclass(frozen=True)
 class ExpressionTarget:
-    """An expression to show: AU intensities and how much of each library emotion (its detail, mouth, shading)."""
+    """An expression to show: AU intensities, how much of each library emotion (its detail, mouth,
+    shading), and the head's turn (``PoseEdit.vector``)."""
 
     aus: np.ndarray  # (len(AU_NUMBERS), 2)
     emotions: np.ndarray  # (len(LIBRARY_EMOTIONS),) 0..1
+    pose: np.ndarray  # (4,) yaw, pitch, roll (degrees), face_camera (0..1)
 
     def packed(self) -> np.ndarray:
-        return np.concatenate([self.aus.ravel(), self.emotions])
+        """One vector, so that a change of request unfolds as one transition."""
+        return np.concatenate([self.aus.ravel(), self.emotions, self.pose])
 
     @classmethod
     def unpacked(cls, vector: np.ndarray) -> ExpressionTarget:
-        split = len(au.AU_NUMBERS) * 2
-        return cls(vector[:split].reshape(-1, 2), vector[split:])
+        aus_end = len(au.AU_NUMBERS) * 2
+        emotions_end = aus_end + len(LIBRARY_EMOTIONS)
+        return cls(vector[:aus_end].reshape(-1, 2), vector[aus_end:emotions_end], vector[emotions_end:])
 
 
 @dataclass(frozen=True)
@@ -274,10 +284,12 @@ class ExpressionPlan:
     change: np.ndarray  # (len(AU_NUMBERS), 2) applied change of the emotion AUs
     emotions: np.ndarray  # (len(LIBRARY_EMOTIONS),) weight of each library emotion's detail and shading
     opening: float  # change of the mouth opening, canonical units (posture; articulation kept)
+    pose: np.ndarray = field(default_factory=lambda: np.zeros(4))  # applied head turn (``PoseEdit.vector``)
+    shading: np.ndarray | None = None  # (len(library.REGIONS),) 0..1 per shading region (None: all of them)
 
     @property
     def is_identity(self) -> bool:
-        return not (np.any(self.change) or np.any(self.emotions) or self.opening)
+        return not (np.any(self.change) or np.any(self.emotions) or self.opening or np.any(self.pose))
 
 
 class ExpressionController:
@@ -341,19 +353,30 @@ class ExpressionController:
         wanted = ExpressionTarget.unpacked(self._transition(request.target(presets).packed(), t))
         confident = float(np.clip((track.confidence - _FADE_START) / (1.0 - _FADE_START), 0.0, 1.0))
         self._gain += float(np.clip(confident - self._gain, -self.fade_step, self.fade_step))
+        live = request.live
+        shown = 0.0 if set(LANDMARK_REGIONS) <= live else self._gain  # the whole face kept live: no expression
         change = np.zeros_like(current)
-        change[_EMOTION_ROWS] = self._gain * (wanted.aus[_EMOTION_ROWS] - current[_EMOTION_ROWS])
-        emotions = self._gain * wanted.emotions
+        change[_EMOTION_ROWS] = shown * (wanted.aus[_EMOTION_ROWS] - current[_EMOTION_ROWS])
+        emotions = shown * wanted.emotions
         displacement = np.einsum("ks,ksnd->nd", change, unit_fields) + np.tensordot(emotions, presets.detail, axes=1)
         if request.motion is not None:
             displacement = displacement + self._gain * request.motion
-        displacement = au.keep_mouth_opening(displacement, canonical)
         library = presets.library
+        if live:
+            displacement = displacement * edited_landmarks(library.template, live)[:, None]
+        displacement = au.keep_mouth_opening(displacement, canonical)
         # At rest the lips are together; while talking they part more (the library's neutral speakers'
         # posture). Above that the mouth is the expression's: a neutral request closes it, an emotion
         # sets it as measured.
         rest = self.mouth.closed + speaking * max(0.0, library.rest_gap - self.mouth.closed)
-        wanted_change = min(0.0, rest - posture) + float(wanted.emotions @ library.opening) if request.mouth_posture else 0.0
+        sets_opening = request.mouth_posture and "mouth_opening" not in live
+        wanted_change = min(0.0, rest - posture) + float(wanted.emotions @ library.opening) if sets_opening else 0.0
         opening = self._gain * self.mouth.applied_change(wanted_change, gap, speaking)
-        displacement = displacement + opening * library.speech
-        return ExpressionPlan(source, source + to_image(track, displacement), current, change, emotions, opening)
+        speech = library.speech  # how the face moves as the mouth opens: lips and jaw, never a live region
+        if live:
+            speech = speech * edited_landmarks(library.template, live - {"mouth_corners"})[:, None]
+        displacement = displacement + opening * speech
+        pose = self._gain * wanted.pose if "head_pose" not in live else np.zeros(4)
+        target = turned_points(source + to_image(track, displacement), track.landmarks, track.rotation, pose)
+        return ExpressionPlan(source, target, current, change, emotions, opening, pose,
+                              edited_shading(SHADING_REGIONS, live) if live else None)

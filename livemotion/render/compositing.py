@@ -18,6 +18,7 @@ from ..face.mesh import FACE_OVAL
 from .alignment import Alignment
 
 _CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the brightest a filled cavity gets
+_STILL_PX, _STILL_GAIN = 0.01, 1e-4  # flow (frame pixels) and log gain below which a pixel keeps its bytes
 MOUTH_PATCH = (40, 120)  # (height, width) of a mouth-interior exemplar, in its own normalised frame
 # Where the inner lips' corners and midpoints sit in that frame (x, y as fractions of width, height):
 # the patch reaches a little past the opening so a pasted interior has lip to blend into.
@@ -115,6 +116,10 @@ def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth
     map_x = upsampled[..., 0] + np.arange(x0, x1, dtype=np.float32)[None, :]
     map_y = upsampled[..., 1] + np.arange(y0, y1, dtype=np.float32)[:, None]
     warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    # Where the flow is below what resampling can show (OpenCV's maps have 1/32-pixel steps) and
+    # nothing shades, the original bytes stay: a region kept live is exact, not just close.
+    still = (np.abs(upsampled[..., :2]).max(axis=-1) < _STILL_PX) & (np.abs(upsampled[..., 3]) < _STILL_GAIN)
+    np.copyto(warped, frame[y0:y1, x0:x1], where=still[..., None])
     if mouth is not None:
         _fill_mouth(frame, warped, mouth, (x0, y0), map_x, map_y)
     if layers.log_gain is not None:

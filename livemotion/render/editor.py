@@ -81,7 +81,8 @@ class ExpressionEditor:
         start = time.perf_counter()
         flows = _upsample_lattice(flows, LAYER_GRID)  # the engine's lattice is coarser than shading needs
         to_lattice = (LAYER_GRID - 1) / (self.crop_size - 1)
-        log_gain = self._log_gain(flows[1], np.tensordot(plan.emotions, shading, axes=1)) if shaded else None
+        regions = np.ones(shading.shape[1]) if plan.shading is None else plan.shading  # regions kept live: none
+        log_gain = self._log_gain(flows[1], np.einsum("e,r,erhw->hw", plan.emotions, regions, shading)) if shaded else None
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain)
         timings["shading"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
@@ -90,10 +91,10 @@ class ExpressionEditor:
         return out
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
-        """The library's template as engine points and its shading summed over regions (cached per library)."""
+        """The library's template as engine points and its shading (cached per library)."""
         if self._shading is None or self._shading[0] is not library:
             points = engine_points(template_to_crop(library.template, self.crop_size))
-            self._shading = library, points, library.shading.sum(axis=1)
+            self._shading = library, points, library.shading
         return self._shading
 
     def _log_gain(self, template_flow: np.ndarray, shading: np.ndarray) -> np.ndarray:
