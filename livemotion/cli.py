@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -18,7 +19,9 @@ from .errors import InvalidRequest, LivemotionError
 from .expression.au import EMOTION_AUS, EMOTIONS
 from .expression.controller import ExpressionController, ExpressionRequest, RequestSource, Schedule
 from .expression.library import LIBRARY_EMOTIONS
+from .expression.pose import MAX_TURN, PoseEdit
 from .expression.profiles import resolve_library
+from .expression.regions import EXPRESSION_REGIONS, REGIONS, check_regions
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -81,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "own neutral; the edited face keeps its speech (files loop)")
     edit.add_argument("--drive-neutral", metavar="CLIP",
                       help="a clip of the driving face at rest, when the --drive clip does not start calm")
+    edit.add_argument("--pose", type=_pose, metavar="YAW,PITCH[,ROLL]",
+                      help=f"turn the head, degrees (yaw and pitch up to {MAX_TURN:g}; yaw > 0: nose to image right, "
+                           "pitch > 0: up, roll > 0: clockwise). Alone, it keeps the live expression")
+    edit.add_argument("--face-camera", type=_unit_float, metavar="0..1",
+                      help="turn this share of the live head turn back towards the camera (1: face it)")
+    edit.add_argument("--keep", type=_regions, metavar="REGION,...",
+                      help=f"face regions that stay as the live face has them: {', '.join(REGIONS)}")
     edit.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     edit.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     edit.add_argument("--preset", metavar="NAME", help="a named preset (emotion, intensity, AUs; see `presets`)")
@@ -305,6 +315,25 @@ def _au_values(text: str) -> dict[str, float]:
     return values
 
 
+def _pose(text: str) -> dict[str, float]:
+    parts = [part.strip() for part in text.split(",")]
+    if not 2 <= len(parts) <= 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: write YAW,PITCH or YAW,PITCH,ROLL in degrees, e.g. 10,0")
+    pose = dict(zip(("yaw", "pitch", "roll"), (_number(p, float, -180.0, 180.0, "in degrees") for p in parts)))
+    try:
+        PoseEdit(**pose)  # the edit's own limits
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return pose
+
+
+def _regions(text: str) -> list[str]:
+    try:
+        return sorted(check_regions(filter(None, (part.strip() for part in text.split(",")))))
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _emotion_clip(text: str) -> tuple[str, str]:
     emotion, sep, clip = text.partition("=")
     if not sep or not clip:
@@ -334,6 +363,12 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
         chosen.update(settings.preset(args.preset), active=True)
     if args.emotion or args.au:
         chosen.update(emotion=args.emotion or "neutral", intensity=args.intensity, aus=args.au, active=True)
+    turn = {**(args.pose or {}), **({"face_camera": args.face_camera} if args.face_camera is not None else {})}
+    if turn:
+        expression_chosen = args.emotion or args.au or args.preset
+        chosen.update(pose=turn, active=True, **({} if expression_chosen else {"keep": list(EXPRESSION_REGIONS)}))
+    if args.keep is not None:
+        chosen.update(keep=args.keep, active=True)
     if args.library or args.profile:
         chosen.update(library=args.library, profile=args.profile)
     return chosen
@@ -355,9 +390,10 @@ def _driver(args: argparse.Namespace) -> Driver | None:
 def _editor(args: argparse.Namespace, chosen: dict[str, Any], requests: RequestSource | None) -> ExpressionEditor:
     from .engines.backends import create_backend
     from .render.editor import ExpressionEditor
+    from .server.control import ControlState
 
-    request = ExpressionRequest(chosen.get("emotion", "neutral"), chosen.get("intensity", 1.0), chosen.get("aus", {}),
-                                active=bool(chosen.get("active")) and not chosen.get("bypass"))
+    state = ControlState(**{key: value for key, value in chosen.items() if key in ControlState.__dataclass_fields__})
+    request = dataclasses.replace(state.request(), active=state.active and not state.bypass)
     backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
     controller = ExpressionController(request, library=resolve_library(chosen.get("library"), chosen.get("profile")))
     return ExpressionEditor(backend, controller, schedule=requests)

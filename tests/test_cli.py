@@ -75,6 +75,9 @@ def test_live_mode_with_an_emotion_schedule(tmp_path):
         (["--au", "12=1.5"], "between 0 and 1"),
         (["--schedule", "0:bored"], "unknown emotion"),
         (["--emotion", "bored"], "invalid choice"),
+        (["--pose", "25,0"], "yaw must be between -20 and 20"),
+        (["--pose", "10"], "write YAW,PITCH"),
+        (["--keep", "brows,nose"], "unknown face region(s) nose"),
     ],
 )
 def test_bad_expression_options_say_what_is_wrong(args, message):

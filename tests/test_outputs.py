@@ -106,6 +106,9 @@ def test_odd_sizes_are_refused_with_a_reason():
         ('{"type": "set", "colour": "red"}', "Additional properties are not allowed"),
         ('{"type": "subscribe"}', "'stats' is a required property"),
         ('{"type": "set", "emotion": "' + "x" * 5000 + '"}', "message too large"),
+        ('{"type": "set", "pose": {"yaw": 30}}', "pose.yaw: 30 is greater than the maximum of 20"),
+        ('{"type": "set", "pose": {"tilt": 3}}', "Additional properties are not allowed"),
+        ('{"type": "set", "keep": ["nose"]}', "keep.0: 'nose' is not one of"),
     ],
 )
 def test_bad_control_messages_say_what_is_wrong(text, message):
@@ -127,6 +130,10 @@ def test_controls_change_every_attached_stream(tracker, torch_backend):
     for _, editor in streams:
         assert editor.controller.request.emotion == "sad" and editor.controller.request.intensity == 0.5
     assert before.emotion == "neutral"  # the old request was replaced whole, never changed in place
+    controls.apply(parse_message('{"type": "set", "pose": {"yaw": 8, "face_camera": 0.5}, "keep": ["mouth_opening"]}'))
+    request = streams[1][1].controller.request
+    assert (request.pose.yaw, request.pose.face_camera, request.live) == (8, 0.5, {"mouth_opening"})
+    assert request.emotion == "sad"  # a pose or kept regions change nothing else
     controls.apply(parse_message('{"type": "set", "bypass": true}'))
     assert all(p.bypass for p, _ in streams)
     editor = streams[0][1]

@@ -8,6 +8,8 @@
     {"type": "set", "profile": "me"}                                take the emotions from a calibration profile
     {"type": "set", "library": "lib.npz"}                           ... or from a library file (null: the shipped one)
     {"type": "set", "preset": "calm"}                               a named preset (its emotion, intensity, AUs)
+    {"type": "set", "pose": {"yaw": 10, "pitch": 0, "roll": 0, "face_camera": 0.5}}   turn the head (degrees)
+    {"type": "set", "keep": ["mouth_corners", "mouth_opening"]}     regions kept as the live face has them
     {"type": "preset", "action": "save"|"delete", "name": "calm"}   keep the current expression under a name
     {"type": "reset_neutral"}                                       forget the learned neutral face
     {"type": "calibrate", "action": "start", "profile": "me"}       guided calibration (page: /calibrate); then
@@ -35,7 +37,9 @@ from ..errors import InvalidRequest
 from ..expression.au import AU_NUMBERS, EMOTION_AUS, EMOTIONS
 from ..expression.controller import ExpressionRequest, Presets, Schedule
 from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
+from ..expression.pose import MAX_TURN, PoseEdit
 from ..expression.profiles import list_profiles, resolve_library
+from ..expression.regions import REGIONS
 from ..runtime.calibration import CalibrationSession
 from ..runtime.pipeline import StreamControl
 from ..types import Frame
@@ -60,6 +64,12 @@ SCHEMA = {
                 "library": {"type": ["string", "null"], "maxLength": 1000, "pattern": "\\.npz$"},
                 "profile": {"type": ["string", "null"], "maxLength": 40},
                 "preset": {"type": "string", "maxLength": 40},
+                "pose": {"type": "object", "additionalProperties": False, "properties": {
+                    "yaw": {"type": "number", "minimum": -MAX_TURN, "maximum": MAX_TURN},
+                    "pitch": {"type": "number", "minimum": -MAX_TURN, "maximum": MAX_TURN},
+                    "roll": {"type": "number", "minimum": -180, "maximum": 180},
+                    "face_camera": {"type": "number", "minimum": 0, "maximum": 1}}},
+                "keep": {"type": "array", "items": {"enum": list(REGIONS)}, "uniqueItems": True},
             },
             "required": ["type"],
             "additionalProperties": False,
@@ -135,9 +145,12 @@ class ControlState:
     active: bool = False
     library: str | None = None  # expression library file; None: the shipped one
     profile: str | None = None  # calibration profile (instead of a library file)
+    pose: dict[str, float] = field(default_factory=dict)  # ``PoseEdit`` fields: yaw, pitch, roll, face_camera
+    keep: list[str] = field(default_factory=list)  # face regions kept live (``expression.regions.REGIONS``)
 
     def request(self) -> ExpressionRequest:
-        return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active)
+        return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active,
+                                 pose=PoseEdit(**self.pose), live=frozenset(self.keep))
 
     def as_message(self) -> dict[str, Any]:
         return {"type": "state", **asdict(self), "profiles": [info.name for info in list_profiles()],
@@ -189,13 +202,13 @@ class Controls:
             message = {**settings.preset(message["preset"]), **{k: v for k, v in message.items() if k != "preset"}}
         if kind == "set":
             changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
-                                                     "library", "profile") if key in message}
+                                                     "library", "profile", "pose", "keep") if key in message}
             choosing = "library" in message or "profile" in message
             if choosing:  # one replaces the other
                 library, profile = message.get("library"), message.get("profile")
                 changes["library"], changes["profile"] = library, profile
                 self._library = resolve_library(library, profile)
-            if any(key in message for key in ("emotion", "intensity", "aus")) and "active" not in message:
+            if any(key in message for key in ("emotion", "intensity", "aus", "pose", "keep")) and "active" not in message:
                 changes["active"] = True  # choosing an expression turns editing on
             self.state = replace(self.state, **changes)
             for stream in self._streams:
