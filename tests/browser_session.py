@@ -158,6 +158,13 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
                                       ".classList.contains('active')")
         stats = await tools.evaluate("document.getElementById('stats').textContent")
         decoded_after = await tools.evaluate(DECODED)
+        # Regions and head pose: tick one region, turn the yaw slider; the server's state answers.
+        await tools.evaluate("document.querySelector('#keep input[data-region=\"mouth_opening\"]').click();"
+                             "const yaw = document.getElementById('yaw'); yaw.value = 7;"
+                             "yaw.dispatchEvent(new Event('change'))")
+        await asyncio.sleep(1.0)
+        mixing = await tools.evaluate("JSON.stringify({keep: state.keep, pose: state.pose, error: "
+                                      "document.getElementById('error').textContent})")
         if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
             await tools.screenshot(os.environ["LIVEMOTION_SCREENSHOT"])
         status = await tools.evaluate("document.getElementById('status').textContent")
@@ -167,7 +174,7 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
     background = difference[int(0.05 * h):int(0.25 * h), int(0.75 * w):int(0.97 * w)].mean()
     return {"decoded_before": decoded_before, "decoded_after": decoded_after, "status": status,
             "button_active": active, "face_change": float(face), "background_change": float(background),
-            "stats": stats, "size": [w, h]}
+            "stats": stats, "size": [w, h], "mixing": json.loads(mixing)}
 
 
 async def calibrate(y4m: str, profile: str) -> dict:
