@@ -27,7 +27,7 @@ from . import au
 from .library import LIBRARY_EMOTIONS, ExpressionLibrary, inner_lip_gap, load_library
 from .library import REGIONS as SHADING_REGIONS
 from .pose import PoseEdit, turned_points
-from .regions import LANDMARK_REGIONS, check_regions, edited_landmarks, edited_shading
+from .regions import LANDMARK_REGIONS, check_regions, edited_landmarks, edited_shading, landmark_region
 
 # A typical calm face, in the features of ``au.features`` (canonical units). Medians over the
 # calm stretches of three people in LivePortrait's MIT-licensed driving clips; the person's own
@@ -185,6 +185,7 @@ class Presets:
     library: ExpressionLibrary
     aus: np.ndarray  # (E, len(AU_NUMBERS), 2)
     detail: np.ndarray  # (E, NUM_LANDMARKS, 2) canonical units
+    regions: np.ndarray  # (NUM_LANDMARKS,) each landmark's face region (``regions.landmark_region``)
 
     @classmethod
     def fit(cls, library: ExpressionLibrary) -> Presets:
@@ -196,7 +197,7 @@ class Presets:
             fitted = np.clip(estimate_aus(features, neutral, unit_fields), 0.0, 1.0)
             aus.append(fitted)
             detail.append(motion - np.einsum("ks,ksnd->nd", fitted, unit_fields))
-        return cls(library, np.array(aus), np.array(detail))
+        return cls(library, np.array(aus), np.array(detail), landmark_region(library.template))
 
 
 class RequestSource(Protocol):
@@ -363,7 +364,7 @@ class ExpressionController:
             displacement = displacement + self._gain * request.motion
         library = presets.library
         if live:
-            displacement = displacement * edited_landmarks(library.template, live)[:, None]
+            displacement = displacement * edited_landmarks(presets.regions, live)[:, None]
         displacement = au.keep_mouth_opening(displacement, canonical)
         # At rest the lips are together; while talking they part more (the library's neutral speakers'
         # posture). Above that the mouth is the expression's: a neutral request closes it, an emotion
@@ -374,7 +375,7 @@ class ExpressionController:
         opening = self._gain * self.mouth.applied_change(wanted_change, gap, speaking)
         speech = library.speech  # how the face moves as the mouth opens: lips and jaw, never a live region
         if live:
-            speech = speech * edited_landmarks(library.template, live - {"mouth_corners"})[:, None]
+            speech = speech * edited_landmarks(presets.regions, live - {"mouth_corners"})[:, None]
         displacement = displacement + opening * speech
         pose = self._gain * wanted.pose if "head_pose" not in live else np.zeros(4)
         target = turned_points(source + to_image(track, displacement), track.landmarks, track.rotation, pose)

@@ -8,7 +8,6 @@ motion and no shading, so where nothing around it moves its pixels keep their by
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 
 import numpy as np
 
@@ -22,7 +21,6 @@ from ..face.mesh import (
     LOWER_LID,
     MOUTH_CORNER,
     NOSE_WING,
-    NUM_LANDMARKS,
     OUTER_BROW,
     OUTER_LIP_CONTOUR,
     UPPER_LID,
@@ -60,16 +58,11 @@ def landmark_region(template: np.ndarray) -> np.ndarray:
     return owner[np.argmin(distance, axis=1)]
 
 
-@lru_cache(maxsize=8)
-def _edited_weights(template_key: bytes, live: frozenset[str]) -> np.ndarray:
-    template = np.frombuffer(template_key).reshape(NUM_LANDMARKS, 2)
+def edited_landmarks(owner: np.ndarray, live: frozenset[str]) -> np.ndarray:
+    """(NUM_LANDMARKS,) 1 where a landmark's region shows the edit, 0 where it is kept live.
+    ``owner``: each landmark's region, from ``landmark_region``."""
     kept = np.array([name in live for name in LANDMARK_REGIONS])
-    return (~kept[landmark_region(template)]).astype(np.float64)
-
-
-def edited_landmarks(template: np.ndarray, live: frozenset[str]) -> np.ndarray:
-    """(NUM_LANDMARKS,) 1 where a landmark's region shows the edit, 0 where it is kept live."""
-    return _edited_weights(np.ascontiguousarray(template, np.float64).tobytes(), live)
+    return (~kept[owner]).astype(np.float64)
 
 
 def edited_shading(shading_regions: tuple[str, ...], live: frozenset[str]) -> np.ndarray:
