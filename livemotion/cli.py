@@ -17,11 +17,11 @@ from . import __version__
 from .engines.backends import BACKENDS
 from .errors import InvalidRequest, LivemotionError
 from .expression.au import EMOTION_AUS, EMOTIONS
-from .expression.controller import ExpressionController, ExpressionRequest, RequestSource, Schedule
+from .expression.controller import MAX_OPENING, DriveSource, ExpressionController, ExpressionRequest, RequestSource, Schedule
 from .expression.library import LIBRARY_EMOTIONS
 from .expression.pose import MAX_TURN, PoseEdit
 from .expression.profiles import resolve_library
-from .expression.regions import EXPRESSION_REGIONS, REGIONS, check_regions
+from .expression.regions import DRIVEN, EXPRESSION_REGIONS, REGIONS, check_emotion_name, check_regions, parse_source
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preview", metavar="PNG", type=_image_path,
                      help="also write a side-by-side PNG (input | output) of a few frames")
     edit = run.add_argument_group("expression (without any of these the face passes through unchanged)")
-    edit.add_argument("--emotion", choices=EMOTIONS, help="the emotion to show")
+    edit.add_argument("--emotion", type=_emotion, metavar="EMOTION",
+                      help=f"the emotion to show: {', '.join(EMOTIONS)}, or a style's name (`livemotion style`)")
     edit.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1",
                       help="strength of --emotion, 0 = the face's own neutral (default 1)")
     edit.add_argument("--au", type=_au_values, default={}, metavar="AU=V,...",
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="emotions over time in seconds, e.g. 0:neutral,2:happy@0.8,4:sad (overrides --emotion)")
     edit.add_argument("--drive", metavar="SOURCE",
                       help="mimic: another face (webcam:N or a video file) drives the expression, read against its "
-                           "own neutral; the edited face keeps its speech (files loop)")
+                           "own neutral; the edited face keeps its speech (files loop). Alone, it drives the brows, "
+                           "eyes, cheeks and mouth corners; --region chooses others")
     edit.add_argument("--drive-neutral", metavar="CLIP",
                       help="a clip of the driving face at rest, when the --drive clip does not start calm")
     edit.add_argument("--pose", type=_pose, metavar="YAW,PITCH[,ROLL]",
@@ -91,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="turn this share of the live head turn back towards the camera (1: face it)")
     edit.add_argument("--keep", type=_regions, metavar="REGION,...",
                       help=f"face regions that stay as the live face has them: {', '.join(REGIONS)}")
+    edit.add_argument("--region", type=_region_sources, action="append", default=[], metavar="REGION=SOURCE,...",
+                      help="what drives a region: edit (the emotion and AUs, default), live, drive (the --drive "
+                           "face), manual (the AUs alone; --opening for mouth_opening), or an emotion[@I], "
+                           "e.g. brows=angry,mouth_corners=happy@0.6")
+    edit.add_argument("--opening", type=_opening, metavar="IOD",
+                      help=f"open (> 0) or close (< 0) the mouth by this share of the eyes' distance, up to "
+                           f"{MAX_OPENING:g} (sets mouth_opening=manual)")
     edit.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     edit.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     edit.add_argument("--preset", metavar="NAME", help="a named preset (emotion, intensity, AUs; see `presets`)")
@@ -125,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "along a smooth curve (and back with --offset), with slight head motion "
                                          "and blinks, so it is not a still with a moving mouth.")
     animate.add_argument("photo", help="an image file with one face (.png, .jpg, ...)")
-    animate.add_argument("--emotion", required=True, choices=EMOTIONS)
+    animate.add_argument("--emotion", required=True, type=_emotion, metavar="EMOTION",
+                         help=f"{', '.join(EMOTIONS)}, or a style's name")
     animate.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="at the apex (default 1)")
     animate.add_argument("--seconds", type=_seconds, default=2.0, help="clip length (default 2)")
     animate.add_argument("--offset", action="store_true", help="return to neutral at the end")
@@ -146,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     _camera_options(serve)
     serve.add_argument("--stun", metavar="URL", help="STUN server for NAT traversal, e.g. stun:stun.example.org:3478 "
                                                      "(default: none, nothing outside is contacted)")
-    serve.add_argument("--emotion", choices=EMOTIONS, help="emotion to start with (default: none, pass-through)")
+    serve.add_argument("--emotion", type=_emotion, metavar="EMOTION",
+                       help="emotion (or style) to start with (default: none, pass-through)")
     serve.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="its strength (default 1)")
     serve.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
                        help="engine backend (default auto: onnxruntime on a CPU, torch on a GPU)")
@@ -181,6 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_argument("action", nargs="?", choices=("list", "delete"), default="list")
     profiles.add_argument("name", nargs="?", help="the profile to delete")
 
+    style = sub.add_parser("style", help="take an emotion's style from a reference clip, under a name",
+                           description="Measure how the face in CLIP shows its emotion (its motion, mouth posture and "
+                                       "shading, the geometric median over 1 s windows) against the same person's "
+                                       "neutral face (--neutral CLIP, else the clip's calmest second), and store it "
+                                       "under NAME: `run --emotion NAME`, the control API and the web app then show it "
+                                       "like any emotion. Stored in your user data directory, readable by you only.")
+    style.add_argument("clip", help="a video of one face showing the emotion while talking (2 s or more)")
+    style.add_argument("--name", required=True, help="the name to show it by (letters, digits, - and _)")
+    style.add_argument("--neutral", metavar="CLIP", help="the same person talking calmly (better than the clip's own "
+                                                        "calmest second, which a clip that never rests lacks)")
+    style.add_argument("--force", action="store_true", help="replace a style of the same name")
+    styles = sub.add_parser("styles", help="list or delete your reference styles",
+                            description="List the reference styles stored for you (`livemotion style`), or delete one.")
+    styles.add_argument("action", nargs="?", choices=("list", "delete"), default="list")
+    styles.add_argument("name", nargs="?", help="the style to delete")
+
     control = sub.add_parser("control", help="drive a running `livemotion serve` from the shell (stream-deck buttons)",
                              description="Send one change to a running `livemotion serve` over its control API and "
                                          "print the resulting state: set an emotion, turn editing off, bypass, "
@@ -189,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="set (with --emotion/--intensity/--profile), get, off (stop editing), bypass "
                               "[on|off|toggle], reset-neutral (re-learn the resting face)")
     control.add_argument("value", nargs="?", choices=("on", "off", "toggle"), help="for bypass (default toggle)")
-    control.add_argument("--emotion", choices=EMOTIONS)
+    control.add_argument("--emotion", type=_emotion, metavar="EMOTION", help="an emotion or a style's name")
     control.add_argument("--intensity", type=_unit_float, metavar="0..1")
     control.add_argument("--profile", metavar="NAME", help="use this calibration profile")
     control.add_argument("--host", default="127.0.0.1", help="where the instance runs (default 127.0.0.1)")
@@ -202,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "`serve --preset`, the control API and the web app recall them.")
     presets.add_argument("action", nargs="?", choices=("list", "save", "delete"), default="list")
     presets.add_argument("name", nargs="?", help="the preset's name")
-    presets.add_argument("--emotion", choices=EMOTIONS, default="neutral", help="for save (default neutral)")
+    presets.add_argument("--emotion", type=_emotion, default="neutral", metavar="EMOTION",
+                         help="for save (default neutral)")
     presets.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="for save (default 1)")
     presets.add_argument("--au", type=_au_values, default={}, metavar="AU=V,...", help="for save: explicit AUs")
 
@@ -334,6 +362,31 @@ def _regions(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _emotion(text: str) -> str:
+    try:
+        return check_emotion_name(text)
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _region_sources(text: str) -> dict[str, str]:
+    mix = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        region, sep, source = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{item!r}: write REGION=SOURCE, e.g. brows=angry or mouth_opening=live")
+        try:
+            parse_source(region.strip(), source.strip())
+        except InvalidRequest as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        mix[region.strip()] = source.strip()
+    return mix
+
+
+def _opening(text: str) -> float:
+    return _number(text, float, -MAX_OPENING, MAX_OPENING, f"between -{MAX_OPENING:g} and {MAX_OPENING:g} interocular distances")
+
+
 def _emotion_clip(text: str) -> tuple[str, str]:
     emotion, sep, clip = text.partition("=")
     if not sep or not clip:
@@ -366,9 +419,16 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
     turn = {**(args.pose or {}), **({"face_camera": args.face_camera} if args.face_camera is not None else {})}
     if turn:
         expression_chosen = args.emotion or args.au or args.preset
-        chosen.update(pose=turn, active=True, **({} if expression_chosen else {"keep": list(EXPRESSION_REGIONS)}))
-    if args.keep is not None:
-        chosen.update(keep=args.keep, active=True)
+        kept = {} if expression_chosen else {"regions": dict.fromkeys(EXPRESSION_REGIONS, "live")}
+        chosen.update(pose=turn, active=True, **kept)
+    regions = {**dict.fromkeys(args.keep or (), "live"), **{k: v for mix in args.region for k, v in mix.items()}}
+    if args.opening is not None:
+        regions.setdefault("mouth_opening", "manual")
+        chosen.update(opening=args.opening, active=True)
+    if args.drive:  # mimic: the driving face's expression on the brows, eyes, cheeks and corners, unless told
+        regions = {**DRIVEN, "mouth_opening": "live", **regions}
+    if regions:
+        chosen.update(regions=regions, active=True)
     if args.library or args.profile:
         chosen.update(library=args.library, profile=args.profile)
     return chosen
@@ -381,13 +441,16 @@ def _driver(args: argparse.Namespace) -> Driver | None:
     from .expression.drive import Driver
     from .io.sources import open_source
 
-    if args.schedule or args.emotion or args.au or args.preset:
-        raise InvalidRequest("--drive sets the expression from the driving face: leave out --emotion, --au, "
-                             "--schedule and --preset")
+    if args.schedule:
+        raise InvalidRequest("--drive and --schedule both set the expression over time: choose one")
+    if (args.emotion or args.au or args.preset) and not args.region:
+        raise InvalidRequest("--drive sets the expression from the driving face: to show an emotion too, say which "
+                             "regions each drives with --region, e.g. --region mouth_corners=drive,brows=edit")
     return Driver(open_source(args.drive), neutral=open_source(args.drive_neutral) if args.drive_neutral else None)
 
 
-def _editor(args: argparse.Namespace, chosen: dict[str, Any], requests: RequestSource | None) -> ExpressionEditor:
+def _editor(args: argparse.Namespace, chosen: dict[str, Any], requests: RequestSource | None,
+            driver: DriveSource | None = None) -> ExpressionEditor:
     from .engines.backends import create_backend
     from .render.editor import ExpressionEditor
     from .server.control import ControlState
@@ -395,8 +458,12 @@ def _editor(args: argparse.Namespace, chosen: dict[str, Any], requests: RequestS
     state = ControlState(**{key: value for key, value in chosen.items() if key in ControlState.__dataclass_fields__})
     request = dataclasses.replace(state.request(), active=state.active and not state.bypass)
     backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
-    controller = ExpressionController(request, library=resolve_library(chosen.get("library"), chosen.get("profile")))
-    return ExpressionEditor(backend, controller, schedule=requests)
+    library = resolve_library(chosen.get("library"), chosen.get("profile"))
+    controller = ExpressionController(request, library=library)
+    request.target(controller.presets)  # names only the library's emotions and styles
+    if isinstance(requests, Schedule):
+        requests.check(controller.presets)
+    return ExpressionEditor(backend, controller, schedule=requests, driver=driver)
 
 
 def _progress(total: int | None, label: str, quiet: bool = False) -> tqdm:
@@ -434,7 +501,7 @@ def _run(args: argparse.Namespace) -> int:
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
         driver = _driver(args)
-        editor = _editor(args, chosen, driver or args.schedule)
+        editor = _editor(args, chosen, args.schedule, driver)
         pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=editor, overlay=args.overlay)
         sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
     except BaseException:
@@ -668,6 +735,37 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _style(args: argparse.Namespace) -> int:
+    from .expression.styles import extract_style, save_style, styles_dir
+
+    if (styles_dir() / f"{args.name}.npz").exists() and not args.force:  # before the slow part
+        raise InvalidRequest(f"style {args.name!r} exists: choose another name, or replace it with --force")
+    style = extract_style(args.clip, args.name, args.neutral,
+                          progress=lambda line: print(f"livemotion: {line}", file=sys.stderr))
+    path = save_style(style, overwrite=args.force)
+    print(f"livemotion: stored style {style.name!r} ({style.windows} windows of {style.source}) in {path}; "
+          f"show it with `livemotion run --emotion {style.name} ...`", file=sys.stderr)
+    return 0
+
+
+def _styles(args: argparse.Namespace) -> int:
+    from .expression.styles import delete_style, list_styles, styles_dir
+
+    if args.action == "delete":
+        if not args.name:
+            raise InvalidRequest("say which style to delete: `livemotion styles delete NAME`")
+        print(f"livemotion: deleted {delete_style(args.name)}", file=sys.stderr)
+        return 0
+    if args.name:
+        raise InvalidRequest(f"`styles list` takes no name (did you mean `styles delete {args.name}`?)")
+    found = list_styles()
+    if not found:
+        print(f"no styles in {styles_dir()}: make one with `livemotion style CLIP --name NAME`")
+    for style in found:
+        print(f"{style.name:<20} from {style.source} ({style.windows} windows)")
+    return 0
+
+
 def _control(args: argparse.Namespace) -> int:
     from .server.client import control_url, send
 
@@ -777,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"run": _run, "demo": _demo, "animate": _animate, "serve": _serve, "control": _control,
                     "build-engine": _build_engine, "build-library": _build_library, "calibrate": _calibrate,
-                    "profiles": _profiles, "presets": _presets}
+                    "profiles": _profiles, "presets": _presets, "style": _style, "styles": _styles}
         return commands[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)

@@ -158,13 +158,23 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
                                       ".classList.contains('active')")
         stats = await tools.evaluate("document.getElementById('stats').textContent")
         decoded_after = await tools.evaluate(DECODED)
-        # Regions and head pose: tick one region, turn the yaw slider; the server's state answers.
-        await tools.evaluate("document.querySelector('#keep input[data-region=\"mouth_opening\"]').click();"
+        # Regions, mimic and head pose: brows from angry, the mouth opening live, the yaw slider turned,
+        # and the same camera sent again as the driving face; the server's state answers.
+        await tools.evaluate("const brows = document.querySelector('#regions select[data-region=\"brows\"]');"
+                             "brows.value = 'angry'; brows.dispatchEvent(new Event('change'))")
+        await asyncio.sleep(0.5)
+        await tools.evaluate("const mouth = document.querySelector('#regions select[data-region=\"mouth_opening\"]');"
+                             "mouth.value = 'live'; mouth.dispatchEvent(new Event('change'));"
                              "const yaw = document.getElementById('yaw'); yaw.value = 7;"
-                             "yaw.dispatchEvent(new Event('change'))")
-        await asyncio.sleep(1.0)
-        mixing = await tools.evaluate("JSON.stringify({keep: state.keep, pose: state.pose, error: "
-                                      "document.getElementById('error').textContent})")
+                             "yaw.dispatchEvent(new Event('change'));"
+                             "document.getElementById('drive-start').click()")
+        for _ in range(50):
+            if await tools.evaluate("state.driving === true"):
+                break
+            await asyncio.sleep(0.2)
+        mixing = await tools.evaluate("JSON.stringify({regions: state.regions, pose: state.pose, driving: state.driving,"
+                                      " shown: document.getElementById('driving').textContent,"
+                                      " error: document.getElementById('error').textContent})")
         if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
             await tools.screenshot(os.environ["LIVEMOTION_SCREENSHOT"])
         status = await tools.evaluate("document.getElementById('status').textContent")

@@ -71,23 +71,24 @@ _MADE_UP = {"happy": {"12": 1.0}, "sad": {"15": 1.0}, "angry": {"4": 1.0}, "surp
             "fearful": {"20": 1.0}, "disgusted": {"9": 1.0}, "contemptuous": {"R12": 1.0}}
 
 
+def made_up_clip(path: Path, aus: dict[str, float] | None, frames: int = 16) -> Path:
+    """The demo's talking astronaut at 320x240, 30 fps, with ``aus`` held by livemotion's own editor
+    (None: as she is)."""
+    sink = open_sink(str(path), (320, 240), 30.0)
+    editor = None
+    if aus is not None:
+        controller = ExpressionController(ExpressionRequest("neutral", 1.0, aus, active=True), fade_step=1.0,
+                                          transition=0.0)
+        editor = ExpressionEditor(create_backend("torch"), controller)
+    with FaceTracker(max_faces=1) as tracker:
+        pipeline = Pipeline(tracker, editor)
+        for frame in DemoSource(size=(320, 240), frames=frames):
+            sink.write(pipeline.process(frame).output)
+    sink.close()
+    return path
+
+
 @pytest.fixture(scope="session")
 def made_up_clips(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("clips")
-    frames = list(DemoSource(size=(320, 240), frames=16))
-    paths = []
-    for emotion, aus in {"neutral": None, **_MADE_UP}.items():
-        path = folder / f"astro_{emotion}.mp4"
-        sink = open_sink(str(path), (320, 240), 30.0)
-        editor = None
-        if aus is not None:
-            controller = ExpressionController(ExpressionRequest("neutral", 1.0, aus, active=True), fade_step=1.0,
-                                              transition=0.0)
-            editor = ExpressionEditor(create_backend("torch"), controller)
-        with FaceTracker(max_faces=1) as tracker:
-            pipeline = Pipeline(tracker, editor)
-            for frame in frames:
-                sink.write(pipeline.process(frame).output)
-        sink.close()
-        paths.append(path)
-    return paths
+    return [made_up_clip(folder / f"astro_{emotion}.mp4", aus) for emotion, aus in {"neutral": None, **_MADE_UP}.items()]

@@ -59,8 +59,9 @@ def test_the_app_decodes_filtered_video_and_an_emotion_click_changes_it(tmp_path
     assert seen["button_active"] is True
     assert seen["face_change"] > 2.0 and seen["face_change"] > 2 * seen["background_change"], seen
     assert "fps" in seen["stats"]
-    assert seen["mixing"] == {"keep": ["mouth_opening"], "pose": {"yaw": 7, "pitch": 0, "roll": 0, "face_camera": 0},
-                              "error": ""}
+    assert seen["mixing"] == {"regions": {"brows": "angry", "mouth_opening": "live"},
+                              "pose": {"yaw": 7, "pitch": 0, "roll": 0, "face_camera": 0},
+                              "driving": True, "shown": "driving face: connected", "error": ""}
 
 
 def test_the_calibration_page_guides_a_session_to_a_saved_profile(tmp_path, made_up_clips):

@@ -74,10 +74,16 @@ def test_live_mode_with_an_emotion_schedule(tmp_path):
         (["--au", "99=0.5"], "unknown action unit"),
         (["--au", "12=1.5"], "between 0 and 1"),
         (["--schedule", "0:bored"], "unknown emotion"),
-        (["--emotion", "bored"], "invalid choice"),
+        (["--emotion", "bored"], "unknown emotion 'bored'"),
         (["--pose", "25,0"], "yaw must be between -20 and 20"),
         (["--pose", "10"], "write YAW,PITCH"),
         (["--keep", "brows,nose"], "unknown face region(s) nose"),
+        (["--region", "nose=live"], "unknown face region 'nose'"),
+        (["--region", "brows"], "write REGION=SOURCE"),
+        (["--region", "brows=happy@2"], "write one of edit, live, drive, manual or an emotion"),
+        (["--region", "head_pose=angry"], "an emotion does not turn the head"),
+        (["--region", "eyes=grumpy"], "unknown emotion 'grumpy'"),
+        (["--opening", "0.5"], "between -0.3 and 0.3"),
     ],
 )
 def test_bad_expression_options_say_what_is_wrong(args, message):

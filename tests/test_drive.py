@@ -1,12 +1,13 @@
 """Mimic: a driving face's expression, read against its own neutral, put on another face."""
 
 import numpy as np
+import pytest
 
 from livemotion.cli import main
 from livemotion.engines.backends import create_backend
-from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.controller import DriveReading, ExpressionController, ExpressionRequest
 from livemotion.expression.drive import Driver
-from livemotion.face.mesh import MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
+from livemotion.face.mesh import INNER_BROW, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, OUTER_BROW, UPPER_LID, both
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.sinks import open_sink
 from livemotion.io.sources import DemoSource, FileSource
@@ -70,8 +71,46 @@ def test_a_recorded_driver_measures_against_its_own_neutral_clip(made_up_clips):
     clips = {path.stem.split("_", 1)[1]: path for path in made_up_clips}
     driver = Driver(FileSource(str(clips["happy"])), neutral=FileSource(str(clips["neutral"])))
     try:
-        motion = driver.request_at(0.0).motion
+        reading = driver.read(0.0)
     finally:
         driver.close()
-    assert motion is not None
-    assert motion[[MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean() < -0.02  # corners up, canonical units
+    assert reading is not None
+    assert reading.motion[[MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean() < -0.02  # corners up, canonical units
+
+
+def test_a_pushed_driver_never_waits_and_learns_its_neutral_first(astronaut):
+    """Frames that arrive on their own (a WebRTC track): no frame yet, no reading, no waiting; the
+    first ``learn_frames`` frames are the driver's neutral; a turned head reads as a head turn."""
+    driver = Driver(learn_frames=3)
+    try:
+        assert driver.read(0.0) is None  # nothing pushed: answers at once
+        for _ in range(3):
+            driver.push(astronaut)
+            assert driver.read(0.0) is None  # learning the neutral face
+        driver.push(astronaut)
+        still = driver.read(0.0)
+        assert still is not None and np.abs(still.pose).max() < 1.0 and still.opening < 0.05
+        assert driver.read(0.0) is still  # no new frame: the last reading, not a second measurement
+    finally:
+        driver.close()
+
+
+def test_driven_regions_take_the_drivers_motion_pose_and_mouth(astronaut, still_tracker):
+    """brows, mouth opening and head pose driven; the other regions stay live (bit-exact motion 0)."""
+    track = still_tracker.track(astronaut)
+    motion = np.zeros((len(track.landmarks), 2))
+    motion[:, 1] = -0.05  # everything up by 0.05 IOD; only the brows may take it
+    reading = DriveReading(motion, 0.35, np.array([8.0, 0.0, 0.0]))  # her grin parts the lips by ~0.17
+    regions = {"brows": "drive", "mouth_opening": "drive", "head_pose": "drive", "eyes": "live", "cheeks": "live",
+               "mouth_corners": "live"}
+    controller = ExpressionController(ExpressionRequest(regions=regions, active=True), fade_step=1.0, transition=0.0)
+    plan = controller.plan(track, 0.0, drive=reading)
+    assert plan.pose[0] == pytest.approx(8.0)
+    assert plan.opening > 0.1  # opened to the driver's 0.35 above the lips-together gap
+    unturned = ExpressionController(ExpressionRequest(regions={**regions, "head_pose": "live"}, active=True),
+                                    fade_step=1.0, transition=0.0).plan(track, 0.0, drive=reading)
+    rise = (unturned.source - unturned.target)[:, 1]  # pixels up
+    brows, lids = list(both(INNER_BROW) + both(OUTER_BROW)), list(both(UPPER_LID))
+    assert rise[brows].min() > 0.03 * track.interocular and np.abs(rise[lids]).max() < 0.01 * track.interocular
+    alone = controller.plan(track, 0.04)  # no driver connected: driven regions show nothing
+    assert alone.opening == 0.0 and not np.any(alone.pose)

@@ -244,8 +244,12 @@ def test_articulation_survives_an_emotion_on_the_talking_demo(tracker, emotion):
 
 
 def test_request_validation():
-    with pytest.raises(InvalidRequest):
-        ExpressionRequest("bored", active=True)
+    presets = ExpressionController().presets
+    for name in ("live", "happy@0.5", "no way"):
+        with pytest.raises(InvalidRequest, match="unknown emotion"):
+            ExpressionRequest(name, active=True)
+    with pytest.raises(InvalidRequest, match="unknown emotion 'bored'.*`livemotion style` makes a style"):
+        ExpressionRequest("bored", active=True).target(presets)  # could be a style's name; the library has none
     for key in ("99", "X12", "12R", ""):
         with pytest.raises(InvalidRequest):
             au.au_vector({key: 0.5})
@@ -257,8 +261,7 @@ def test_request_validation():
         request.intensity = 0.5  # type: ignore[misc]  # requests are replaced whole, never changed in place
     with pytest.raises(TypeError):
         request.aus["12"] = 0.9  # type: ignore[index]
-    presets = ExpressionController().presets
-    explicit = ExpressionRequest("happy", 1.0, {"12": 0.2, "R6": 0.0}, active=True).target(presets).aus
+    explicit = ExpressionRequest("happy", 1.0, {"12": 0.2, "R6": 0.0}, active=True).target(presets).aus[0]
     row12, row6 = au.AU_NUMBERS.index(12), au.AU_NUMBERS.index(6)
     happy6 = presets.aus[presets.library.emotion_index("happy"), row6, 1]
     assert explicit[row12].tolist() == [0.2, 0.2] and explicit[row6].tolist() == [0.0, happy6]

@@ -14,6 +14,7 @@ from serving import free_port, serving
 
 from livemotion.errors import SinkError
 from livemotion.expression.controller import ExpressionController
+from livemotion.expression.regions import RegionSource
 from livemotion.io.demo import demo_frame
 from livemotion.io.vcam import FramePacer, VirtualCameraSink
 from livemotion.render.editor import ExpressionEditor
@@ -99,21 +100,40 @@ def test_odd_sizes_are_refused_with_a_reason():
         ("{", "not JSON"),
         ("[1, 2]", "unknown message type"),
         ('{"type": "explode"}', "unknown message type 'explode'"),
-        ('{"type": "set", "emotion": "bored"}', "emotion: 'bored' is not one of"),
+        ('{"type": "set", "emotion": 5}', "emotion: 5 is not of type 'string'"),
         ('{"type": "set", "intensity": 2}', "intensity: 2 is greater than the maximum of 1"),
         ('{"type": "set", "aus": {"12": 0.5, "99": 1}}', "'99' does not match"),
-        ('{"type": "set", "schedule": "0:bored"}', "unknown emotion 'bored'"),
+        ('{"type": "set", "schedule": "0:bo red"}', "unknown emotion 'bo red'"),
         ('{"type": "set", "colour": "red"}', "Additional properties are not allowed"),
         ('{"type": "subscribe"}', "'stats' is a required property"),
         ('{"type": "set", "emotion": "' + "x" * 5000 + '"}', "message too large"),
         ('{"type": "set", "pose": {"yaw": 30}}', "pose.yaw: 30 is greater than the maximum of 20"),
         ('{"type": "set", "pose": {"tilt": 3}}', "Additional properties are not allowed"),
-        ('{"type": "set", "keep": ["nose"]}', "keep.0: 'nose' is not one of"),
+        ('{"type": "set", "regions": {"nose": "live"}}', "'nose' is not one of"),
+        ('{"type": "set", "opening": 0.5}', "opening: 0.5 is greater than the maximum of 0.3"),
     ],
 )
 def test_bad_control_messages_say_what_is_wrong(text, message):
     with pytest.raises(ControlError, match=message):
         parse_message(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"type": "set", "emotion": "bored"}', "unknown emotion 'bored'.*`livemotion style` makes a style"),
+        ('{"type": "set", "schedule": "0:happy,2:bored"}', "unknown emotion 'bored'"),
+        ('{"type": "set", "regions": {"brows": "sideways"}}', "unknown emotion 'sideways'"),
+        ('{"type": "set", "regions": {"head_pose": "happy"}}', "an emotion does not turn the head"),
+    ],
+)
+def test_what_the_library_does_not_know_is_refused_and_changes_nothing(text, message):
+    """Names that could be a style's pass the schema; the library (with the stored styles) decides."""
+    controls = Controls()
+    before = controls.state
+    with pytest.raises(ControlError, match=message):
+        controls.apply(parse_message(text))
+    assert controls.state is before
 
 
 def test_controls_change_every_attached_stream(tracker, torch_backend):
@@ -130,9 +150,11 @@ def test_controls_change_every_attached_stream(tracker, torch_backend):
     for _, editor in streams:
         assert editor.controller.request.emotion == "sad" and editor.controller.request.intensity == 0.5
     assert before.emotion == "neutral"  # the old request was replaced whole, never changed in place
-    controls.apply(parse_message('{"type": "set", "pose": {"yaw": 8, "face_camera": 0.5}, "keep": ["mouth_opening"]}'))
+    controls.apply(parse_message('{"type": "set", "pose": {"yaw": 8, "face_camera": 0.5}, '
+                                 '"regions": {"mouth_opening": "live", "brows": "angry@0.5"}}'))
     request = streams[1][1].controller.request
     assert (request.pose.yaw, request.pose.face_camera, request.live) == (8, 0.5, {"mouth_opening"})
+    assert request.source_of("brows") == RegionSource("emotion", "angry", 0.5)
     assert request.emotion == "sad"  # a pose or kept regions change nothing else
     controls.apply(parse_message('{"type": "set", "bypass": true}'))
     assert all(p.bypass for p, _ in streams)

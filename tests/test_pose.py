@@ -16,7 +16,7 @@ from livemotion.types import FaceTrack, Frame
 
 def turned(image, track, pose):
     """The image with only the head pose edited (the live expression kept)."""
-    request = ExpressionRequest(pose=pose, live=frozenset(EXPRESSION_REGIONS), active=True)
+    request = ExpressionRequest(pose=pose, regions=dict.fromkeys(EXPRESSION_REGIONS, "live"), active=True)
     editor = ExpressionEditor(create_backend("torch"), ExpressionController(request, fade_step=1.0, transition=0.0))
     return editor.edit(Frame(image, 0, Fraction(0), 0.0), track, {})
 

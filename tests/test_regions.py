@@ -20,8 +20,9 @@ def astronaut_track(astronaut, still_tracker):
     return still_tracker.track(astronaut)
 
 
-def edited(image, track, emotion, live):
-    request = ExpressionRequest(emotion, 1.0, live=frozenset(live), active=True)
+def edited(image, track, emotion, live=(), **sources):
+    regions = {**{region: "live" for region in live}, **sources}
+    request = ExpressionRequest(emotion, 1.0, regions=regions, active=True)
     editor = ExpressionEditor(create_backend("torch"), ExpressionController(request, fade_step=1.0, transition=0.0))
     return editor.edit(Frame(image, 0, Fraction(0), 0.0), track, {}), editor.last_plan
 
@@ -71,4 +72,40 @@ def test_every_landmark_belongs_to_the_nearest_feature():
 
 def test_an_unknown_region_is_named():
     with pytest.raises(InvalidRequest, match="unknown face region.*nose.*use brows"):
-        ExpressionRequest("happy", live=frozenset({"nose"}))
+        ExpressionRequest("happy", regions={"nose": "live"})
+
+
+def test_each_region_can_show_its_own_emotion(astronaut, astronaut_track):
+    """Brows from angry, the rest from happy: the brows move as angry moves them, the mouth corners
+    as happy moves them."""
+    _, angry = edited(astronaut, astronaut_track, "angry")
+    _, happy = edited(astronaut, astronaut_track, "happy")
+    _, mixed = edited(astronaut, astronaut_track, "happy", brows="angry")
+    brows = list(mesh.both(mesh.INNER_BROW) + mesh.both(mesh.OUTER_BROW))
+    corners = [mesh.MOUTH_RIGHT_CORNER, mesh.MOUTH_LEFT_CORNER]
+    assert np.abs(angry.target - happy.target)[brows].max() > 1.0  # the two emotions differ there
+    assert np.abs(mixed.target - angry.target)[brows].max() < 0.3
+    assert np.abs(mixed.target - happy.target)[corners].max() < 0.3
+    _, half = edited(astronaut, astronaut_track, "happy", brows="angry@0.5")
+    assert 0.3 < np.abs(half.target - half.source)[brows].max() / np.abs(mixed.target - mixed.source)[brows].max() < 0.7
+
+
+def test_a_manual_mouth_opening_opens_by_the_value_asked(astronaut, astronaut_track):
+    request = ExpressionRequest(regions={"mouth_opening": "manual"}, opening=0.1, active=True)
+    plan = ExpressionController(request, fade_step=1.0, transition=0.0).plan(astronaut_track, 0.0)
+    assert plan.opening == pytest.approx(0.1)
+    with pytest.raises(InvalidRequest, match="opening must be between -0.3 and 0.3"):
+        ExpressionRequest(opening=0.4)
+
+
+def test_switching_a_region_live_eases_out_instead_of_snapping(astronaut_track):
+    """A change of region source unfolds over the transition, like a change of emotion."""
+    controller = ExpressionController(ExpressionRequest("angry", active=True), fade_step=1.0, transition=0.5)
+    brows = list(mesh.both(mesh.INNER_BROW))
+    full = np.abs(controller.plan(astronaut_track, 0.0).target - astronaut_track.landmarks[:, :2])[brows].max()
+    controller.request = ExpressionRequest("angry", regions={"brows": "live"}, active=True)
+    controller.plan(astronaut_track, 0.25)  # the change starts here
+    halfway = controller.plan(astronaut_track, 0.5)
+    after = controller.plan(astronaut_track, 0.8)
+    assert 0.1 * full < np.abs(halfway.target - halfway.source)[brows].max() < 0.9 * full
+    assert np.abs(after.target - after.source)[brows].max() == 0.0

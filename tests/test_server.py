@@ -263,3 +263,51 @@ def test_a_published_source_pauses_without_viewers_and_resumes_for_the_next():
     first, idle_frames, second = asyncio.run(serving(ServerConfig(port=free_port()), body, source="demo:320x240"))
     assert first == 10 and second == 10
     assert idle_frames == 0  # nobody watched: nothing was read or filtered
+
+
+def test_a_driving_face_sent_over_webrtc_drives_every_stream_until_it_leaves():
+    """mode "drive": a browser's second video (here aiortc sending the demo face) becomes the
+    driver that the streams' "drive" regions read; when that connection closes, it is dropped."""
+    import av
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+    from livemotion.io.sources import DemoSource
+
+    class DemoTrack(VideoStreamTrack):
+        def __init__(self):
+            super().__init__()
+            self.frames = iter(DemoSource(size=(320, 240), frames=10_000))
+
+        async def recv(self):
+            pts, time_base = await self.next_timestamp()
+            frame = av.VideoFrame.from_ndarray(next(self.frames).image, format="rgb24")
+            frame.pts, frame.time_base = pts, time_base
+            return frame
+
+    async def body(server, url):
+        client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        client.addTrack(DemoTrack())
+        await client.setLocalDescription(await client.createOffer())
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/offer", json={"sdp": client.localDescription.sdp, "type": "offer",
+                                                          "mode": "drive"}) as r:
+                await client.setRemoteDescription(RTCSessionDescription(**await r.json()))
+        reading = None
+        for _ in range(240):  # the driver learns its neutral from its first 15 frames, then reads
+            driver = server.controls.driver
+            if driver is not None:
+                reading = await asyncio.get_running_loop().run_in_executor(None, driver.read, 0.0)
+                if reading is not None:
+                    break
+            await asyncio.sleep(0.1)
+        driving = server.controls.reply()["driving"]
+        await client.close()
+        for _ in range(100):
+            if server.controls.driver is None:
+                break
+            await asyncio.sleep(0.1)
+        return reading, driving, server.controls.driver, server.controls.reply()["driving"]
+
+    reading, driving, after, driving_after = asyncio.run(serving(ServerConfig(port=free_port()), body))
+    assert reading is not None and reading.motion.shape[1] == 2 and driving is True
+    assert after is None and driving_after is False

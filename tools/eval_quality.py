@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Quality of the emotion edit, judged by models the project did not train.
 
-    tools/eval_quality.py SOURCE... [--library FILE] [--emotions happy,sad] [--frames N] [--json OUT] [--png OUT]
+    tools/eval_quality.py SOURCE... [--library FILE] [--emotions happy,sad] [--style NAME=EMOTION]
+                          [--frames N] [--json OUT] [--png OUT]
 
 SOURCE is a video file, ``demo``, or ``astronaut`` (the still portrait). Every target emotion
 runs through the pipeline on each source; per emotion it reports:
@@ -16,6 +17,7 @@ runs through the pipeline on each source; per emotion it reports:
 For "neutral" the gain is reported on "happy" (what neutral should remove from a smile).
 Frames judged are spread over the clip after the first 0.8 s (the fade-in and onset).
 Evaluate on people the library was not built from: ``--library`` takes one built without them.
+``--style furious=angry`` also edits with the stored style ``furious`` and judges it as angry.
 Needs the ``eval`` extra (./lm test installs it).
 """
 
@@ -39,6 +41,7 @@ from livemotion.engines.backends import create_backend
 from livemotion.expression.au import EMOTIONS
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
 from livemotion.expression.library import ExpressionLibrary, clip_label, load_library
+from livemotion.expression.styles import attach_styles, list_styles
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sources import open_source
@@ -146,11 +149,13 @@ def flip_and_probability(probabilities: dict[int, dict[str, float]], fer_class: 
     return float(np.mean(flips)), float(np.mean([p[fer_class] for p in values]))
 
 
-def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> dict:
+def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary,
+                     judged_as: str | None = None) -> dict:
+    """``judged_as``: the emotion the judge should read (a style's emotion), default ``emotion``."""
     dlib = dlib_face()
     outputs = run_edit(clip, emotion, intensity, library)
     result: dict = {"emotion": emotion}
-    fer_class = FER_CLASS_OF.get(emotion)
+    fer_class = FER_CLASS_OF.get(judged_as or emotion)
     judged = judge(clip, outputs)
     if fer_class is not None and judged:
         shown = "happy" if emotion == "neutral" else fer_class
@@ -195,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="video file(s), 'demo' or 'astronaut'")
     parser.add_argument("--library", help="expression library to edit with (default: the shipped one)")
     parser.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated (default: all eight)")
+    parser.add_argument("--style", action="append", default=[], metavar="NAME=EMOTION",
+                        help="a stored style (livemotion style) to evaluate too, judged as EMOTION; repeatable")
     parser.add_argument("--intensity", type=float, default=1.0, help="emotion intensity 0..1 (default 1)")
     parser.add_argument("--frames", type=int, help="use at most N frames of each source")
     parser.add_argument("--samples", type=int, default=8, help="frames judged per clip (default 8)")
@@ -202,15 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", help="write the contact sheet (a row per source: input | each emotion, at apex)")
     args = parser.parse_args(argv)
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
-    unknown = [e for e in emotions if e not in EMOTIONS]
-    if unknown:
-        parser.error(f"unknown emotion(s) {', '.join(unknown)}: use {', '.join(EMOTIONS)}")
-    library = load_library(args.library)
+    styles = dict(item.split("=", 1) for item in args.style if "=" in item)
+    unknown = [e for e in [*emotions, *styles.values()] if e not in EMOTIONS]
+    if unknown or len(styles) != len(args.style):
+        parser.error(f"unknown emotion(s) {', '.join(unknown)}: use {', '.join(EMOTIONS)}; --style NAME=EMOTION")
+    stored = {style.name: style for style in list_styles()}
+    missing = [name for name in styles if name not in stored]
+    if missing:
+        parser.error(f"no stored style {', '.join(missing)}: make it with `livemotion style CLIP --name NAME`")
+    library = attach_styles(load_library(args.library), [stored[name] for name in styles])
+    emotions += list(styles)
 
     report: dict = {"library": args.library or "shipped", "library_sources": list(library.sources), "clips": []}
     sheet = []
     for source in args.sources:
-        entry, row = evaluate_source(source, emotions, args.intensity, library, args.frames, args.samples)
+        entry, row = evaluate_source(source, emotions, args.intensity, library, args.frames, args.samples,
+                                     judged_as=styles)
         report["clips"].append(entry)
         sheet.append(row)
     report["summary"] = summarise(report["clips"], emotions)
@@ -232,15 +246,19 @@ def save(report: dict, sheet: list[np.ndarray], json_path: str | None, png_path:
 
 
 def evaluate_source(source: str, emotions: list[str], intensity: float, library: ExpressionLibrary,
-                    frames_limit: int | None, samples: int, ceiling_of: str | None = None) -> tuple[dict, np.ndarray]:
+                    frames_limit: int | None, samples: int, ceiling_of: str | None = None,
+                    judged_as: dict[str, str] | None = None) -> tuple[dict, np.ndarray]:
     """Every emotion on one source: its report entry (printed as a table) and its contact-sheet row.
-    ``ceiling_of``: the clip whose siblings show the person's real expressions (default ``source``)."""
+    ``ceiling_of``: the clip whose siblings show the person's real expressions (default ``source``);
+    ``judged_as``: {style: the emotion the judge should read}."""
+    judged_as = judged_as or {}
     frames, fps = load_frames(source, frames_limit)
     clip = measure_clip(Path(source).name, frames, fps, samples)
     results = []
     for emotion in emotions:
-        result = evaluate_emotion(clip, emotion, intensity, library)
-        result["ceiling"] = real_expression_ceiling(ceiling_of or source, emotion, frames_limit, samples)
+        judged = judged_as.get(emotion, emotion)
+        result = evaluate_emotion(clip, emotion, intensity, library, judged)
+        result["ceiling"] = real_expression_ceiling(ceiling_of or source, judged, frames_limit, samples)
         results.append(result)
     apex = clip.samples[len(clip.samples) // 2]
     row = np.hstack([face_tile(frames[apex].image, clip.boxes[apex], f"{clip.name[:14]} input")]

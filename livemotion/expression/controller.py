@@ -24,10 +24,20 @@ from ..face.mesh import eye_centres
 from ..face.smoothing import CausalWindow, Transition
 from ..types import FaceTrack
 from . import au
-from .library import LIBRARY_EMOTIONS, ExpressionLibrary, inner_lip_gap, load_library
 from .library import REGIONS as SHADING_REGIONS
-from .pose import PoseEdit, turned_points
-from .regions import LANDMARK_REGIONS, check_regions, edited_landmarks, edited_shading, landmark_region
+from .library import ExpressionLibrary, inner_lip_gap, load_library
+from .pose import MAX_TURN, PoseEdit, turned_points
+from .regions import (
+    LANDMARK_REGIONS,
+    REGIONS,
+    RegionSource,
+    check_emotion_name,
+    check_mix,
+    edited_landmarks,
+    landmark_region,
+    parse_source,
+    shading_owner,
+)
 
 # A typical calm face, in the features of ``au.features`` (canonical units). Medians over the
 # calm stretches of three people in LivePortrait's MIT-licensed driving clips; the person's own
@@ -38,6 +48,7 @@ _EMOTION_ROWS = np.array([au.AU_NUMBERS.index(n) for n in au.EMOTION_AUS])
 _RIDGE = 0.05  # prefers the smallest set of AUs that explains the face
 _FIELDS_REFRESH = 15  # frames between re-fitting the AU fields to the face's geometry
 _FADE_START = 0.5  # tracking confidence below which the edit has faded out completely
+MAX_OPENING = 0.3  # largest manual change of the mouth opening, interocular distances (a wide-open mouth)
 
 
 def canonical_landmarks(track: FaceTrack) -> np.ndarray:
@@ -110,27 +121,35 @@ def estimate_aus(features: np.ndarray, neutral: np.ndarray, unit_fields: np.ndar
 
 
 @dataclass(frozen=True)
+class DriveReading:
+    """The driving face now (mimic, ``drive.Driver``), each against the driver's own neutral."""
+
+    motion: np.ndarray  # (NUM_LANDMARKS, 2) canonical landmark motion, the driver's speech taken out
+    opening: float  # change of the inner-lip gap, canonical units, speech included
+    pose: np.ndarray  # (3,) yaw, pitch, roll change, degrees
+
+
+@dataclass(frozen=True)
 class ExpressionRequest:
-    """What the user asked for: an emotion at an intensity, plus explicit AU values on top.
+    """What the user asked for: an emotion at an intensity, explicit AU values on top, a head turn,
+    and what drives each face region (``regions``).
 
     Immutable: a change is a new request that replaces the old one whole (``dataclasses.replace``),
-    so a worker thread never sees a half-updated one. Checked on creation.
+    so a worker thread never sees a half-updated one. Checked on creation, except that an emotion
+    that may be a style's name is looked up in the library when the target is made.
     """
 
     emotion: str = "neutral"
     intensity: float = 1.0
     aus: Mapping[str, float] = field(default_factory=dict)  # e.g. {"12": 0.6, "R14": 0.9}; override the preset
     active: bool = False  # False: pass the face through untouched (nothing requested yet, or bypass)
-    mouth_posture: bool = True  # False: leave the mouth's opening as the speaker has it (mimic)
-    motion: np.ndarray | None = field(default=None, compare=False)  # (NUM_LANDMARKS, 2) canonical landmark
-    # motion to show on top of the AUs: another face's expression (mimic, ``drive.Driver``)
     pose: PoseEdit = field(default_factory=PoseEdit)  # turn the head (after the expression)
-    live: frozenset[str] = frozenset()  # ``regions.REGIONS`` kept exactly as the live face has them
+    regions: Mapping[str, str] = field(default_factory=dict)  # {region: source} (``regions``); absent: "edit"
+    opening: float = 0.0  # the mouth opening's change when its source is "manual", interocular distances
 
     def __post_init__(self) -> None:
-        if self.emotion not in au.EMOTIONS:
-            raise InvalidRequest(f"unknown emotion {self.emotion!r}: use one of {', '.join(au.EMOTIONS)}")
-        object.__setattr__(self, "live", check_regions(self.live))
+        check_emotion_name(self.emotion)
+        object.__setattr__(self, "regions", MappingProxyType(check_mix(self.regions)))
         object.__setattr__(self, "aus", MappingProxyType(dict(self.aus)))
         au.au_vector(dict(self.aus))  # validates the AU keys
         for key in self.aus:
@@ -141,36 +160,74 @@ class ExpressionRequest:
         for name, value in (("intensity", self.intensity), *((f"AU {key}", v) for key, v in self.aus.items())):
             if not 0.0 <= value <= 1.0:  # also refuses NaN
                 raise InvalidRequest(f"{name} must be between 0 and 1, got {value}")
+        if not -MAX_OPENING <= self.opening <= MAX_OPENING:
+            raise InvalidRequest(f"opening must be between -{MAX_OPENING} and {MAX_OPENING} interocular distances, "
+                                 f"got {self.opening}")
+
+    def source_of(self, region: str) -> RegionSource:
+        return parse_source(region, self.regions.get(region, "edit"))
+
+    @property
+    def live(self) -> frozenset[str]:
+        """The regions kept exactly as the live face has them."""
+        return frozenset(region for region, source in self.regions.items() if source == "live")
 
     def target(self, presets: Presets) -> ExpressionTarget:
-        """What to show: the emotion's AU intensities (explicit AUs written over them) and its weight."""
-        weights = np.zeros(len(LIBRARY_EMOTIONS))
-        aus = np.zeros((len(au.AU_NUMBERS), 2))
-        if self.emotion != "neutral":
-            row = LIBRARY_EMOTIONS.index(self.emotion)
-            weights[row] = self.intensity
-            aus = self.intensity * presets.aus[row]
-        return ExpressionTarget(au.au_vector(dict(self.aus), base=aus), weights, self.pose.vector())
+        """What each region shows (see ``ExpressionTarget``); ``InvalidRequest`` for an emotion the
+        library does not know (a style that was never made)."""
+        library = presets.library
+        count = len(library.emotions)
+
+        def shown(emotion: str, intensity: float, sliders: bool) -> tuple[np.ndarray, np.ndarray]:
+            weights, aus = np.zeros(count), np.zeros((len(au.AU_NUMBERS), 2))
+            if emotion != "neutral":
+                row = library.emotion_index(emotion)
+                weights[row] = intensity
+                aus = intensity * presets.aus[row]
+            return (au.au_vector(dict(self.aus), base=aus) if sliders else aus), weights
+
+        parts = []
+        for region in (*LANDMARK_REGIONS, "mouth_opening"):
+            source = self.source_of(region)
+            if source.kind == "emotion":
+                parts.append((1.0, *shown(source.emotion, source.intensity, False)))
+            elif source.kind == "edit":
+                parts.append((1.0, *shown(self.emotion, self.intensity, True)))
+            elif source.kind == "manual":
+                parts.append((1.0, *shown("neutral", 0.0, True)))
+            else:  # live: nothing; drive: the own expression neutralised, the driver's motion added in ``plan``
+                parts.append((float(source.kind == "drive"), *shown("neutral", 0.0, False)))
+        mouth = self.source_of("mouth_opening").kind
+        opening = np.array([float(mouth in ("edit", "emotion")), self.opening if mouth == "manual" else 0.0])
+        pose = self.pose.vector() if self.source_of("head_pose").kind in ("edit", "manual") else np.zeros(4)
+        return ExpressionTarget(np.array([p[0] for p in parts[:-1]]), np.array([p[1] for p in parts[:-1]]),
+                                np.array([p[2] for p in parts]), opening, pose)
 
 
 @dataclass(frozen=True)
 class ExpressionTarget:
-    """An expression to show: AU intensities, how much of each library emotion (its detail, mouth,
-    shading), and the head's turn (``PoseEdit.vector``)."""
+    """An expression to show, per face region: how much each landmark region shows its source (0:
+    kept live), the AU intensities and library emotions (their detail and shading) it shows, the
+    mouth opening's posture, and the head's turn (``PoseEdit.vector``)."""
 
-    aus: np.ndarray  # (len(AU_NUMBERS), 2)
-    emotions: np.ndarray  # (len(LIBRARY_EMOTIONS),) 0..1
+    shown: np.ndarray  # (len(LANDMARK_REGIONS),) 0..1
+    aus: np.ndarray  # (len(LANDMARK_REGIONS), len(AU_NUMBERS), 2)
+    emotions: np.ndarray  # (len(LANDMARK_REGIONS) + 1, E): each landmark region's, then the mouth opening's
+    opening: np.ndarray  # (2,) share of the emotion's mouth posture shown, and a manual change (IODs)
     pose: np.ndarray  # (4,) yaw, pitch, roll (degrees), face_camera (0..1)
 
     def packed(self) -> np.ndarray:
         """One vector, so that a change of request unfolds as one transition."""
-        return np.concatenate([self.aus.ravel(), self.emotions, self.pose])
+        return np.concatenate([self.shown, self.aus.ravel(), self.emotions.ravel(), self.opening, self.pose])
 
     @classmethod
-    def unpacked(cls, vector: np.ndarray) -> ExpressionTarget:
-        aus_end = len(au.AU_NUMBERS) * 2
-        emotions_end = aus_end + len(LIBRARY_EMOTIONS)
-        return cls(vector[:aus_end].reshape(-1, 2), vector[aus_end:emotions_end], vector[emotions_end:])
+    def unpacked(cls, vector: np.ndarray, emotions: int) -> ExpressionTarget:
+        """The target ``packed`` made, for a library of ``emotions`` rows."""
+        sizes = np.cumsum([len(LANDMARK_REGIONS), len(LANDMARK_REGIONS) * len(au.AU_NUMBERS) * 2,
+                           (len(LANDMARK_REGIONS) + 1) * emotions, 2])
+        shown, aus, weights, opening, pose = np.split(vector, sizes)
+        return cls(shown, aus.reshape(len(LANDMARK_REGIONS), -1, 2), weights.reshape(len(LANDMARK_REGIONS) + 1, -1),
+                   opening, pose)
 
 
 @dataclass(frozen=True)
@@ -201,9 +258,15 @@ class Presets:
 
 
 class RequestSource(Protocol):
-    """Requests over time, asked once a frame: ``Schedule`` (fixed), ``drive.Driver`` (another face)."""
+    """Requests over time, asked once a frame (``Schedule``)."""
 
     def request_at(self, seconds: float) -> ExpressionRequest: ...
+
+
+class DriveSource(Protocol):
+    """A driving face, read once a frame (``drive.Driver``); None until it has a reading."""
+
+    def read(self, seconds: float) -> DriveReading | None: ...
 
 
 class Schedule:
@@ -226,6 +289,11 @@ class Schedule:
         if not self.steps:
             raise InvalidRequest("empty schedule: write SECONDS:EMOTION[@INTENSITY],... e.g. 0:neutral,2:happy@0.8")
         self.steps.sort(key=lambda step: step[0])
+
+    def check(self, presets: Presets) -> None:
+        """``InvalidRequest`` when a step names an emotion the library does not know (a style never made)."""
+        for _, request in self.steps:
+            request.target(presets)
 
     def request_at(self, seconds: float) -> ExpressionRequest:
         current = self.steps[0][1]
@@ -282,15 +350,15 @@ class ExpressionPlan:
     source: np.ndarray  # (NUM_LANDMARKS, 2) tracked landmarks, pixels
     target: np.ndarray  # (NUM_LANDMARKS, 2) edited landmarks, pixels
     current: np.ndarray  # (len(AU_NUMBERS), 2) AU intensities the face shows now
-    change: np.ndarray  # (len(AU_NUMBERS), 2) applied change of the emotion AUs
-    emotions: np.ndarray  # (len(LIBRARY_EMOTIONS),) weight of each library emotion's detail and shading
+    change: np.ndarray  # (len(LANDMARK_REGIONS), len(AU_NUMBERS), 2) applied change of the emotion AUs, per region
+    emotions: np.ndarray  # (E,) the strongest use of each library emotion (its mouth interior)
+    shading: np.ndarray  # (E, len(library.REGIONS)) weight of each emotion's shading in each shading region
     opening: float  # change of the mouth opening, canonical units (posture; articulation kept)
     pose: np.ndarray = field(default_factory=lambda: np.zeros(4))  # applied head turn (``PoseEdit.vector``)
-    shading: np.ndarray | None = None  # (len(library.REGIONS),) 0..1 per shading region (None: all of them)
 
     @property
     def is_identity(self) -> bool:
-        return not (np.any(self.change) or np.any(self.emotions) or self.opening or np.any(self.pose))
+        return np.array_equal(self.source, self.target) and not np.any(self.shading)
 
 
 class ExpressionController:
@@ -332,8 +400,10 @@ class ExpressionController:
         self.baseline.reset()
         self.mouth.reset()
 
-    def plan(self, track: FaceTrack, t: float = 0.0, request: ExpressionRequest | None = None) -> ExpressionPlan:
-        """The edit for ``track`` at media time ``t`` seconds; ``request`` overrides the controller's (schedules)."""
+    def plan(self, track: FaceTrack, t: float = 0.0, request: ExpressionRequest | None = None,
+             drive: DriveReading | None = None) -> ExpressionPlan:
+        """The edit for ``track`` at media time ``t`` seconds; ``request`` overrides the controller's
+        (schedules); ``drive``: the driving face now, for the regions whose source is "drive"."""
         canonical = canonical_landmarks(track)
         features = (au.feature_operator() @ canonical.ravel()).reshape(2, -1)  # == au.features(canonical)
         self.baseline.observe(features)
@@ -348,36 +418,56 @@ class ExpressionController:
         source = track.landmarks[:, :2]
         request = request or self.request  # read once: another thread may replace it meanwhile
         presets = self.presets
+        library = presets.library
+        count = len(library.emotions)
         if not request.active:
             self._gain = 0.0
-            return ExpressionPlan(source, source, current, np.zeros_like(current), np.zeros(len(LIBRARY_EMOTIONS)), 0.0)
-        wanted = ExpressionTarget.unpacked(self._transition(request.target(presets).packed(), t))
+            return ExpressionPlan(source, source, current, np.zeros((len(LANDMARK_REGIONS), *current.shape)),
+                                  np.zeros(count), np.zeros((count, len(SHADING_REGIONS))), 0.0)
+        wanted = ExpressionTarget.unpacked(self._transition(request.target(presets).packed(), t), count)
         confident = float(np.clip((track.confidence - _FADE_START) / (1.0 - _FADE_START), 0.0, 1.0))
         self._gain += float(np.clip(confident - self._gain, -self.fade_step, self.fade_step))
-        live = request.live
-        shown = 0.0 if set(LANDMARK_REGIONS) <= live else self._gain  # the whole face kept live: no expression
-        change = np.zeros_like(current)
-        change[_EMOTION_ROWS] = shown * (wanted.aus[_EMOTION_ROWS] - current[_EMOTION_ROWS])
-        emotions = shown * wanted.emotions
-        displacement = np.einsum("ks,ksnd->nd", change, unit_fields) + np.tensordot(emotions, presets.detail, axes=1)
-        if request.motion is not None:
-            displacement = displacement + self._gain * request.motion
-        library = presets.library
-        if live:
-            displacement = displacement * edited_landmarks(presets.regions, live)[:, None]
+        shown = self._gain * wanted.shown  # (L,) per landmark region
+        change = np.zeros((len(LANDMARK_REGIONS), *current.shape))
+        change[:, _EMOTION_ROWS] = shown[:, None, None] * (wanted.aus[:, _EMOTION_ROWS] - current[_EMOTION_ROWS])
+        emotions = shown[:, None] * wanted.emotions[:-1]  # (L, E)
+        # Each landmark moves as its own region's source says (the regions partition the mesh).
+        owner, everyone = presets.regions, np.arange(len(canonical))
+        by_region = np.einsum("rks,ksnd->rnd", change, unit_fields) + np.einsum("re,end->rnd", emotions, presets.detail)
+        displacement = by_region[owner, everyone]
+        sources = {region: request.source_of(region).kind for region in REGIONS}
+        driven = np.array([sources[region] == "drive" for region in LANDMARK_REGIONS])
+        if drive is not None and driven.any():
+            displacement = displacement + (shown * driven)[owner][:, None] * drive.motion
         displacement = au.keep_mouth_opening(displacement, canonical)
-        # At rest the lips are together; while talking they part more (the library's neutral speakers'
-        # posture). Above that the mouth is the expression's: a neutral request closes it, an emotion
-        # sets it as measured.
-        rest = self.mouth.closed + speaking * max(0.0, library.rest_gap - self.mouth.closed)
-        sets_opening = request.mouth_posture and "mouth_opening" not in live
-        wanted_change = min(0.0, rest - posture) + float(wanted.emotions @ library.opening) if sets_opening else 0.0
-        opening = self._gain * self.mouth.applied_change(wanted_change, gap, speaking)
+        opening = self._gain * self._opening_change(sources["mouth_opening"], wanted, drive, gap, posture, speaking)
+        live = frozenset(region for region, kind in sources.items() if kind == "live")
         speech = library.speech  # how the face moves as the mouth opens: lips and jaw, never a live region
         if live:
-            speech = speech * edited_landmarks(presets.regions, live - {"mouth_corners"})[:, None]
+            speech = speech * edited_landmarks(owner, live - {"mouth_corners"})[:, None]
         displacement = displacement + opening * speech
-        pose = self._gain * wanted.pose if "head_pose" not in live else np.zeros(4)
+        pose = self._gain * wanted.pose
+        if drive is not None and sources["head_pose"] == "drive":
+            pose = pose + self._gain * np.clip(np.append(drive.pose, 0.0), -MAX_TURN, MAX_TURN)
         target = turned_points(source + to_image(track, displacement), track.landmarks, track.rotation, pose)
-        return ExpressionPlan(source, target, current, change, emotions, opening, pose,
-                              edited_shading(SHADING_REGIONS, live) if live else None)
+        mouth = self._gain * wanted.opening[0] * wanted.emotions[-1]
+        return ExpressionPlan(source, target, current, change, np.maximum(emotions.max(axis=0), mouth),
+                              emotions[shading_owner(SHADING_REGIONS)].T, opening, pose)
+
+    def _opening_change(self, kind: str, wanted: ExpressionTarget, drive: DriveReading | None, gap: float,
+                        posture: float, speaking: float) -> float:
+        """The change of the mouth's opening this frame, canonical units, before the confidence fade.
+
+        An emotion sets the mouth's posture and keeps the speaker's articulation: at rest the lips
+        are together; while talking they part more (the library's neutral speakers' posture); above
+        that the mouth is the expression's, so a neutral request closes it. A driven mouth opens as
+        the driver's does against its own rest; a manual one by the asked amount.
+        """
+        mouth = self.mouth
+        if kind == "drive":
+            if drive is None:
+                return 0.0
+            return mouth.closed + drive.opening - gap
+        rest = mouth.closed + speaking * max(0.0, self.library.rest_gap - mouth.closed)
+        posture_change = min(0.0, rest - posture) + float(wanted.emotions[-1] @ self.library.opening)
+        return mouth.applied_change(wanted.opening[0] * posture_change + wanted.opening[1], gap, speaking)

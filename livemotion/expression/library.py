@@ -85,9 +85,19 @@ class ExpressionLibrary:
     mouths: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
     # (E, *MOUTH_PATCH, 3) uint8 the person's mouth interior at each emotion (all zero: none); profiles only
     personal: bool = False  # one person measured against themselves: ``template`` is their own neutral face
+    styles: tuple[str, ...] = ()  # rows after LIBRARY_EMOTIONS: reference styles (``styles.Style``), by name
+
+    @property
+    def emotions(self) -> tuple[str, ...]:
+        """The name of each row: LIBRARY_EMOTIONS, then the styles."""
+        return LIBRARY_EMOTIONS + self.styles
 
     def emotion_index(self, emotion: str) -> int:
-        return LIBRARY_EMOTIONS.index(emotion)
+        if emotion not in self.emotions:
+            styles = f"; styles: {', '.join(self.styles)}" if self.styles else ""
+            raise InvalidRequest(f"unknown emotion {emotion!r}: use one of neutral, {', '.join(LIBRARY_EMOTIONS)}"
+                                 f"{styles} (`livemotion style` makes a style)")
+        return self.emotions.index(emotion)
 
     def mouth_interior(self, row: int) -> np.ndarray | None:
         """The person's own mouth interior for emotion ``row``, or None when the library has none."""
@@ -97,7 +107,9 @@ class ExpressionLibrary:
 
     def save(self, path: str | Path, private: bool = False) -> None:
         """Write to ``path`` whole or not at all; ``private``: readable by the user only (calibration
-        profiles), else the umask's default."""
+        profiles), else the umask's default. Styles are kept apart (``styles``) and not written."""
+        if self.styles:
+            raise InvalidRequest("a library with styles attached is not written: save the library itself")
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
@@ -118,7 +130,7 @@ class ExpressionLibrary:
             return self
         geometry, opening, shading = self.geometry.copy(), self.opening.copy(), self.shading.copy()
         geometry[missing], opening[missing] = fallback.geometry[missing], fallback.opening[missing]
-        shading[missing] = _carry_lattice(fallback.shading[missing], fallback.template, self.template, size)
+        shading[missing] = carry_lattice(fallback.shading[missing], fallback.template, self.template, size)
         return replace(self, geometry=geometry, opening=opening, shading=shading,
                        sources=self.sources + tuple(f"{s} (fallback)" for s in fallback.sources))
 
@@ -344,7 +356,7 @@ def sample_lattice(values: np.ndarray, crop_x: np.ndarray, crop_y: np.ndarray, s
     return np.stack(read).reshape(*values.shape[:-2], *crop_x.shape)
 
 
-def _carry_lattice(values: np.ndarray, from_template: np.ndarray, to_template: np.ndarray, size: int) -> np.ndarray:
+def carry_lattice(values: np.ndarray, from_template: np.ndarray, to_template: np.ndarray, size: int) -> np.ndarray:
     """(..., GRID, GRID) values on ``from_template``'s lattice, resampled onto ``to_template``'s."""
     from ..engines import create_engine
 
@@ -355,13 +367,13 @@ def _carry_lattice(values: np.ndarray, from_template: np.ndarray, to_template: n
 
 
 @dataclass(frozen=True)
-class _Posture:
+class Posture:
     shape: np.ndarray  # (NUM_LANDMARKS, 2)
     gap: float
     luminance: np.ndarray  # (GRID, GRID)
 
 
-def _posture(clip: ClipMeasure, speech: np.ndarray) -> _Posture:
+def clip_posture(clip: ClipMeasure, speech: np.ndarray) -> Posture:
     """A clip's face with speech factored out: frame = posture + speech * (gap - posture gap)."""
     gaps = inner_lip_gap(clip.canonical)
     gap = float(np.percentile(gaps, _POSTURE_QUANTILE))
@@ -369,10 +381,10 @@ def _posture(clip: ClipMeasure, speech: np.ndarray) -> _Posture:
     closest = clip.luminance[gaps <= np.percentile(gaps, 30)]  # shading at the least articulated frames
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # lattice points off the frame in every frame stay NaN
-        return _Posture(shape, gap, np.nanmedian(closest, axis=0))
+        return Posture(shape, gap, np.nanmedian(closest, axis=0))
 
 
-def _speech_basis(neutral: ClipMeasure) -> np.ndarray:
+def speech_basis(neutral: ClipMeasure) -> np.ndarray:
     """(NUM_LANDMARKS, 2) least-squares motion per unit of inner-lip gap over a neutral talking clip."""
     gaps = inner_lip_gap(neutral.canonical)
     centred = gaps - gaps.mean()
@@ -475,8 +487,8 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
     speech_sum, rest_gaps, used = np.zeros((NUM_LANDMARKS, 2)), [], []
     for person, clips_of in people.items():
         neutral = measure_clip(clips_of["neutral"], template, size, max_frames, (person, "neutral"))
-        speech = _speech_basis(neutral)
-        rest = _posture(neutral, speech)
+        speech = speech_basis(neutral)
+        rest = clip_posture(neutral, speech)
         speech_sum += speech
         rest_gaps.append(rest.gap)
         used.append(Path(clips_of["neutral"]).name)
@@ -485,7 +497,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
                 continue
             report(f"{person}: {emotion}")
             clip = measure_clip(path, template, size, max_frames, (person, emotion), mouths)
-            posture = _posture(clip, speech)
+            posture = clip_posture(clip, speech)
             row = LIBRARY_EMOTIONS.index(emotion)
             gap_change = posture.gap - rest.gap
             geometry[row] += posture.shape - rest.shape - speech * gap_change

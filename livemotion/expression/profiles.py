@@ -116,7 +116,10 @@ def calibrate_from_clips(neutral: str | Path, clips: Mapping[str, str | Path],
 
 
 def resolve_library(library: str | None = None, profile: str | None = None) -> ExpressionLibrary:
-    """The library a run uses: a profile, a library file, or the shipped one."""
+    """The library a run uses: a profile, a library file, or the shipped one; with the stored
+    reference styles (``styles``) as extra emotions."""
+    from .styles import attach_styles
+
     if library and profile:
         raise InvalidRequest("choose a library file or a profile, not both")
-    return load_profile(profile) if profile else load_library(library)
+    return attach_styles(load_profile(profile) if profile else load_library(library))

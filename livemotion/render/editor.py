@@ -12,7 +12,13 @@ import numpy as np
 
 from ..engines.backends import EngineBackend
 from ..expression.au import fold_free_target
-from ..expression.controller import ExpressionController, ExpressionPlan, ExpressionRequest, RequestSource
+from ..expression.controller import (
+    DriveSource,
+    ExpressionController,
+    ExpressionPlan,
+    ExpressionRequest,
+    RequestSource,
+)
 from ..expression.library import GRID, ExpressionLibrary, sample_lattice, template_to_crop
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
@@ -42,10 +48,11 @@ class ExpressionEditor:
     """
 
     def __init__(self, backend: EngineBackend, controller: ExpressionController | None = None,
-                 schedule: RequestSource | None = None):
+                 schedule: RequestSource | None = None, driver: DriveSource | None = None):
         self.backend = backend
         self.controller = controller or ExpressionController()
         self.schedule = schedule
+        self.driver = driver
         self.crop_size = backend.size
         self._schedule_origin: float | None = None  # the pts the schedule's 0 s is counted from
         self._triangles = triangles()
@@ -60,7 +67,12 @@ class ExpressionEditor:
             if self._schedule_origin is None:
                 self._schedule_origin = float(frame.pts)
             request = schedule.request_at(float(frame.pts) - self._schedule_origin)
-        plan = self.controller.plan(track, float(frame.pts), request)
+        driver, reading = self.driver, None
+        if driver is not None:  # the driving face's frame is tracked here, timed apart
+            reading = driver.read(float(frame.pts))
+            timings["drive"] = (time.perf_counter() - start) * 1e3
+            start = time.perf_counter()
+        plan = self.controller.plan(track, float(frame.pts), request, reading)
         self.last_plan = plan
         timings["control"] = (time.perf_counter() - start) * 1e3
         if plan.is_identity:
@@ -70,7 +82,7 @@ class ExpressionEditor:
         source = alignment.points_to_crop(plan.source)
         target = alignment.points_to_crop(plan.target)
         target = fold_free_target(source, target, self._triangles)
-        shaded = bool(np.any(plan.emotions))
+        shaded = bool(np.any(plan.shading))
         library, template_points, shading = self._shading_for(self.controller.library)
         sources, targets = [engine_points(source)], [engine_points(target)]
         if shaded:  # a second flow carries the library's template face onto the edited one
@@ -81,8 +93,7 @@ class ExpressionEditor:
         start = time.perf_counter()
         flows = _upsample_lattice(flows, LAYER_GRID)  # the engine's lattice is coarser than shading needs
         to_lattice = (LAYER_GRID - 1) / (self.crop_size - 1)
-        regions = np.ones(shading.shape[1]) if plan.shading is None else plan.shading  # regions kept live: none
-        log_gain = self._log_gain(flows[1], np.einsum("e,r,erhw->hw", plan.emotions, regions, shading)) if shaded else None
+        log_gain = self._log_gain(flows[1], np.einsum("er,erhw->hw", plan.shading, shading)) if shaded else None
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain)
         timings["shading"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
@@ -127,6 +138,11 @@ class ExpressionEditor:
         controller's request)."""
         self._schedule_origin = None
         self.schedule = schedule
+
+    def set_driver(self, driver: DriveSource | None) -> None:
+        """Read the driving face from ``driver`` from the next frame on, for the regions whose source
+        is "drive" (None: no driving face; those regions show nothing)."""
+        self.driver = driver
 
     def set_library(self, library: ExpressionLibrary) -> None:
         """Take the emotions from ``library`` from the next frame on."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..contrib.overlay import draw_overlay
 from ..contrib.preview import Preview
-from ..expression.controller import ExpressionRequest, Schedule
+from ..expression.controller import DriveSource, ExpressionRequest, Schedule
 from ..expression.library import ExpressionLibrary
 from ..face.smoothing import TrackSmoother
 from ..face.tracking import FaceTracker
@@ -41,6 +41,8 @@ class FrameEditor(Protocol):
 
     def set_schedule(self, schedule: Schedule | None) -> None: ...
 
+    def set_driver(self, driver: DriveSource | None) -> None: ...
+
     def set_library(self, library: ExpressionLibrary) -> None: ...
 
     def reset_neutral(self) -> None: ...
@@ -57,6 +59,8 @@ class StreamControl(Protocol):
     def set_bypass(self, bypass: bool) -> None: ...
 
     def set_schedule(self, schedule: Schedule | None) -> None: ...
+
+    def set_driver(self, driver: DriveSource | None) -> None: ...
 
     def set_library(self, library: ExpressionLibrary) -> None: ...
 
@@ -108,6 +112,10 @@ class Pipeline:
     def set_schedule(self, schedule: Schedule | None) -> None:
         if self.editor is not None:
             self.editor.set_schedule(schedule)
+
+    def set_driver(self, driver: DriveSource | None) -> None:
+        if self.editor is not None:
+            self.editor.set_driver(driver)
 
     def set_library(self, library: ExpressionLibrary) -> None:
         if self.editor is not None:

@@ -2,7 +2,9 @@
 
 - ``POST /offer`` ``{"sdp", "type", "mode"}``: mode "filter" sends the browser's camera through the
   filter and back; mode "view" receives the server's own source (``--source``), filtered, and,
-  when the offer has a second video transceiver, the same source unfiltered.
+  when the offer has a second video transceiver, the same source unfiltered; mode "drive" sends
+  a driving face (mimic): every stream's regions whose source is "drive" follow it, and a newer
+  driving connection replaces an older one.
 - ``GET /`` the app, ``GET /obs`` the OBS browser-source page (filtered video only, full frame),
   ``GET /dock`` the OBS custom-dock page (emotion buttons), ``GET /ws`` the control API (JSON).
 - Binds 127.0.0.1 by default. On any other address every request needs the token (``?token=``
@@ -31,13 +33,14 @@ from aiortc import MediaStreamTrack
 
 from ..engines.backends import EngineBackend, create_backend
 from ..engines.batching import BatchingBackend
+from ..expression.drive import Driver
 from ..face.tracking import FaceTracker
 from ..io.sources import CameraOptions
 from ..render.editor import ExpressionEditor
 from ..runtime.pipeline import Pipeline
 from ..runtime.stats import PipelineStats
 from .control import ControlError, Controls, ControlState, parse_message
-from .webrtc import Broadcaster, BroadcastTrack, FilteredTrack, Stream
+from .webrtc import Broadcaster, BroadcastTrack, DrivingTrack, FilteredTrack, Stream
 
 log = logging.getLogger(__name__)
 # The pages and their script are the top-level plugins/ folder, installed as ``livemotion.plugins``.
@@ -174,9 +177,10 @@ class LivemotionServer:
             description = RTCSessionDescription(sdp=params["sdp"], type=params["type"])
             mode = params.get("mode", "filter")
         except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(text='send JSON {"sdp": ..., "type": "offer", "mode": "filter"|"view"}') from None
-        if mode not in ("filter", "view"):
-            raise web.HTTPBadRequest(text='mode must be "filter" or "view"')
+            raise web.HTTPBadRequest(text='send JSON {"sdp": ..., "type": "offer", "mode": "filter"|"view"|"drive"}') \
+                from None
+        if mode not in ("filter", "view", "drive"):
+            raise web.HTTPBadRequest(text='mode must be "filter", "view" or "drive"')
         if mode == "view" and self._source is None:
             raise web.HTTPBadRequest(text="this server publishes no source: start it with --source to use view mode")
         if len(self.peers) >= self.config.max_peers:
@@ -186,7 +190,7 @@ class LivemotionServer:
         peer = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self.peers.add(peer)
         streams: list[Stream] = []
-        sent: list[MediaStreamTrack] = []
+        sent: list[MediaStreamTrack | DrivingTrack] = []
 
         @peer.on("connectionstatechange")
         async def _state() -> None:
@@ -197,11 +201,20 @@ class LivemotionServer:
             loop = asyncio.get_running_loop()
             if mode == "view":
                 broadcaster = await loop.run_in_executor(None, self._broadcast)
-                sent.append(BroadcastTrack(broadcaster))
-                peer.addTrack(sent[-1])
-                if description.sdp.count("m=video") >= 2:  # the app asks for the unfiltered source too
-                    sent.append(BroadcastTrack(broadcaster, raw=True))
-                    peer.addTrack(sent[-1])
+                wanted = 2 if description.sdp.count("m=video") >= 2 else 1  # 2: the unfiltered source too
+                for raw in (False, True)[:wanted]:
+                    viewer = BroadcastTrack(broadcaster, raw=raw)
+                    sent.append(viewer)
+                    peer.addTrack(viewer)
+            elif mode == "drive":
+                driving = DrivingTrack(await loop.run_in_executor(None, Driver), self._driver_ended)  # tracker: ~1 s
+                sent.append(driving)
+
+                @peer.on("track")
+                def _drive(track: MediaStreamTrack) -> None:
+                    if track.kind == "video" and not driving.started:
+                        driving.start(track)
+                        self.controls.set_driver(driving.driver)
             else:
                 # A tracker takes a second to start: build it off the event loop, before the track arrives.
                 streams.append(await loop.run_in_executor(None, self._new_stream))
@@ -209,8 +222,9 @@ class LivemotionServer:
                 @peer.on("track")
                 def _track(track: MediaStreamTrack) -> None:
                     if track.kind == "video" and not sent:
-                        sent.append(FilteredTrack(track, streams[0]))
-                        peer.addTrack(sent[-1])
+                        filtered = FilteredTrack(track, streams[0])
+                        sent.append(filtered)
+                        peer.addTrack(filtered)
 
             await peer.setRemoteDescription(description)
             await peer.setLocalDescription(await peer.createAnswer())
@@ -220,7 +234,11 @@ class LivemotionServer:
         self._reapers.add(asyncio.ensure_future(self._reap_unconnected(peer, streams, sent)))
         return web.json_response({"sdp": peer.localDescription.sdp, "type": peer.localDescription.type})
 
-    async def _reap_unconnected(self, peer: Any, streams: list[Stream], sent: list[MediaStreamTrack]) -> None:
+    def _driver_ended(self, driver: Driver) -> None:
+        self.controls.drop_driver(driver)
+        threading.Thread(target=driver.close, name="livemotion-driver-close", daemon=True).start()  # waits for a read
+
+    async def _reap_unconnected(self, peer: Any, streams: list[Stream], sent: list[MediaStreamTrack | DrivingTrack]) -> None:
         """Close an answered offer that never connects, with its stream, tracker and threads."""
         try:
             await asyncio.sleep(self.config.connect_timeout)
@@ -244,7 +262,7 @@ class LivemotionServer:
         self.backend.callers = len(self.streams)
         stream.close()
 
-    async def _drop(self, peer: Any, streams: list[Stream], sent: list[MediaStreamTrack]) -> None:
+    async def _drop(self, peer: Any, streams: list[Stream], sent: list[MediaStreamTrack | DrivingTrack]) -> None:
         self.peers.discard(peer)
         await peer.close()
         for track in sent:

@@ -9,7 +9,9 @@
     {"type": "set", "library": "lib.npz"}                           ... or from a library file (null: the shipped one)
     {"type": "set", "preset": "calm"}                               a named preset (its emotion, intensity, AUs)
     {"type": "set", "pose": {"yaw": 10, "pitch": 0, "roll": 0, "face_camera": 0.5}}   turn the head (degrees)
-    {"type": "set", "keep": ["mouth_corners", "mouth_opening"]}     regions kept as the live face has them
+    {"type": "set", "regions": {"brows": "angry", "mouth_corners": "live", "eyes": "drive"}}  what drives each
+                                                                    region: edit, live, drive, manual, EMOTION[@I]
+    {"type": "set", "opening": 0.1}                                 the mouth's opening where its source is manual
     {"type": "preset", "action": "save"|"delete", "name": "calm"}   keep the current expression under a name
     {"type": "reset_neutral"}                                       forget the learned neutral face
     {"type": "calibrate", "action": "start", "profile": "me"}       guided calibration (page: /calibrate); then
@@ -17,7 +19,8 @@
     {"type": "subscribe", "stats": true}                            stats once a second ({"type": "stats", ...})
     {"type": "get"}                                                 the current state
 
-Every message gets one reply: ``{"type": "state", ..., "profiles": [names], "presets": [names]}``
+Every message gets one reply: ``{"type": "state", ..., "profiles": [names], "presets": [names],
+"styles": [names], "driving": bool}`` (driving: a driving face is connected, ``POST /offer`` mode "drive")
 or ``{"type": "error", "error": "..."}``.
 A bad message changes nothing. ``Controls`` applies messages to every stream it serves.
 """
@@ -34,12 +37,13 @@ import jsonschema
 
 from .. import settings
 from ..errors import InvalidRequest
-from ..expression.au import AU_NUMBERS, EMOTION_AUS, EMOTIONS
-from ..expression.controller import ExpressionRequest, Presets, Schedule
+from ..expression.au import AU_NUMBERS, EMOTION_AUS
+from ..expression.controller import MAX_OPENING, DriveSource, ExpressionRequest, Presets, Schedule
 from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
 from ..expression.pose import MAX_TURN, PoseEdit
 from ..expression.profiles import list_profiles, resolve_library
 from ..expression.regions import REGIONS
+from ..expression.styles import list_styles
 from ..runtime.calibration import CalibrationSession
 from ..runtime.pipeline import StreamControl
 from ..types import Frame
@@ -54,7 +58,7 @@ SCHEMA = {
             "type": "object",
             "properties": {
                 "type": {"const": "set"},
-                "emotion": {"enum": list(EMOTIONS)},
+                "emotion": {"type": "string", "maxLength": 40},  # an emotion or a style (checked on the library)
                 "intensity": {"type": "number", "minimum": 0, "maximum": 1},
                 "aus": {"type": "object", "patternProperties": {_AU_KEY: {"type": "number", "minimum": 0, "maximum": 1}},
                         "additionalProperties": False, "maxProperties": 40},
@@ -69,7 +73,9 @@ SCHEMA = {
                     "pitch": {"type": "number", "minimum": -MAX_TURN, "maximum": MAX_TURN},
                     "roll": {"type": "number", "minimum": -180, "maximum": 180},
                     "face_camera": {"type": "number", "minimum": 0, "maximum": 1}}},
-                "keep": {"type": "array", "items": {"enum": list(REGIONS)}, "uniqueItems": True},
+                "regions": {"type": "object", "propertyNames": {"enum": list(REGIONS)},
+                            "additionalProperties": {"type": "string", "maxLength": 50}},
+                "opening": {"type": "number", "minimum": -MAX_OPENING, "maximum": MAX_OPENING},
             },
             "required": ["type"],
             "additionalProperties": False,
@@ -92,6 +98,7 @@ SCHEMA = {
     ]
 }
 _TYPES = ("set", "reset_neutral", "subscribe", "get", "calibrate", "preset")
+EXPRESSION_KEYS = ("emotion", "intensity", "aus", "pose", "regions", "opening")  # setting one turns editing on
 
 
 class ControlError(InvalidRequest):
@@ -146,15 +153,16 @@ class ControlState:
     library: str | None = None  # expression library file; None: the shipped one
     profile: str | None = None  # calibration profile (instead of a library file)
     pose: dict[str, float] = field(default_factory=dict)  # ``PoseEdit`` fields: yaw, pitch, roll, face_camera
-    keep: list[str] = field(default_factory=list)  # face regions kept live (``expression.regions.REGIONS``)
+    regions: dict[str, str] = field(default_factory=dict)  # what drives each face region (``expression.regions``)
+    opening: float = 0.0  # the mouth's opening change where its source is "manual", interocular distances
 
     def request(self) -> ExpressionRequest:
         return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active,
-                                 pose=PoseEdit(**self.pose), live=frozenset(self.keep))
+                                 pose=PoseEdit(**self.pose), regions=self.regions, opening=self.opening)
 
     def as_message(self) -> dict[str, Any]:
         return {"type": "state", **asdict(self), "profiles": [info.name for info in list_profiles()],
-                "presets": sorted(settings.presets())}
+                "presets": sorted(settings.presets()), "styles": [style.name for style in list_styles()]}
 
 
 class Controls:
@@ -173,12 +181,26 @@ class Controls:
         self.calibration: CalibrationSession | None = None
         self._presets: Presets | None = None  # the library fitted to the AUs, for ``shown_aus``
         self._bypass_before_calibration = False
+        self.driver: DriveSource | None = None  # the driving face (mimic) every stream reads, if one is connected
 
     def attach(self, stream: StreamControl) -> None:
         with self._lock:
             self._streams.append(stream)
             self._push(stream, restart_schedule=True)
             stream.set_library(self._library)
+            stream.set_driver(self.driver)
+
+    def set_driver(self, driver: DriveSource | None) -> None:
+        """Every stream's regions whose source is "drive" follow ``driver`` from the next frame on."""
+        with self._lock:
+            self.driver = driver
+            for stream in self._streams:
+                stream.set_driver(driver)
+
+    def drop_driver(self, driver: DriveSource) -> None:
+        """``driver`` went away: no driving face, unless a newer one has taken its place."""
+        if self.driver is driver:
+            self.set_driver(None)
 
     def detach(self, stream: StreamControl) -> None:
         with self._lock:
@@ -202,15 +224,23 @@ class Controls:
             message = {**settings.preset(message["preset"]), **{k: v for k, v in message.items() if k != "preset"}}
         if kind == "set":
             changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
-                                                     "library", "profile", "pose", "keep") if key in message}
+                                                     "library", "profile", "pose", "regions", "opening")
+                       if key in message}
             choosing = "library" in message or "profile" in message
+            library = self._library
             if choosing:  # one replaces the other
-                library, profile = message.get("library"), message.get("profile")
-                changes["library"], changes["profile"] = library, profile
-                self._library = resolve_library(library, profile)
-            if any(key in message for key in ("emotion", "intensity", "aus", "pose", "keep")) and "active" not in message:
+                changes["library"], changes["profile"] = message.get("library"), message.get("profile")
+                library = resolve_library(changes["library"], changes["profile"])
+            elif message.get("emotion") not in (None, *library.emotions, "neutral"):  # a style made since
+                library = resolve_library(self.state.library, self.state.profile)
+            if any(key in message for key in EXPRESSION_KEYS) and "active" not in message:
                 changes["active"] = True  # choosing an expression turns editing on
-            self.state = replace(self.state, **changes)
+            state = replace(self.state, **changes)
+            state.request().target(self._fitted(library))  # names only the library's emotions and styles
+            if state.schedule:
+                Schedule(state.schedule).check(self._fitted(library))
+            choosing = choosing or library is not self._library
+            self.state, self._library = state, library
             for stream in self._streams:
                 self._push(stream, restart_schedule="schedule" in message)
                 if choosing:
@@ -232,12 +262,16 @@ class Controls:
     def reply(self) -> dict[str, Any]:
         """The state message, with the AU values the current request shows (``shown_aus``: the
         emotion's fitted AUs at its intensity, explicit AUs over them), for sliders to follow."""
-        if self._presets is None or self._presets.library is not self._library:
-            self._presets = Presets.fit(self._library)
-        shown = self.state.request().target(self._presets).aus.max(axis=1) if self.state.active else None
+        target = self.state.request().target(self._fitted(self._library))
+        shown = target.aus.max(axis=(0, 2)) if self.state.active else None
         aus = {} if shown is None else {str(n): round(float(shown[i]), 2) for i, n in enumerate(AU_NUMBERS)
                                         if n in EMOTION_AUS}
-        return {**self.state.as_message(), "shown_aus": aus}
+        return {**self.state.as_message(), "shown_aus": aus, "driving": self.driver is not None}
+
+    def _fitted(self, library: ExpressionLibrary) -> Presets:
+        if self._presets is None or self._presets.library is not library:
+            self._presets = Presets.fit(library)
+        return self._presets
 
     def restore(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         """Apply the user's last settings (less the ``skip`` keys, chosen anew); settings that no

@@ -4,6 +4,7 @@ that feed it and send its output.
 - ``FilteredTrack``: a browser's camera, filtered and sent back to that browser.
 - ``Broadcaster`` + ``BroadcastTrack``: the server's own source (``--source``), filtered once and
   sent to every viewer.
+- ``DrivingTrack``: a browser's video of a driving face (mimic), handed to a ``drive.Driver``.
 
 Every hand-over is a ``runtime.mailbox.LatestSlot``: when processing is slower than the camera,
 frames are skipped, never queued, so delay cannot build up.
@@ -24,6 +25,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from ..expression.drive import Driver
 from ..io.sources import CameraOptions, WebcamSource, open_source
 from ..runtime.live import paced
 from ..runtime.mailbox import LatestSlot
@@ -115,6 +117,46 @@ class FilteredTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._reader.cancel()
+
+
+class DrivingTrack:
+    """Reads a browser's driving-face track (``start``) and pushes each frame to ``driver``, which
+    measures only the newest when a stream asks; ``on_end`` runs once, when the track ends or on
+    ``stop``, whether or not a track ever came."""
+
+    def __init__(self, driver: Driver, on_end: Callable[[Driver], None]):
+        self.driver, self._on_end = driver, on_end
+        self._reader: asyncio.Future[None] | None = None
+        self._ended = False
+
+    @property
+    def started(self) -> bool:
+        return self._reader is not None
+
+    def start(self, source: MediaStreamTrack) -> None:
+        self._reader = asyncio.ensure_future(self._read(source))
+
+    async def _read(self, source: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await source.recv()
+                if isinstance(frame, av.VideoFrame):
+                    self.driver.push(frame.to_ndarray(format="rgb24"))
+        except Exception:  # the browser went away (MediaStreamError)
+            pass
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._on_end(self.driver)
+
+    def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()  # its finally ends it
+        else:
+            self._end()
 
 
 class Broadcaster:

@@ -96,8 +96,9 @@ const livemotion = (() => {
   }
 
   // A <select> listing `names` after a first, empty choice labelled `none`; rebuilt only when they change.
+  // The options of a select: a first empty one labelled ``none`` (null: no empty option), then ``names``.
   function fillSelect(select, names, none) {
-    const values = ["", ...(names || [])];
+    const values = none === null ? [...(names || [])] : ["", ...(names || [])];
     if ([...select.options].map((o) => o.value).join() === values.join()) return;
     select.innerHTML = "";
     values.forEach((name) => select.add(new Option(name || none, name)));
