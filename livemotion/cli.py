@@ -621,29 +621,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _animate(args: argparse.Namespace) -> int:
-    import cv2
-
-    from .io.sinks import open_sink
-    from .runtime.animate import animate_photo
+    from .runtime.animate import read_photo, write_clip
 
     out = Path(args.out)
     if out.exists() and not args.force:
         raise InvalidRequest(f"{out} exists: choose another --out, or replace it with --force")
-    image = cv2.imread(args.photo, cv2.IMREAD_COLOR)
-    if image is None:
-        raise InvalidRequest(f"cannot read {args.photo} as an image: use a .png or .jpg file with one face")
-    photo = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    photo = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]  # H.264 wants even sides
-    frames = animate_photo(photo, args.emotion, args.seconds, args.fps, args.intensity, args.offset,
-                           resolve_library(None, args.profile))
-    sink = open_sink(str(out), (photo.shape[1], photo.shape[0]), args.fps)
     try:
-        with _progress(round(args.seconds * args.fps), "animate") as bar:
-            for frame, _ in frames:
-                sink.write(frame)
-                bar.update()
-    finally:
-        sink.close()
+        data = Path(args.photo).read_bytes()
+    except OSError as error:
+        raise InvalidRequest(f"cannot read {args.photo}: {error.strerror}") from None
+    photo = read_photo(data, args.photo)
+    with _progress(round(args.seconds * args.fps), "animate") as bar:
+        write_clip(photo, out, args.emotion, args.seconds, args.fps, args.intensity, args.offset,
+                   resolve_library(None, args.profile), on_frame=bar.update)
     print(f"livemotion: wrote {out}: {args.seconds:g} s of {args.emotion}", file=sys.stderr)
     return 0
 

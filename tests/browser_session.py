@@ -175,6 +175,22 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
         mixing = await tools.evaluate("JSON.stringify({regions: state.regions, pose: state.pose, driving: state.driving,"
                                       " shown: document.getElementById('driving').textContent,"
                                       " error: document.getElementById('error').textContent})")
+        # Photo to clip: a still of the camera as the photo file, one second of happy back as a video.
+        await tools.evaluate(
+            "(async () => { const v = document.getElementById('local'), c = document.createElement('canvas');"
+            " c.width = v.videoWidth; c.height = v.videoHeight; c.getContext('2d').drawImage(v, 0, 0);"
+            " const blob = await new Promise((done) => c.toBlob(done, 'image/png'));"
+            " const files = new DataTransfer(); files.items.add(new File([blob], 'me.png', { type: 'image/png' }));"
+            " document.getElementById('photo').files = files.files;"
+            " document.getElementById('animate-emotion').value = 'happy';"
+            " document.getElementById('animate-seconds').value = '1';"
+            " document.getElementById('animate').click(); })()")
+        for _ in range(150):
+            if await tools.evaluate("document.getElementById('clip').readyState >= 1"):
+                break
+            await asyncio.sleep(0.2)
+        clip = await tools.evaluate("JSON.stringify({seconds: document.getElementById('clip').duration,"
+                                    " status: document.getElementById('make-status').textContent})")
         if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
             await tools.screenshot(os.environ["LIVEMOTION_SCREENSHOT"])
         status = await tools.evaluate("document.getElementById('status').textContent")
@@ -184,7 +200,7 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
     background = difference[int(0.05 * h):int(0.25 * h), int(0.75 * w):int(0.97 * w)].mean()
     return {"decoded_before": decoded_before, "decoded_after": decoded_after, "status": status,
             "button_active": active, "face_change": float(face), "background_change": float(background),
-            "stats": stats, "size": [w, h], "mixing": json.loads(mixing)}
+            "stats": stats, "size": [w, h], "mixing": json.loads(mixing), "clip": json.loads(clip)}
 
 
 async def calibrate(y4m: str, profile: str) -> dict:

@@ -62,6 +62,7 @@ def test_the_app_decodes_filtered_video_and_an_emotion_click_changes_it(tmp_path
     assert seen["mixing"] == {"regions": {"brows": "angry", "mouth_opening": "live"},
                               "pose": {"yaw": 7, "pitch": 0, "roll": 0, "face_camera": 0},
                               "driving": True, "shown": "driving face: connected", "error": ""}
+    assert seen["clip"]["status"] == "" and 0.9 <= seen["clip"]["seconds"] <= 1.2  # photo to clip, from the page
 
 
 def test_the_calibration_page_guides_a_session_to_a_saved_profile(tmp_path, made_up_clips):

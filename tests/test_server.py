@@ -311,3 +311,46 @@ def test_a_driving_face_sent_over_webrtc_drives_every_stream_until_it_leaves():
     reading, driving, after, driving_after = asyncio.run(serving(ServerConfig(port=free_port()), body))
     assert reading is not None and reading.motion.shape[1] == 2 and driving is True
     assert after is None and driving_after is False
+
+
+def test_the_app_animates_an_uploaded_photo_and_makes_a_style_from_an_uploaded_clip(astronaut, tmp_path, monkeypatch):
+    """POST /animate: an MP4 of the photo's face, each frame the photo's size; POST /style: a stored
+    style the state then lists. Bad uploads get a 400 that says what to send, big ones a 413."""
+    import av
+    import cv2
+    from conftest import made_up_clip
+
+    from livemotion.server import uploads
+
+    photo = cv2.imencode(".png", cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))[1].tobytes()
+    clip = made_up_clip(tmp_path / "raised.mp4", {"1": 1.0, "2": 1.0}, 40).read_bytes()
+
+    async def body(server, url):
+        async with aiohttp.ClientSession() as session:
+            async def post(path, data):
+                async with session.post(f"{url}{path}", data=data) as r:
+                    return r.status, await r.read()
+
+            animated = await post("/animate?emotion=happy&seconds=0.5", photo)
+            unknown = await post("/animate?emotion=bored&seconds=0.5", photo)
+            not_an_image = await post("/animate?emotion=happy", b"hello")
+            made = await post("/style?name=wonder&filename=my%20clip.mp4", clip)
+            again = await post("/style?name=wonder", clip)
+            monkeypatch.setattr(uploads, "MAX_UPLOAD", 1000)
+            too_large = await post("/animate?emotion=happy", photo)
+        return animated, unknown, not_an_image, made, again, too_large, server.controls.reply()
+
+    animated, unknown, not_an_image, made, again, too_large, state = asyncio.run(
+        serving(ServerConfig(port=free_port()), body))
+    assert animated[0] == 200
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(animated[1])
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 15 and frames[0].shape == astronaut.shape
+    assert unknown[0] == 400 and b"unknown emotion 'bored'" in unknown[1]
+    assert not_an_image[0] == 400 and b"cannot read the uploaded photo as an image" in not_an_image[1]
+    assert made[0] == 200 and json.loads(made[1]) == {"name": "wonder", "windows": 3, "source": "my_clip.mp4"}
+    assert again[0] == 400 and b"exists" in again[1]
+    assert too_large[0] == 413
+    assert state["styles"] == ["wonder"]

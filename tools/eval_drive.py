@@ -23,9 +23,10 @@ import numpy as np
 from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier
 from livemotion.contrib.preview import face_tile
 from livemotion.engines.backends import create_backend
-from livemotion.expression.controller import ExpressionController
+from livemotion.expression.controller import ExpressionController, ExpressionRequest
 from livemotion.expression.drive import Driver
 from livemotion.expression.library import labelled_clips
+from livemotion.expression.regions import DRIVEN
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sources import FileSource
@@ -66,13 +67,15 @@ def spread(images: list[np.ndarray], start: int, count: int = 8) -> list[np.ndar
 
 
 def mimic(source: Path, driver: Path, neutral: Path) -> list[np.ndarray]:
-    schedule = Driver(FileSource(str(driver)), neutral=FileSource(str(neutral)))
-    editor = ExpressionEditor(create_backend("auto"), ExpressionController(), schedule)
+    """``run --drive``: the driver's expression on the brows, eyes, cheeks and corners; the speech kept."""
+    driving = Driver(FileSource(str(driver)), neutral=FileSource(str(neutral)))
+    request = ExpressionRequest(regions={**DRIVEN, "mouth_opening": "live"}, active=True)
+    editor = ExpressionEditor(create_backend("auto"), ExpressionController(request), driver=driving)
     frames = FileSource(str(source))
     with FaceTracker(max_faces=1) as tracker:
         pipeline = Pipeline(tracker, editor)
         outputs = [pipeline.process(frame).output.image for frame in frames]
-    schedule.close()
+    driving.close()
     return outputs
 
 

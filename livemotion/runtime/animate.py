@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -74,6 +75,7 @@ def animate_photo(photo: np.ndarray, emotion: str, seconds: float = 2.0, fps: fl
     centre = ((found.box.x0 + found.box.x1) / 2, (found.box.y0 + found.box.y1) / 2)
     face_size = found.box.x1 - found.box.x0
     controller = ExpressionController(library=library, fade_step=1.0, transition=0.0)  # the curve is ours
+    ExpressionRequest(emotion, intensity).target(controller.presets)  # an emotion or style the library has
     pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend(backend), controller))
     try:
         for index in range(max(1, round(seconds * fps))):
@@ -89,3 +91,29 @@ def animate_photo(photo: np.ndarray, emotion: str, seconds: float = 2.0, fps: fl
             yield pipeline.process(frame).output, strength
     finally:
         pipeline.tracker.close()
+
+
+def read_photo(data: bytes, name: str) -> np.ndarray:
+    """(H, W, 3) RGB from an image file's bytes, cut to even sides (H.264 wants them), or a clear error."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise InvalidRequest(f"cannot read {name} as an image: use a .png or .jpg file with one face")
+    photo = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]
+
+
+def write_clip(photo: np.ndarray, out: str | Path, emotion: str, seconds: float = 2.0, fps: float = 30.0,
+               intensity: float = 1.0, offset: bool = False, library: ExpressionLibrary | None = None,
+               on_frame: Callable[[], object] | None = None) -> None:
+    """``animate_photo`` written to the video file ``out`` (its sink: whole or not at all)."""
+    from ..io.sinks import open_sink
+
+    frames = animate_photo(photo, emotion, seconds, fps, intensity, offset, library)
+    sink = open_sink(str(out), (photo.shape[1], photo.shape[0]), fps)
+    try:
+        for frame, _ in frames:
+            sink.write(frame)
+            if on_frame is not None:
+                on_frame()
+    finally:
+        sink.close()

@@ -5,6 +5,10 @@
   when the offer has a second video transceiver, the same source unfiltered; mode "drive" sends
   a driving face (mimic): every stream's regions whose source is "drive" follow it, and a newer
   driving connection replaces an older one.
+- ``POST /animate?emotion=happy[&seconds=2&intensity=1&offset=1]`` with an image: the photo
+  animated into an MP4 (``livemotion animate``); ``POST /style?name=NAME[&filename=F&force=1]``
+  with a video: a reference style made from it (``livemotion style``, its calmest second as the
+  neutral). Both run one at a time off the event loop (``uploads``).
 - ``GET /`` the app, ``GET /obs`` the OBS browser-source page (filtered video only, full frame),
   ``GET /dock`` the OBS custom-dock page (emotion buttons), ``GET /ws`` the control API (JSON).
 - Binds 127.0.0.1 by default. On any other address every request needs the token (``?token=``
@@ -23,6 +27,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -33,6 +38,7 @@ from aiortc import MediaStreamTrack
 
 from ..engines.backends import EngineBackend, create_backend
 from ..engines.batching import BatchingBackend
+from ..errors import InvalidRequest
 from ..expression.drive import Driver
 from ..face.tracking import FaceTracker
 from ..io.sources import CameraOptions
@@ -40,6 +46,7 @@ from ..render.editor import ExpressionEditor
 from ..runtime.pipeline import Pipeline
 from ..runtime.stats import PipelineStats
 from .control import ControlError, Controls, ControlState, parse_message
+from .uploads import animated_clip, read_upload, uploaded_style
 from .webrtc import Broadcaster, BroadcastTrack, DrivingTrack, FilteredTrack, Stream
 
 log = logging.getLogger(__name__)
@@ -111,6 +118,7 @@ class LivemotionServer:
         self.broadcaster: Broadcaster | None = None
         self._broadcast_lock = threading.Lock()
         self._reapers: set[asyncio.Future[Any]] = set()
+        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livemotion-job")  # uploads, one at a time
         if is_loopback(config.host):
             keep_ice_on_loopback()
 
@@ -234,6 +242,36 @@ class LivemotionServer:
         self._reapers.add(asyncio.ensure_future(self._reap_unconnected(peer, streams, sent)))
         return web.json_response({"sdp": peer.localDescription.sdp, "type": peer.localDescription.type})
 
+    async def animate(self, request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            emotion, seconds, intensity = query["emotion"], float(query.get("seconds", 2)), float(query.get("intensity", 1))
+        except (KeyError, ValueError):
+            raise web.HTTPBadRequest(text="POST an image to /animate?emotion=happy[&seconds=2&intensity=1&offset=1]") \
+                from None
+        data = await read_upload(request)
+        loop = asyncio.get_running_loop()
+        try:
+            clip = await loop.run_in_executor(self._jobs, animated_clip, data, emotion, seconds, intensity,
+                                              query.get("offset") in ("1", "true"), self.controls.library)
+        except InvalidRequest as error:
+            raise web.HTTPBadRequest(text=str(error)) from None
+        return web.Response(body=clip, content_type="video/mp4")
+
+    async def style(self, request: web.Request) -> web.Response:
+        if "name" not in request.query:
+            raise web.HTTPBadRequest(text="POST a video of the face to /style?name=NAME[&filename=F&force=1]")
+        data = await read_upload(request)
+        loop = asyncio.get_running_loop()
+        try:
+            made = await loop.run_in_executor(self._jobs, uploaded_style, data, request.query.get("filename", ""),
+                                              request.query["name"], request.query.get("force") in ("1", "true"))
+        except InvalidRequest as error:
+            raise web.HTTPBadRequest(text=str(error)) from None
+        self.controls.apply({"type": "set", "library": self.controls.state.library,
+                             "profile": self.controls.state.profile})  # the library picks up the new style
+        return web.json_response({"name": made.name, "windows": made.windows, "source": made.source})
+
     def _driver_ended(self, driver: Driver) -> None:
         self.controls.drop_driver(driver)
         threading.Thread(target=driver.close, name="livemotion-driver-close", daemon=True).start()  # waits for a read
@@ -326,6 +364,8 @@ class LivemotionServer:
             app.router.add_get(path, self.page)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_post("/offer", self.offer)
+        app.router.add_post("/animate", self.animate)
+        app.router.add_post("/style", self.style)
         app.router.add_get("/ws", self.control)
 
         stats_task = web.AppKey("stats_task", asyncio.Task)
@@ -344,6 +384,7 @@ class LivemotionServer:
                 self.broadcaster.close()
             for stream in list(self.streams):
                 self._close_stream(stream)
+            self._jobs.shutdown(wait=False, cancel_futures=True)
 
         app.on_startup.append(startup)
         app.on_shutdown.append(shutdown)

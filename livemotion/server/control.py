@@ -183,6 +183,11 @@ class Controls:
         self._bypass_before_calibration = False
         self.driver: DriveSource | None = None  # the driving face (mimic) every stream reads, if one is connected
 
+    @property
+    def library(self) -> ExpressionLibrary:
+        """The library every stream uses now (with the stored styles)."""
+        return self._library
+
     def attach(self, stream: StreamControl) -> None:
         with self._lock:
             self._streams.append(stream)

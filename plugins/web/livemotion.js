@@ -96,6 +96,14 @@ const livemotion = (() => {
   }
 
   // A <select> listing `names` after a first, empty choice labelled `none`; rebuilt only when they change.
+  // POST a file to ``path`` (with its query): an upload to /animate or /style; the token rides along.
+  async function upload(path, body) {
+    const url = token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
+    const response = await fetch(url, { method: "POST", body });
+    if (!response.ok) throw new Error(await response.text());
+    return response;
+  }
+
   // The options of a select: a first empty one labelled ``none`` (null: no empty option), then ``names``.
   function fillSelect(select, names, none) {
     const values = none === null ? [...(names || [])] : ["", ...(names || [])];
@@ -104,5 +112,5 @@ const livemotion = (() => {
     values.forEach((name) => select.add(new Option(name || none, name)));
   }
 
-  return { connect, control, emotionButtons, shortcuts, fillSelect, EMOTIONS, AUS, SHORTCUTS };
+  return { connect, control, emotionButtons, shortcuts, fillSelect, upload, EMOTIONS, AUS, SHORTCUTS };
 })();
