@@ -85,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--png", help="contact sheet: animate apexes, then mimic outputs per driver")
     args = parser.parse_args(argv)
+    report, sheet = evaluate_drive(Path(args.folder))
+    save(report, sheet, args.json, args.png)
+    return 0
+
+
+def evaluate_drive(folder: Path) -> tuple[dict, list[np.ndarray]]:
+    """Animate on the astronaut and mimic between the MEAD people in ``folder``, judged and printed:
+    the report and the contact-sheet rows."""
     report: dict = {"animate": {}, "mimic": {}}
     sheet = []
     print("animate (astronaut, 2 s): flip / P at the apex, P on the first frame")
@@ -97,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
               f"   first {start[1] if start else float('nan'):.2f}")
         row.append(face_tile(images[-1], face_box(images[-1]), emotion))
     sheet.append(np.hstack(row))
-    people = {p: c for p, c in labelled_clips(sorted(Path(args.folder).glob("mead_*.mp4"))).items() if "neutral" in c}
+    people = {p: c for p, c in labelled_clips(sorted(folder.glob("mead_*.mp4"))).items() if "neutral" in c}
     for person, clips in people.items():
         for other, theirs in people.items():
             if other == person:
@@ -120,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 shown = outputs[len(outputs) * 2 // 3]
                 row.append(face_tile(shown, face_box(shown), f"{emotion} <- {other[-4:]}"))
             sheet.append(np.hstack(row))
-    save(report, sheet, args.json, args.png)
-    return 0
+    return report, sheet
 
 
 if __name__ == "__main__":

@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated (default: all eight)")
     parser.add_argument("--style", action="append", default=[], metavar="NAME=EMOTION",
                         help="a stored style (livemotion style) to evaluate too, judged as EMOTION; repeatable")
+    parser.add_argument("--drive", metavar="MEAD_DIR", nargs="?", const=str(Path(__file__).resolve().parents[2] / "shared"
+                        / "media" / "expressions"), help="also judge animate (the astronaut) and mimic (the MEAD "
+                        "clips in MEAD_DIR driving each other; default: shared media), as tools/eval_drive.py does")
     parser.add_argument("--intensity", type=float, default=1.0, help="emotion intensity 0..1 (default 1)")
     parser.add_argument("--frames", type=int, help="use at most N frames of each source")
     parser.add_argument("--samples", type=int, default=8, help="frames judged per clip (default 8)")
@@ -231,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmean over sources")
     for emotion, row in report["summary"].items():
         print(f"{emotion:<13}" + "".join(f"{key}={_cell(value, 0)} " for key, value in row.items()))
+    if args.drive:
+        from eval_drive import evaluate_drive  # a sibling script, which imports this one
+
+        report["drive"], drive_rows = evaluate_drive(Path(args.drive))
+        sheet += drive_rows
     save(report, sheet, args.json, args.png)
     return 0
 
