@@ -710,26 +710,29 @@ def _calibrate_live(args: argparse.Namespace) -> int:
 def _profiles(args: argparse.Namespace) -> int:
     from .expression.profiles import delete_profile, list_profiles, profiles_dir
 
+    return _list_or_delete(args, "profile", delete_profile, lambda: [
+        f"{info.name:<20} {info.size_bytes / 1e3:6.0f} kB  own: {', '.join(info.emotions)}" for info in list_profiles()],
+        f"no profiles in {profiles_dir()}: make one with `livemotion calibrate --profile NAME ...`")
+
+
+def _list_or_delete(args: argparse.Namespace, noun: str, delete: Callable[[str], Path],
+                    lines: Callable[[], list[str]], none_yet: str) -> int:
+    """``profiles`` and ``styles``: print one line per stored one, or delete one by name."""
     if args.action == "delete":
         if not args.name:
-            raise InvalidRequest("say which profile to delete: `livemotion profiles delete NAME`")
-        print(f"livemotion: deleted {delete_profile(args.name)}", file=sys.stderr)
+            raise InvalidRequest(f"say which {noun} to delete: `livemotion {noun}s delete NAME`")
+        print(f"livemotion: deleted {delete(args.name)}", file=sys.stderr)
         return 0
     if args.name:
-        raise InvalidRequest(f"`profiles list` takes no name (did you mean `profiles delete {args.name}`?)")
-    infos = list_profiles()
-    if not infos:
-        print(f"no profiles in {profiles_dir()}: make one with `livemotion calibrate --profile NAME ...`")
-    for info in infos:
-        print(f"{info.name:<20} {info.size_bytes / 1e3:6.0f} kB  own: {', '.join(info.emotions)}")
+        raise InvalidRequest(f"`{noun}s list` takes no name (did you mean `{noun}s delete {args.name}`?)")
+    print("\n".join(lines()) or none_yet)
     return 0
 
 
 def _style(args: argparse.Namespace) -> int:
-    from .expression.styles import extract_style, save_style, styles_dir
+    from .expression.styles import extract_style, free_style_path, save_style
 
-    if (styles_dir() / f"{args.name}.npz").exists() and not args.force:  # before the slow part
-        raise InvalidRequest(f"style {args.name!r} exists: choose another name, or replace it with --force")
+    free_style_path(args.name, args.force)  # before the slow part
     style = extract_style(args.clip, args.name, args.neutral,
                           progress=lambda line: print(f"livemotion: {line}", file=sys.stderr))
     path = save_style(style, overwrite=args.force)
@@ -741,19 +744,9 @@ def _style(args: argparse.Namespace) -> int:
 def _styles(args: argparse.Namespace) -> int:
     from .expression.styles import delete_style, list_styles, styles_dir
 
-    if args.action == "delete":
-        if not args.name:
-            raise InvalidRequest("say which style to delete: `livemotion styles delete NAME`")
-        print(f"livemotion: deleted {delete_style(args.name)}", file=sys.stderr)
-        return 0
-    if args.name:
-        raise InvalidRequest(f"`styles list` takes no name (did you mean `styles delete {args.name}`?)")
-    found = list_styles()
-    if not found:
-        print(f"no styles in {styles_dir()}: make one with `livemotion style CLIP --name NAME`")
-    for style in found:
-        print(f"{style.name:<20} from {style.source} ({style.windows} windows)")
-    return 0
+    return _list_or_delete(args, "style", delete_style, lambda: [
+        f"{style.name:<20} from {style.source} ({style.windows} windows)" for style in list_styles()],
+        f"no styles in {styles_dir()}: make one with `livemotion style CLIP --name NAME`")
 
 
 def _control(args: argparse.Namespace) -> int:

@@ -73,6 +73,13 @@ class DevTools:
             await asyncio.sleep(0.2)
         return None
 
+    async def until(self, expression: str, wait: float = 10.0) -> None:
+        """Poll until the page's ``expression`` is true (or ``wait`` seconds pass)."""
+        for _ in range(int(wait / 0.2)):
+            if await self.evaluate(expression):
+                return
+            await asyncio.sleep(0.2)
+
     async def evaluate(self, expression: str):
         self.next_id += 1
         await self.socket.send_json({"id": self.next_id, "method": "Runtime.evaluate",
@@ -168,10 +175,7 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
                              "const yaw = document.getElementById('yaw'); yaw.value = 7;"
                              "yaw.dispatchEvent(new Event('change'));"
                              "document.getElementById('drive-start').click()")
-        for _ in range(50):
-            if await tools.evaluate("state.driving === true"):
-                break
-            await asyncio.sleep(0.2)
+        await tools.until("state.driving === true")
         mixing = await tools.evaluate("JSON.stringify({regions: state.regions, pose: state.pose, driving: state.driving,"
                                       " shown: document.getElementById('driving').textContent,"
                                       " error: document.getElementById('error').textContent})")
@@ -185,10 +189,7 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
             " document.getElementById('animate-emotion').value = 'happy';"
             " document.getElementById('animate-seconds').value = '1';"
             " document.getElementById('animate').click(); })()")
-        for _ in range(150):
-            if await tools.evaluate("document.getElementById('clip').readyState >= 1"):
-                break
-            await asyncio.sleep(0.2)
+        await tools.until("document.getElementById('clip').readyState >= 1", wait=30.0)
         clip = await tools.evaluate("JSON.stringify({seconds: document.getElementById('clip').duration,"
                                     " status: document.getElementById('make-status').textContent})")
         if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test

@@ -113,10 +113,17 @@ def list_styles() -> list[Style]:
     return found
 
 
-def save_style(style: Style, overwrite: bool = False) -> Path:
-    path = styles_dir() / f"{check_style_name(style.name)}.npz"
+def free_style_path(name: str, overwrite: bool = False) -> Path:
+    """Where style ``name`` is stored; ``InvalidRequest`` if the name is not allowed, or taken and
+    not to be replaced (checked again before the slow measuring, so nothing is measured in vain)."""
+    path = styles_dir() / f"{check_style_name(name)}.npz"
     if path.exists() and not overwrite:
-        raise InvalidRequest(f"style {style.name!r} exists: choose another name, or replace it with --force")
+        raise InvalidRequest(f"style {name!r} exists: choose another name, or replace it (--force)")
+    return path
+
+
+def save_style(style: Style, overwrite: bool = False) -> Path:
+    path = free_style_path(style.name, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     style.save(path)

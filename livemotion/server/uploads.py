@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ..errors import InvalidRequest
 from ..expression.library import ExpressionLibrary
-from ..expression.styles import Style, check_style_name, extract_style, save_style, styles_dir
+from ..expression.styles import Style, extract_style, free_style_path, save_style
 from ..runtime.animate import read_photo, write_clip
 
 MAX_UPLOAD = 64 << 20  # a minute of 720p video, or any photo
@@ -53,9 +53,7 @@ def animated_clip(photo: bytes, emotion: str, seconds: float, intensity: float, 
 
 def uploaded_style(clip: bytes, filename: str, name: str, overwrite: bool) -> Style:
     """The style the uploaded clip shows (against its own calmest second), stored as ``name``."""
-    check_style_name(name)
-    if (styles_dir() / f"{name}.npz").exists() and not overwrite:  # before the slow part
-        raise InvalidRequest(f"style {name!r} exists: choose another name, or replace it")
+    free_style_path(name, overwrite)  # before the slow part
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[-80:].lstrip(".") or "upload.mp4"
     with tempfile.TemporaryDirectory(prefix="livemotion-") as folder:
         path = Path(folder) / safe
