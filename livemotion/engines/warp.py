@@ -80,13 +80,24 @@ class WarpEngine(torch.nn.Module):
 
     pinned: torch.Tensor
 
-    def __init__(self, size: int = 256, grid: int = 32, sigma: float = 0.035):
+    def __init__(self, size: int = 256, grid: int = 32, sigma: float = 0.035, refinements: int = 2):
         super().__init__()
         self.size, self.grid = size, grid  # 32: a lattice step of 1/8 IOD; the flow is smoother than that
-        self.sigma_px = sigma * size
+        self.sigma_px, self.refinements = sigma * size, refinements
         self.register_buffer("pinned", border_points(size), persistent=False)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pinned = self.pinned[None].expand(source.shape[0], -1, -1).to(source.dtype)
         return backward_flow(torch.cat([source, pinned], 1), torch.cat([target, pinned], 1),
-                             self.size, self.grid, self.sigma_px)
+                             self.size, self.grid, self.sigma_px, self.refinements)
+
+
+@register_engine("warp-fine")
+class FineWarpEngine(WarpEngine):
+    """``WarpEngine`` on a lattice twice as fine, with a narrower kernel and more corrections: it
+    delivers more of a motion that differs over a short distance (an eyelid closing between the
+    brow and the cheek: a blink reaches about 0.6 of the asked closure instead of 0.1), at about
+    3.5x the cost, so it serves offline work (``animate``), not live video."""
+
+    def __init__(self, size: int = 256):
+        super().__init__(size, grid=64, sigma=0.02, refinements=8)

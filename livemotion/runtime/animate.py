@@ -3,7 +3,8 @@
 ``animate_photo`` turns one photo into frames: the face goes neutral -> onset -> apex (-> offset)
 along a smooth curve (``intensity_curve``), the head drifts slightly (``head_drift``: a few pixels
 and a degree or two, so it is not a still), and the eyes blink now and then (``blink``, AU43).
-Every frame goes through the ordinary pipeline (tracking, control, engine, compositing).
+Every frame goes through the ordinary pipeline (tracking, control, engine, compositing), with
+the fine warp engine, which closes an eyelid further than the live one can.
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ def head_drift(t: float) -> tuple[float, float, float]:
 
 def animate_photo(photo: np.ndarray, emotion: str, seconds: float = 2.0, fps: float = 30.0, intensity: float = 1.0,
                   offset: bool = False, library: ExpressionLibrary | None = None,
-                  backend: str = "auto") -> Iterator[tuple[Frame, float]]:
-    """(frame, expression strength) for each frame of the clip made from ``photo`` (H, W, 3) RGB."""
+                  backend: str = "torch") -> Iterator[tuple[Frame, float]]:
+    """(frame, expression strength) for each frame of the clip made from ``photo`` (H, W, 3) RGB.
+    The engine is the fine warp (``engines.warp.FineWarpEngine``): offline, its cost does not
+    matter, and the blinks need it."""
     with FaceTracker(static_images=True) as finder:
         found = finder.track(photo)
     if not isinstance(found, FaceTrack):
@@ -76,7 +79,7 @@ def animate_photo(photo: np.ndarray, emotion: str, seconds: float = 2.0, fps: fl
     face_size = found.box.x1 - found.box.x0
     controller = ExpressionController(library=library, fade_step=1.0, transition=0.0)  # the curve is ours
     ExpressionRequest(emotion, intensity).target(controller.presets)  # an emotion or style the library has
-    pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend(backend), controller))
+    pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend(backend, engine="warp-fine"), controller))
     try:
         for index in range(max(1, round(seconds * fps))):
             t = index / fps
