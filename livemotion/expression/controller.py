@@ -441,7 +441,7 @@ class ExpressionController:
             displacement = displacement + (shown * driven)[owner][:, None] * drive.motion
         displacement = au.keep_mouth_opening(displacement, canonical)
         opening = self._gain * self._opening_change(sources["mouth_opening"], wanted, drive, gap, posture, speaking)
-        live = frozenset(region for region, kind in sources.items() if kind == "live")
+        live = request.live
         speech = library.speech  # how the face moves as the mouth opens: lips and jaw, never a live region
         if live:
             speech = speech * edited_landmarks(owner, live - {"mouth_corners"})[:, None]

@@ -236,14 +236,16 @@ class Controls:
             if choosing:  # one replaces the other
                 changes["library"], changes["profile"] = message.get("library"), message.get("profile")
                 library = resolve_library(changes["library"], changes["profile"])
-            elif message.get("emotion") not in (None, *library.emotions, "neutral"):  # a style made since
-                library = resolve_library(self.state.library, self.state.profile)
             if any(key in message for key in EXPRESSION_KEYS) and "active" not in message:
                 changes["active"] = True  # choosing an expression turns editing on
             state = replace(self.state, **changes)
-            state.request().target(self._fitted(library))  # names only the library's emotions and styles
-            if state.schedule:
-                Schedule(state.schedule).check(self._fitted(library))
+            try:
+                self._check_names(state, library)
+            except InvalidRequest:
+                if choosing:
+                    raise
+                library = resolve_library(state.library, state.profile)  # with the styles made since
+                self._check_names(state, library)
             choosing = choosing or library is not self._library
             self.state, self._library = state, library
             for stream in self._streams:
@@ -272,6 +274,13 @@ class Controls:
         aus = {} if shown is None else {str(n): round(float(shown[i]), 2) for i, n in enumerate(AU_NUMBERS)
                                         if n in EMOTION_AUS}
         return {**self.state.as_message(), "shown_aus": aus, "driving": self.driver is not None}
+
+    def _check_names(self, state: ControlState, library: ExpressionLibrary) -> None:
+        """``InvalidRequest`` unless every emotion ``state`` names (its own, its regions', its
+        schedule's) is one of ``library``'s emotions or styles."""
+        state.request().target(self._fitted(library))
+        if state.schedule:
+            Schedule(state.schedule).check(self._fitted(library))
 
     def _fitted(self, library: ExpressionLibrary) -> Presets:
         if self._presets is None or self._presets.library is not library:
