@@ -192,7 +192,8 @@ async def filter_and_click(y4m: str, emotion: str) -> dict:
         await tools.until("document.getElementById('clip').readyState >= 1", wait=30.0)
         clip = await tools.evaluate("JSON.stringify({seconds: document.getElementById('clip').duration,"
                                     " status: document.getElementById('make-status').textContent})")
-        if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app, not for the test
+        if os.environ.get("LIVEMOTION_SCREENSHOT"):  # for looking at the app (its newer panels open), not for the test
+            await tools.evaluate("document.querySelectorAll('#mixing, #make').forEach((d) => { d.open = true; })")
             await tools.screenshot(os.environ["LIVEMOTION_SCREENSHOT"])
         status = await tools.evaluate("document.getElementById('status').textContent")
     difference = np.abs(after - before).mean(axis=2)
