@@ -1,12 +1,23 @@
 """Photo to clip: a still face animated neutral -> onset -> apex (-> offset), with blinks and head drift."""
 
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
 
 from livemotion.cli import main
 from livemotion.errors import InvalidRequest
-from livemotion.runtime.animate import HOLD_NEUTRAL, ONSET, animate_photo, blink, head_drift, intensity_curve
+from livemotion.runtime.animate import (
+    HOLD_NEUTRAL,
+    ONSET,
+    animate_photo,
+    blink,
+    head_drift,
+    intensity_curve,
+    read_photo,
+)
 from livemotion.types import FaceTrack
 
 
@@ -67,3 +78,15 @@ def test_a_blink_narrows_the_eyes_visibly(astronaut, still_tracker):
 def test_animate_refuses_an_emotion_the_library_lacks(astronaut):
     with pytest.raises(InvalidRequest, match="unknown emotion 'bored'"):
         next(animate_photo(astronaut, "bored"))
+
+
+def test_a_photo_that_would_decode_to_gigabytes_is_refused_in_one_line():
+    """A 661-byte PNG that claims 20000 x 20000 pixels (a decompression bomb) never gets decoded."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 60001 * 10))
+            + chunk(b"IEND", b""))
+    with pytest.raises(InvalidRequest, match="larger than 64 megapixels"):
+        read_photo(bomb, "bomb.png")

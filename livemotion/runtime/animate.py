@@ -10,6 +10,7 @@ the fine warp engine, which closes an eyelid further than the live one can.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -32,6 +33,7 @@ ONSET = 0.35  # share of the clip the onset takes (a smoothstep: no jerk at eith
 OFFSET = 0.25  # share of the clip the offset takes, when asked for
 BLINK_SECONDS = 0.16  # a blink's length (lids down and up)
 BLINK_EVERY = 2.8  # seconds between blinks (people blink every 2-4 s)
+MAX_PHOTO_PIXELS = int(os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"])  # set by livemotion/__init__.py
 
 
 def _smoothstep(x: float) -> float:
@@ -98,7 +100,11 @@ def animate_photo(photo: np.ndarray, emotion: str, seconds: float = 2.0, fps: fl
 
 def read_photo(data: bytes, name: str) -> np.ndarray:
     """(H, W, 3) RGB from an image file's bytes, cut to even sides (H.264 wants them), or a clear error."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:  # OpenCV refuses images over OPENCV_IO_MAX_IMAGE_PIXELS (see livemotion/__init__.py)
+        raise InvalidRequest(f"{name} is larger than {MAX_PHOTO_PIXELS >> 20} megapixels: use a smaller photo") \
+            from None
     if image is None:
         raise InvalidRequest(f"cannot read {name} as an image: use a .png or .jpg file with one face")
     photo = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
