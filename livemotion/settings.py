@@ -25,8 +25,10 @@ from .io.files import write_whole
 
 log = logging.getLogger(__name__)
 
-REMEMBERED = ("emotion", "intensity", "aus", "bypass", "active", "library", "profile")  # ControlState fields kept
-PRESET_FIELDS = ("emotion", "intensity", "aus")
+PRESET_FIELDS = ("emotion", "intensity", "aus", "regions", "opening", "pose")  # an expression, region mix included
+# ControlState fields kept from one start to the next. Not the region mix or the pose: a mix made
+# for one run (--drive, --pose alone) would silently hide the next run's emotion.
+REMEMBERED = ("emotion", "intensity", "aus", "bypass", "active", "library", "profile")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,39}$")
 
 

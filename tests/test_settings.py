@@ -13,7 +13,9 @@ def test_serve_remembers_every_change_and_restores_it():
     first = Controls(remember=True)
     first.apply({"type": "set", "emotion": "sad", "intensity": 0.4})
     first.apply({"type": "set", "bypass": True})
+    first.apply({"type": "set", "regions": {"brows": "drive"}, "pose": {"yaw": 5}})
     assert settings.last_settings()["emotion"] == "sad"
+    assert "regions" not in settings.last_settings() and "pose" not in settings.last_settings()  # per run only
     second = Controls()
     second.restore()
     assert (second.state.emotion, second.state.intensity, second.state.bypass, second.state.active) == ("sad", 0.4,
@@ -43,6 +45,11 @@ def test_presets_from_the_api_and_the_command_line(capsys):
     controls.apply({"type": "set", "emotion": "angry"})
     state = controls.apply({"type": "set", "preset": "calm smile"})
     assert (state["emotion"], state["intensity"], state["aus"]) == ("happy", 0.6, {"6": 0.3})
+    controls.apply({"type": "set", "emotion": "happy", "regions": {"brows": "angry@0.5", "eyes": "live"}})
+    controls.apply({"type": "preset", "action": "save", "name": "mixed"})
+    controls.apply({"type": "set", "emotion": "sad", "regions": {}})
+    state = controls.apply({"type": "set", "preset": "mixed"})  # a preset keeps the region mix too
+    assert (state["emotion"], state["regions"]) == ("happy", {"brows": "angry@0.5", "eyes": "live"})
     with pytest.raises(ControlError, match="no preset 'nope'"):
         controls.apply({"type": "set", "preset": "nope"})
     assert main(["presets", "save", "grim", "--emotion", "sad", "--intensity", "0.8"]) == 0
