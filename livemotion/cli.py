@@ -225,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="its access token, when it runs off loopback (default: $LIVEMOTION_TOKEN)")
 
     presets = sub.add_parser("presets", help="list, save or delete named expression presets",
-                             description="Named presets keep an emotion, its intensity and AU values; `run --preset`, "
-                                         "`serve --preset`, the control API and the web app recall them.")
+                             description="Named presets keep an emotion, its intensity and AU values (saved from the "
+                                         "control API or the web app, also the region mix and head pose); `run "
+                                         "--preset`, `serve --preset`, the control API and the web app recall them.")
     presets.add_argument("action", nargs="?", choices=("list", "save", "delete"), default="list")
     presets.add_argument("name", nargs="?", help="the preset's name")
     presets.add_argument("--emotion", type=_emotion, default="neutral", metavar="EMOTION",
