@@ -2,12 +2,14 @@
 
 import stat
 from dataclasses import replace
+from fractions import Fraction
 
 import cv2
 import numpy as np
 import pytest
 
 from livemotion.cli import main
+from livemotion.engines.backends import create_backend
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
@@ -32,7 +34,7 @@ from livemotion.render.compositing import (
 )
 from livemotion.render.editor import ExpressionEditor
 from livemotion.server.control import ControlError, Controls
-from livemotion.types import FaceTrack
+from livemotion.types import FaceTrack, Frame
 
 ROW = LIBRARY_EMOTIONS.index
 
@@ -55,6 +57,9 @@ def test_calibration_measures_the_persons_own_expressions(profile):
     assert corners < -0.02  # the made-up happy clip lifts the corners; the profile measured it
     assert profile.mouth_interior(ROW("happy")).shape == (*MOUTH_PATCH, 3)
     assert profile.mouth_interior(ROW("sad")) is None  # not calibrated: no interior of the person's
+    face, points = profile.face_exemplar(ROW("surprised"))
+    assert face.shape == (256, 256, 3) and points.shape == (len(profile.template), 2)
+    assert profile.face_exemplar(ROW("sad")) is None and load_library().face_exemplar(ROW("sad")) is None
 
 
 def test_profile_round_trips_privately(profile):
@@ -63,6 +68,8 @@ def test_profile_round_trips_privately(profile):
     loaded = load_profile("me")
     np.testing.assert_allclose(loaded.geometry[ROW("happy")], profile.geometry[ROW("happy")], atol=1e-6)
     np.testing.assert_array_equal(loaded.mouths, profile.mouths)
+    np.testing.assert_array_equal(loaded.faces, profile.faces)
+    np.testing.assert_array_equal(loaded.face_points, profile.face_points)
     assert [(info.name, info.emotions) for info in list_profiles()] == [("me", ("happy", "surprised"))]
     with pytest.raises(InvalidRequest, match="exists"):
         save_profile("me", profile)
@@ -165,3 +172,30 @@ def test_calibrate_and_run_from_the_command_line(clips, tmp_path, capsys):
                  "--sink", str(out), "--frames", "4", "-q"]) == 0
     assert out.stat().st_size > 0
     assert main(["profiles", "delete", "cli"]) == 0 and main(["profiles", "delete", "cli"]) == 2
+
+
+def test_the_persons_own_upper_face_shows_above_the_eyes_only(profile, astronaut, still_tracker):
+    """Surprised with a profile: above the upper lids the edit shows the person's own surprised face
+    (here made up: their calibration frame with a dark stripe across the forehead, which no live frame
+    has), colour-matched to the live face; below the eyes every byte is what the same edit gives
+    without an exemplar."""
+    track = still_tracker.track(astronaut)
+    row = ROW("surprised")
+    face, points = profile.face_exemplar(row)
+    striped = face.copy()
+    top = int(points[[10, 151, 9], 1].mean())  # the forehead's midline, in the crop
+    striped[top - 3: top + 3] = striped[top - 3: top + 3] // 3
+    faces = profile.faces.copy()
+    faces[row] = striped
+    outputs = []
+    for library in (replace(profile, faces=faces), replace(profile, faces=np.zeros_like(profile.faces))):
+        controller = ExpressionController(ExpressionRequest("surprised", 1.0, active=True), library=library,
+                                          fade_step=1.0, transition=0.0)
+        outputs.append(ExpressionEditor(create_backend("torch"), controller).edit(
+            Frame(astronaut, 0, Fraction(0), 0.0), track, {}))
+    with_exemplar, without = outputs
+    eyes = int(track.landmarks[[159, 386], 1].mean())
+    assert np.array_equal(with_exemplar[eyes + 15:], without[eyes + 15:])  # the eyes, the mouth: untouched
+    x = int(track.landmarks[[10, 151, 9], 0].mean())  # the forehead's midline
+    differs = np.abs(with_exemplar[: eyes, x - 20: x + 20].astype(int) - without[: eyes, x - 20: x + 20]).max(axis=2)
+    assert differs.max() > 40  # the stripe shows on the forehead

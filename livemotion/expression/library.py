@@ -84,6 +84,10 @@ class ExpressionLibrary:
     measured: np.ndarray = field(default_factory=lambda: np.ones(len(LIBRARY_EMOTIONS), bool))  # (E,) from its own clips
     mouths: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
     # (E, *MOUTH_PATCH, 3) uint8 the person's mouth interior at each emotion (all zero: none); profiles only
+    faces: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
+    # (E, S, S, 3) uint8 the person's face at each emotion's posture, as an aligned crop (all zero: none); profiles
+    face_points: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 2), np.float32))
+    # (E, NUM_LANDMARKS, 2) float32 its landmarks, crop pixels
     personal: bool = False  # one person measured against themselves: ``template`` is their own neutral face
     styles: tuple[str, ...] = ()  # rows after LIBRARY_EMOTIONS: reference styles (``styles.Style``), by name
 
@@ -105,6 +109,13 @@ class ExpressionLibrary:
             return None
         return self.mouths[row]
 
+    def face_exemplar(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(aligned crop, its landmarks in crop pixels): the person's own face at emotion ``row``,
+        or None when the library has none (the shipped one; an emotion the person skipped)."""
+        if self.faces.shape[1] == 0 or not self.measured[row] or not self.faces[row].any():
+            return None
+        return self.faces[row], self.face_points[row]
+
     def save(self, path: str | Path, private: bool = False) -> None:
         """Write to ``path`` whole or not at all; ``private``: readable by the user only (calibration
         profiles), else the umask's default. Styles are kept apart (``styles``) and not written."""
@@ -116,7 +127,8 @@ class ExpressionLibrary:
             speech=self.speech.astype(np.float32), rest_gap=self.rest_gap, geometry=self.geometry.astype(np.float32),
             opening=self.opening.astype(np.float32), shading=self.shading.astype(np.float16),
             emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources),
-            measured=self.measured, mouths=self.mouths, personal=self.personal)
+            measured=self.measured, mouths=self.mouths, faces=self.faces, face_points=self.face_points,
+            personal=self.personal)
         write_whole(path, buffer.getvalue(), private)
 
     def with_fallback(self, fallback: ExpressionLibrary, size: int = 256) -> ExpressionLibrary:
@@ -157,6 +169,9 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
             if "measured" in data:  # written by a builder that knows calibration profiles
                 library = replace(library, measured=data["measured"].astype(bool),
                                   mouths=data["mouths"].astype(np.uint8), personal=bool(data["personal"]))
+            if "faces" in data:  # profiles made since the upper-face exemplars
+                library = replace(library, faces=data["faces"].astype(np.uint8),
+                                  face_points=data["face_points"].astype(np.float32))
     except FileNotFoundError:
         raise InvalidRequest(f"no expression library at {path}: build one with `livemotion build-library`") from None
     except InvalidRequest:
@@ -167,7 +182,8 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
                  and library.geometry.shape == (len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2)
                  and library.shading.shape == (len(LIBRARY_EMOTIONS), len(REGIONS), GRID, GRID)
                  and library.measured.shape == (len(LIBRARY_EMOTIONS),)
-                 and library.mouths.shape[0] == len(LIBRARY_EMOTIONS))
+                 and library.mouths.shape[0] == len(LIBRARY_EMOTIONS)
+                 and library.faces.shape[0] == len(LIBRARY_EMOTIONS) == library.face_points.shape[0])
     if not shapes_ok:
         raise InvalidRequest(f"{path} is not an expression library of this livemotion version "
                              f"(its arrays have other shapes): {rebuild}")
@@ -266,6 +282,8 @@ class ClipMeasure:
     canonical: np.ndarray  # (F, NUM_LANDMARKS, 2)
     luminance: np.ndarray  # (F, GRID, GRID) float32 0..255 on the template lattice (NaN: off the frame)
     mouths: np.ndarray  # (F, *MOUTH_PATCH, 3) uint8 the mouth region per frame (F = 0 unless asked for)
+    faces: np.ndarray  # (F, size, size, 3) uint8 the aligned face crop per frame (F = 0 unless asked for)
+    face_points: np.ndarray  # (F, NUM_LANDMARKS, 2) float32 its landmarks, crop pixels
 
 
 def clip_label(path: str | Path) -> tuple[str, str] | None:
@@ -295,7 +313,7 @@ def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256,
         raise InvalidRequest(f"{path}: the file name names no emotion ({', '.join(('neutral', *LIBRARY_EMOTIONS))})")
     engine = create_engine("warp", size=size, grid=GRID)
     template_points = None if template is None else engine_points(template_to_crop(template, size))
-    canonical, luminance, patches = [], [], []
+    canonical, luminance, patches, faces, face_points = [], [], [], [], []
     source = FileSource(str(path))
     try:
         with FaceTracker(max_faces=1) as tracker:
@@ -310,13 +328,19 @@ def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256,
                     luminance.append(_lattice_luminance(frame.image, track, align(track, size), template_points, engine))
                 if mouths:
                     patches.append(mouth_patch(frame.image, track.landmarks))
+                    crop = align(track, size)
+                    faces.append(cv2.warpAffine(frame.image, crop.to_crop, (size, size), flags=cv2.INTER_AREA))
+                    face_points.append(crop.points_to_crop(track.landmarks[:, :2]).astype(np.float32))
     finally:
         source.close()
     if len(canonical) < 10:
         raise SourceError(f"{path}: a face was found in only {len(canonical)} frames; a library clip needs 10 or more")
     lattice_luminance = np.stack(luminance) if luminance else np.zeros((0, GRID, GRID), np.float32)
     mouth_patches = np.stack(patches) if patches else np.zeros((0, *MOUTH_PATCH, 3), np.uint8)
-    return ClipMeasure(str(path), label[0], label[1], np.stack(canonical), lattice_luminance, mouth_patches)
+    crops = np.stack(faces) if faces else np.zeros((0, size, size, 3), np.uint8)
+    crop_points = np.stack(face_points) if face_points else np.zeros((0, NUM_LANDMARKS, 2), np.float32)
+    return ClipMeasure(str(path), label[0], label[1], np.stack(canonical), lattice_luminance, mouth_patches, crops,
+                       crop_points)
 
 
 def _lattice_positions(engine: torch.nn.Module, source_points: np.ndarray, target_points: np.ndarray,
@@ -412,6 +436,14 @@ def log_ratio(expressive: np.ndarray, neutral: np.ndarray, skin: np.ndarray) -> 
     return np.clip(smooth * valid, -_SHADING_LIMIT, _SHADING_LIMIT).astype(np.float32)
 
 
+def _face_exemplar(clip: ClipMeasure) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's aligned face and its landmarks at its posture (the mouth at its 10th-percentile
+    opening, as the geometry is measured): the expression, not a syllable."""
+    gaps = inner_lip_gap(clip.canonical)
+    row = int(np.argsort(gaps)[len(gaps) * _POSTURE_QUANTILE // 100])
+    return clip.faces[row], clip.face_points[row]
+
+
 def _mouth_exemplar(clip: ClipMeasure) -> np.ndarray:
     """The clip's mouth interior where it is open as the expression opens it (80th percentile of the gap)."""
     gaps = inner_lip_gap(clip.canonical)
@@ -456,8 +488,8 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
 
     ``people`` maps a person to {emotion or "neutral": clip}; everyone needs a neutral clip.
     Emotions nobody shows stay unmeasured (``measured`` False, zero motion). One person with
-    ``mouths`` makes a personal library (``calibration``): their neutral face is the template and
-    their mouth interiors are kept.
+    ``mouths`` makes a personal library (``calibration``): their neutral face is the template, and
+    their mouth interiors and their faces at each emotion's posture (``face_exemplar``) are kept.
     """
     report = progress or (lambda _: None)
     if not people:
@@ -483,7 +515,10 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
     geometry = np.zeros((len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2))
     opening = np.zeros(len(LIBRARY_EMOTIONS))
     shading = np.zeros((len(LIBRARY_EMOTIONS), GRID, GRID), np.float32)
-    interiors = np.zeros((len(LIBRARY_EMOTIONS), *MOUTH_PATCH, 3) if mouths else (len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8)
+    kept = len(LIBRARY_EMOTIONS) if mouths else 0  # exemplars of the person's own face: profiles only
+    interiors = np.zeros((len(LIBRARY_EMOTIONS), *(MOUTH_PATCH if kept else (0, 0)), 3), np.uint8)
+    faces = np.zeros((len(LIBRARY_EMOTIONS), *((size, size) if kept else (0, 0)), 3), np.uint8)
+    face_points = np.zeros((len(LIBRARY_EMOTIONS), NUM_LANDMARKS if kept else 0, 2), np.float32)
     speech_sum, rest_gaps, used = np.zeros((NUM_LANDMARKS, 2)), [], []
     for person, clips_of in people.items():
         neutral = measure_clip(clips_of["neutral"], template, size, max_frames, (person, "neutral"))
@@ -505,6 +540,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
             shading[row] += log_ratio(posture.luminance, rest.luminance, skin)
             if mouths:
                 interiors[row] = _mouth_exemplar(clip)
+                faces[row], face_points[row] = _face_exemplar(clip)
             count[row] += 1
             used.append(Path(path).name)
     measured = count > 0
@@ -513,4 +549,5 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
         template=template, speech=speech_sum / len(people), rest_gap=float(np.mean(rest_gaps)),
         geometry=geometry / divisor[:, None, None], opening=opening / divisor,
         shading=((shading / divisor[:, None, None])[:, None] * masks[None]).astype(np.float32),
-        sources=tuple(used), measured=measured, mouths=interiors, personal=len(people) == 1 and mouths)
+        sources=tuple(used), measured=measured, mouths=interiors, faces=faces, face_points=face_points,
+        personal=len(people) == 1 and mouths)

@@ -148,13 +148,18 @@ def attach_styles(library: ExpressionLibrary, styles: list[Style] | None = None,
     if not styles:
         return library
     shading = [carry_lattice(s.shading, s.template, library.template, size) for s in styles]
-    mouths = np.zeros((len(styles), *library.mouths.shape[1:]), np.uint8)  # a style keeps no mouth interior
+    def none(rows: np.ndarray) -> np.ndarray:  # a style keeps no mouth interior and no face exemplar
+        return np.zeros((len(styles), *rows.shape[1:]), rows.dtype)
+
     return replace(
         library, geometry=np.concatenate([library.geometry, [s.geometry for s in styles]]),
         opening=np.concatenate([library.opening, [s.opening for s in styles]]),
         shading=np.concatenate([library.shading, np.stack(shading)]).astype(np.float32),
         measured=np.concatenate([library.measured, np.zeros(len(styles), bool)]),
-        mouths=np.concatenate([library.mouths, mouths]), styles=library.styles + tuple(s.name for s in styles))
+        mouths=np.concatenate([library.mouths, none(library.mouths)]),
+        faces=np.concatenate([library.faces, none(library.faces)]),
+        face_points=np.concatenate([library.face_points, none(library.face_points)]),
+        styles=library.styles + tuple(s.name for s in styles))
 
 
 def geometric_median(points: np.ndarray, iterations: int = 100) -> np.ndarray:

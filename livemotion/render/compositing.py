@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..face.mesh import FACE_OVAL
+from ..face.mesh import FACE_OVAL, UPPER_LID
 from .alignment import Alignment
 
 _CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the brightest a filled cavity gets
@@ -46,12 +46,24 @@ def mouth_patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Exemplar:
+    """The person's own expressive face (a calibration frame, as an aligned crop) to show in part of
+    the edited face: the upper face's brows, their furrows and the forehead lines (Zhang et al.'s
+    per-region exemplars, 2006), all on the lattice of ``FaceLayers``."""
+
+    image: np.ndarray  # (S, S, 3) uint8 the exemplar's aligned crop (``render.alignment.align``, same size)
+    flow: np.ndarray  # (G, G, 2) float32 backward flow, crop pixels: where each edited-face point is on it
+    weight: np.ndarray  # (G, G) float32 0..1 how much of it shows (the region, feathered, times intensity)
+
+
+@dataclass(frozen=True)
 class FaceLayers:
     """What the compositor applies to one face, all on the engine's ``grid`` x ``grid`` lattice over the crop."""
 
     flow: np.ndarray  # (G, G, 2) float32 backward flow, crop pixels
     mask: np.ndarray  # (G, G) float32 0..1: where the edit may change pixels (the face, feathered)
     log_gain: np.ndarray | None  # (G, G) float32 log of the luminance ratio to multiply in (shading), or None
+    exemplar: Exemplar | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,17 @@ def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -
     mask = cv2.GaussianBlur(mask, (0, 0), 0.5 * radius)
     # the Gaussian's far tail would let a whisper of flow reach the background: cut it at 2 %
     return np.clip((mask - 0.02) / 0.98, 0.0, 1.0)
+
+
+def upper_face_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.025) -> np.ndarray:
+    """(grid, grid) float32 0..1: the face above the upper eyelids (brows, glabella, forehead),
+    inside the face outline, feathered by a Gaussian of ``feather`` * grid. ``lattice_points`` as
+    for ``lattice_mask``."""
+    mask = np.zeros((grid, grid), np.float32)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32)), 1.0)
+    lids = lattice_points[[i for lid in UPPER_LID for i in lid], 1].min()
+    mask[max(0, int(np.floor(lids))):] = 0.0  # the eyes stay live: their gaze is the person's now
+    return cv2.GaussianBlur(mask, (0, 0), feather * grid)
 
 
 def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth: MouthChange | None = None) -> np.ndarray:
@@ -124,11 +147,38 @@ def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth
     warped = cv2.copyTo(frame[y0:y1, x0:x1], still.view(np.uint8), warped)
     if mouth is not None:
         _fill_mouth(frame, warped, mouth, (x0, y0), map_x, map_y)
+    if layers.exemplar is not None:
+        _blend_exemplar(warped, layers.exemplar, alignment, roi_to_lattice, (x0, y0))
     if layers.log_gain is not None:
         ratio = np.exp(upsampled[..., 3])
         warped = cv2.multiply(warped, cv2.merge([ratio, ratio, ratio]), dtype=cv2.CV_8U)  # saturating, rounded
     out[y0:y1, x0:x1] = cv2.copyTo(warped, (upsampled[..., 2] > 0).view(np.uint8), out[y0:y1, x0:x1])
     return out
+
+
+def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment, roi_to_lattice: np.ndarray,
+                    origin: tuple[int, int]) -> None:
+    """Blend the exemplar, carried onto the edited face by its flow, into ``warped`` (the region at
+    ``origin``) where its weight says; its colour is scaled to the live face's there, so the light
+    is the live one's and only the expression's shapes and creases come from the exemplar."""
+    height, width = warped.shape[:2]
+    layer = np.dstack([exemplar.flow, exemplar.weight]).astype(np.float32)
+    upsampled = cv2.warpAffine(layer, roi_to_lattice, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    weight = upsampled[..., 2]
+    shown = weight > 0.5
+    if not shown.any():
+        return
+    x0, y0 = origin
+    xs, ys = np.meshgrid(np.arange(x0, x0 + width, dtype=np.float32), np.arange(y0, y0 + height, dtype=np.float32))
+    to_crop = alignment.to_crop.astype(np.float32)
+    crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2] + upsampled[..., 0]
+    crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2] + upsampled[..., 1]
+    seen = cv2.remap(exemplar.image, crop_x, crop_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    colour = warped[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
+    live = warped.astype(np.float32)
+    blended = live + weight[..., None] * (seen * colour - live)
+    warped[:] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origin: tuple[int, int],

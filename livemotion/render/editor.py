@@ -20,12 +20,23 @@ from ..expression.controller import (
     RequestSource,
 )
 from ..expression.library import GRID, ExpressionLibrary, sample_lattice, template_to_crop
+from ..expression.library import REGIONS as SHADING_REGIONS
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
 from .alignment import Alignment, align, engine_points, lattice_coordinates
-from .compositing import FaceLayers, MouthChange, lattice_mask, mouth_patch_transform, warp_face
+from .compositing import (
+    Exemplar,
+    FaceLayers,
+    MouthChange,
+    lattice_mask,
+    mouth_patch_transform,
+    upper_face_mask,
+    warp_face,
+)
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
+_EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not worth an engine call
+_FOREHEAD = SHADING_REGIONS.index("forehead")  # a shading region of the brows' face region
 LAYER_GRID = GRID  # side of the lattice the compositor gets: the library's shading resolution (1/15 IOD)
 
 
@@ -88,18 +99,37 @@ class ExpressionEditor:
         if shaded:  # a second flow carries the library's template face onto the edited one
             sources.append(template_points)
             targets.append(targets[0])
+        exemplar = self._upper_face_exemplar(plan, library)
+        if exemplar is not None:  # and another the person's own expressive face (a calibration profile's)
+            sources.append(engine_points(exemplar[1]))
+            targets.append(targets[0])
         flows = self.backend(np.stack(sources).astype(np.float32), np.stack(targets).astype(np.float32))
         timings["engine"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         flows = _upsample_lattice(flows, LAYER_GRID)  # the engine's lattice is coarser than shading needs
         to_lattice = (LAYER_GRID - 1) / (self.crop_size - 1)
         log_gain = self._log_gain(flows[1], np.einsum("er,erhw->hw", plan.shading, shading)) if shaded else None
-        layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain)
+        shown = None
+        if exemplar is not None:
+            weight = exemplar[2] * upper_face_mask(target * to_lattice, LAYER_GRID)
+            shown = Exemplar(exemplar[0], flows[-1].transpose(1, 2, 0), weight.astype(np.float32))
+        layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown)
         timings["shading"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, alignment, target, library))
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
+
+    def _upper_face_exemplar(self, plan: ExpressionPlan,
+                             library: ExpressionLibrary) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """(crop, its landmarks, weight): the person's own face at the emotion the brows show most,
+        when the library (a calibration profile) has one at this crop size."""
+        brows = plan.shading[:, _FOREHEAD]  # each emotion's share in the brows' region
+        row = int(np.argmax(brows))
+        found = library.face_exemplar(row) if brows[row] > _EXEMPLAR_MIN else None
+        if found is None or found[0].shape[0] != self.crop_size:
+            return None
+        return found[0], found[1], float(brows[row])
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
         """The library's template as engine points and its shading (cached per library)."""
