@@ -329,7 +329,7 @@ def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256,
                 if mouths:
                     patches.append(mouth_patch(frame.image, track.landmarks))
                     crop = align(track, size)
-                    faces.append(cv2.warpAffine(frame.image, crop.to_crop, (size, size), flags=cv2.INTER_AREA))
+                    faces.append(cv2.warpAffine(frame.image, crop.to_crop, (size, size), flags=cv2.INTER_LANCZOS4))
                     face_points.append(crop.points_to_crop(track.landmarks[:, :2]).astype(np.float32))
     finally:
         source.close()

@@ -165,20 +165,26 @@ def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment
     layer = np.dstack([exemplar.flow, exemplar.weight]).astype(np.float32)
     upsampled = cv2.warpAffine(layer, roi_to_lattice, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    rows = np.nonzero(upsampled[..., 2].max(axis=1) > 1e-3)[0]  # the upper face: work on its rows only
+    if len(rows) == 0:
+        return
+    band = slice(int(rows[0]), int(rows[-1]) + 1)
+    upsampled, region = upsampled[band], warped[band]
     weight = upsampled[..., 2]
     shown = weight > 0.5
     if not shown.any():
         return
     x0, y0 = origin
-    xs, ys = np.meshgrid(np.arange(x0, x0 + width, dtype=np.float32), np.arange(y0, y0 + height, dtype=np.float32))
+    xs, ys = np.meshgrid(np.arange(x0, x0 + width, dtype=np.float32),
+                         np.arange(y0 + band.start, y0 + band.stop, dtype=np.float32))
     to_crop = alignment.to_crop.astype(np.float32)
     crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2] + upsampled[..., 0]
     crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2] + upsampled[..., 1]
-    seen = cv2.remap(exemplar.image, crop_x, crop_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    colour = warped[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
-    live = warped.astype(np.float32)
+    seen = cv2.remap(exemplar.image, crop_x, crop_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    colour = region[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
+    live = region.astype(np.float32)
     blended = live + weight[..., None] * (seen * colour - live)
-    warped[:] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    region[:] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origin: tuple[int, int],
