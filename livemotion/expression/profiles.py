@@ -1,11 +1,12 @@
 """Calibration profiles: a person's own expression library, kept in their user data directory.
 
 A profile is an ``ExpressionLibrary`` measured on one person only (``measure_people`` with
-``mouths``): their neutral face as the template, each emotion's motion, shading and mouth
-interior from their own frames. It lives in ``profiles_dir()`` (``$LIVEMOTION_DATA_DIR/profiles``,
-else the platform's user data directory, e.g. ``~/.local/share/livemotion/profiles``), readable
-by the user only, and is never sent anywhere. Emotions the person skipped are filled from the
-shipped library when the profile is loaded, so a better shipped library improves them later.
+``mouths``): their neutral face as the template, each emotion's motion, shading, mouth interior
+and face (the upper-face exemplar the editor blends in above the eyes) from their own frames.
+It lives in ``profiles_dir()`` (``$LIVEMOTION_DATA_DIR/profiles``, else the platform's user data
+directory, e.g. ``~/.local/share/livemotion/profiles``), readable by the user only, and is never
+sent anywhere. Emotions the person skipped are filled from the shipped library when the profile
+is loaded, so a better shipped library improves them later.
 """
 
 from __future__ import annotations
