@@ -164,8 +164,8 @@ class ExpressionEditor:
         self.controller.request = request
 
     def set_schedule(self, schedule: RequestSource | None) -> None:
-        """Start ``schedule`` (a ``Schedule``, a ``Driver``) from the next frame on (None: back to the
-        controller's request)."""
+        """Start ``schedule`` (a ``Schedule``) from the next frame on (None: back to the controller's
+        request). A driving face is ``set_driver``'s."""
         self._schedule_origin = None
         self.schedule = schedule
 
