@@ -22,7 +22,7 @@ from livemotion.expression.profiles import (
     profile_path,
     save_profile,
 )
-from livemotion.face.mesh import INNER_LIP_CONTOUR, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, OUTER_LIP_CONTOUR
+from livemotion.face.mesh import FACE_OVAL, INNER_LIP_CONTOUR, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, OUTER_LIP_CONTOUR
 from livemotion.render.alignment import align
 from livemotion.render.compositing import (
     MOUTH_PATCH,
@@ -174,28 +174,57 @@ def test_calibrate_and_run_from_the_command_line(clips, tmp_path, capsys):
     assert main(["profiles", "delete", "cli"]) == 0 and main(["profiles", "delete", "cli"]) == 2
 
 
-def test_the_persons_own_upper_face_shows_above_the_eyes_only(profile, astronaut, still_tracker):
-    """Surprised with a profile: above the upper lids the edit shows the person's own surprised face
-    (here made up: their calibration frame with a dark stripe across the forehead, which no live frame
-    has), colour-matched to the live face; below the eyes every byte is what the same edit gives
-    without an exemplar."""
+def _surprised_with_stripes(profile, astronaut, still_tracker, regions=None):
+    """The astronaut made surprised with the profile, with and without its face exemplar. The
+    exemplar is made up: the calibration frame with dark stripes, which no live frame has, across
+    the forehead, the cheeks, the eyes and the lips."""
     track = still_tracker.track(astronaut)
     row = ROW("surprised")
     face, points = profile.face_exemplar(row)
     striped = face.copy()
-    top = int(points[[10, 151, 9], 1].mean())  # the forehead's midline, in the crop
-    striped[top - 3: top + 3] = striped[top - 3: top + 3] // 3
+    for landmarks in ([10, 151, 9], [50, 280], [159, 386], [13, 14]):  # forehead, cheeks, eyes, lips
+        y = int(points[landmarks, 1].mean())
+        striped[y - 3: y + 3] = striped[y - 3: y + 3] // 3
     faces = profile.faces.copy()
     faces[row] = striped
     outputs = []
     for library in (replace(profile, faces=faces), replace(profile, faces=np.zeros_like(profile.faces))):
-        controller = ExpressionController(ExpressionRequest("surprised", 1.0, active=True), library=library,
-                                          fade_step=1.0, transition=0.0)
+        request = ExpressionRequest("surprised", 1.0, regions=regions or {}, active=True)
+        controller = ExpressionController(request, library=library, fade_step=1.0, transition=0.0)
         outputs.append(ExpressionEditor(create_backend("torch"), controller).edit(
-            Frame(astronaut, 0, Fraction(0), 0.0), track, {}))
-    with_exemplar, without = outputs
-    eyes = int(track.landmarks[[159, 386], 1].mean())
-    assert np.array_equal(with_exemplar[eyes + 15:], without[eyes + 15:])  # the eyes, the mouth: untouched
-    x = int(track.landmarks[[10, 151, 9], 0].mean())  # the forehead's midline
-    differs = np.abs(with_exemplar[: eyes, x - 20: x + 20].astype(int) - without[: eyes, x - 20: x + 20]).max(axis=2)
-    assert differs.max() > 40  # the stripe shows on the forehead
+            Frame(astronaut, 0, Fraction(0), 0.0), track, {}).astype(int))
+    return track.landmarks, outputs[0], outputs[1]
+
+
+def _difference_near(image, other, landmarks, indices, reach=4):
+    """The largest difference between two images within ``reach`` pixels of the landmarks' centre."""
+    x, y = np.round(landmarks[indices, :2].mean(axis=0)).astype(int)
+    window = (slice(y - reach, y + reach + 1), slice(x - reach, x + reach + 1))
+    return np.abs(image[window] - other[window]).max()
+
+
+def test_the_persons_own_face_shows_on_the_skin_not_in_the_eyes_or_on_the_lips(profile, astronaut, still_tracker):
+    """Surprised with a profile: forehead and cheeks show the person's own surprised face (its
+    stripes), colour-matched to the live face; the eye openings and the lips stay the live face's,
+    so the gaze and the speech are the person's now."""
+    landmarks, with_exemplar, without = _surprised_with_stripes(profile, astronaut, still_tracker)
+    assert _difference_near(with_exemplar, without, landmarks, [10, 151, 9], 10) > 40  # forehead
+    assert _difference_near(with_exemplar, without, landmarks, [50], 6) > 40  # each cheek
+    assert _difference_near(with_exemplar, without, landmarks, [280], 6) > 40
+    for eye in ([468], [473]):  # the irises' centres
+        assert _difference_near(with_exemplar, without, landmarks, eye, 2) < 12
+    assert _difference_near(with_exemplar, without, landmarks, [13, 14], 2) < 12  # between the lips
+    outline = np.zeros(with_exemplar.shape[:2], np.uint8)
+    cv2.fillConvexPoly(outline, cv2.convexHull(np.round(landmarks[list(FACE_OVAL), :2]).astype(np.int32)), 1)
+    outside = cv2.dilate(outline, np.ones((7, 7), np.uint8)) == 0
+    assert np.abs(with_exemplar[outside] - without[outside]).max() <= 6  # the take's hair or background: faint at most
+
+
+def test_a_region_kept_live_gets_no_exemplar(profile, astronaut, still_tracker):
+    """The exemplar below the eyes follows the cheeks' and mouth corners' sources: with the mouth
+    corners live, every byte below the eyes is what the edit gives without an exemplar."""
+    landmarks, with_exemplar, without = _surprised_with_stripes(profile, astronaut, still_tracker,
+                                                                {"mouth_corners": "live"})
+    eyes = int(landmarks[[159, 386], 1].mean())
+    assert np.array_equal(with_exemplar[eyes + 15:], without[eyes + 15:])
+    assert _difference_near(with_exemplar, without, landmarks, [10, 151, 9], 10) > 40  # the forehead still shows it

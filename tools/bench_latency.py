@@ -2,7 +2,7 @@
 """Latency benchmark: tracker alone vs the full pipeline, per resolution and backend, in one run.
 
     tools/bench_latency.py [--source demo|FILE|webcam] [--frames N] [--sizes 640x480,1280x720,1920x1080]
-                           [--emotion happy] [--json OUT] [--png OUT]
+                           [--emotion happy] [--profile NAME] [--json OUT] [--png OUT]
 
 For each size it measures, on the same frames (decoded into memory first):
   tracker   the MediaPipe tracker alone, frame after frame: the floor any filter pays
@@ -31,6 +31,8 @@ import numpy as np
 
 from livemotion.engines.backends import NUM_POINTS, create_backend
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.library import ExpressionLibrary
+from livemotion.expression.profiles import load_profile
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.sinks import open_sink
 from livemotion.io.sources import MemorySource, open_source
@@ -69,10 +71,10 @@ def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray
         source.close()
 
 
-def editor(emotion: str, backend: str = "torch") -> ExpressionEditor:
+def editor(emotion: str, backend: str = "torch", library: ExpressionLibrary | None = None) -> ExpressionEditor:
     device = "cuda" if backend == "tensorrt" else "cpu"
     return ExpressionEditor(create_backend(backend, device=device),
-                            ExpressionController(ExpressionRequest(emotion, 1.0, active=True)))
+                            ExpressionController(ExpressionRequest(emotion, 1.0, active=True), library=library))
 
 
 def bench_streams(backend_name: str, streams: list[int], repeats: int = 20) -> dict[int, float]:
@@ -103,11 +105,12 @@ def bench_tracker(frames: list[np.ndarray], max_faces: int) -> dict:
     return asdict(StageSummary.of(times))
 
 
-def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: str) -> dict:
+def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: str,
+               library: ExpressionLibrary | None = None) -> dict:
     stages: dict[str, list[float]] = {}
     source = MemorySource(frames)
     with FaceTracker(max_faces=max_faces) as tracker:
-        pipeline = Pipeline(tracker, editor(emotion, backend))
+        pipeline = Pipeline(tracker, editor(emotion, backend, library))
         for frame in source:
             start = time.perf_counter()
             processed = pipeline.process(frame)
@@ -117,11 +120,11 @@ def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: 
     return {stage: asdict(StageSummary.of(values)) for stage, values in stages.items()} | {"_samples": stages}
 
 
-def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int) -> dict:
+def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: ExpressionLibrary | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder, FaceTracker(max_faces=max_faces) as tracker:
         source = MemorySource(frames, fps=30.0)
         sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps)
-        stats = LiveRunner(source, Pipeline(tracker, editor(emotion)), sink, pace=True).run()
+        stats = LiveRunner(source, Pipeline(tracker, editor(emotion, library=library)), sink, pace=True).run()
     summary = stats.summary()
     return {"fps_out": stats.frames_out / stats.wall_seconds, "frames_in": stats.frames_in,
             "frames_out": stats.frames_out, "dropped": stats.dropped,
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=150, help="frames per measurement (default 150)")
     parser.add_argument("--sizes", default="640x480,1280x720,1920x1080", help="comma-separated WxH list")
     parser.add_argument("--emotion", default="happy", help="emotion applied in the full pipeline (default happy)")
+    parser.add_argument("--profile", help="edit with this calibration profile (its face exemplars cost more) "
+                        "instead of the shipped library")
     parser.add_argument("--max-faces", type=int, default=2, help="tracker max faces, as in `livemotion run`")
     parser.add_argument("--no-live", action="store_true", help="skip the threaded real-time measurement")
     parser.add_argument("--streams", default="1,4,16", help="batch sizes for the multi-stream engine cost")
@@ -162,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     backends = available_backends()
+    library = load_profile(args.profile) if args.profile else None
     results = []
     for text in args.sizes.split(","):
         width, height = (int(v) for v in text.lower().split("x"))
@@ -169,15 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         result = {"size": f"{width}x{height}", "frames": len(frames),
                   "tracker": bench_tracker(frames, args.max_faces), "full": {}, "ratio": {}}
         for backend in backends:
-            full = bench_full(frames, args.emotion, args.max_faces, backend)
+            full = bench_full(frames, args.emotion, args.max_faces, backend, library)
             result["full"][backend] = full
             result["ratio"][backend] = full["processing"]["mean"] / result["tracker"]["mean"]
         if not args.no_live:
-            result["live"] = bench_live(frames, args.emotion, args.max_faces)
+            result["live"] = bench_live(frames, args.emotion, args.max_faces, library)
         results.append(result)
 
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}"
-    print(f"machine: {machine}; source {args.source}; emotion {args.emotion}; {args.frames} frames per run")
+    print(f"machine: {machine}; source {args.source}; emotion {args.emotion}; "
+          f"{'profile ' + args.profile if args.profile else 'shipped library'}; {args.frames} frames per run")
     print(f"{'size':<10}{'backend':<9}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"
           f"{'e2e p50':>9}{'e2e p95':>9}{'e2e p99':>9}{'dropped':>9}")
     for r in results:

@@ -90,15 +90,18 @@ def main(argv: list[str] | None = None) -> int:
                 entries[name] = entry
                 sheet.append(row)
             report["people"][person] = entries
-    print("\nsummary: flip profile / lopo / real, gain profile / lopo, identity profile / lopo")
+    print("\nsummary: flip profile / lopo / real, gain profile / lopo, identity profile / lopo, "
+          "identity unpaired profile / real")
     for emotion in JUDGED:
         cells = []
         for entries in report["people"].values():
             mine, theirs = (next(r for r in entries[k]["emotions"] if r["emotion"] == emotion) for k in ("profile", "lopo"))
-            real = (mine.get("ceiling") or {}).get("flip_rate")
-            cells.append(f"{_cell(mine.get('flip_rate'), 5)}/{_cell(theirs.get('flip_rate'), 0)}/{_cell(real, 0)} "
+            real = mine.get("ceiling") or {}
+            cells.append(f"{_cell(mine.get('flip_rate'), 5)}/{_cell(theirs.get('flip_rate'), 0)}/"
+                         f"{_cell(real.get('flip_rate'), 0)} "
                          f"{_cell(mine.get('gain'), 6, '{:+.2f}')}/{_cell(theirs.get('gain'), 0, '{:+.2f}')} "
-                         f"{_cell(mine.get('identity_distance'), 5)}/{_cell(theirs.get('identity_distance'), 0)}")
+                         f"{_cell(mine.get('identity_distance'), 5)}/{_cell(theirs.get('identity_distance'), 0)} "
+                         f"{_cell(mine.get('identity_unpaired'), 5)}/{_cell(real.get('identity_unpaired'), 0)}")
         print(f"{emotion:<11}" + "   ".join(cells))
     identities = [r["identity_distance"] for entries in report["people"].values()
                   for r in entries["profile"]["emotions"] if r.get("identity_distance") is not None]

@@ -8,12 +8,16 @@ SOURCE is a video file, ``demo``, or ``astronaut`` (the still portrait). Every t
 runs through the pipeline on each source; per emotion it reports:
   flip      share of judged frames whose FER2013 top class becomes the target (output)
   gain      FER2013 probability of the target class, output minus input
-  identity  dlib face-embedding distance, input vs output (same person < 0.6)
+  identity  dlib face-embedding distance, input vs output (same person < 0.6), frame by frame;
+            "unpaired" is the mean over every (output, input) pair of judged frames, the only way a
+            real expression can be set beside it (its frames are other frames)
   artic r   correlation of the articulation component (dlib inner-lip gap minus its 1 s rolling
             10th percentile, the posture) input vs output: speech kept
   detail    variance of the Laplacian in the face box, output / input (1.0 = no blur added)
   ceiling   the same person's real expression, where a sibling clip shows it (MEAD naming:
-            mead_W009_neutral.mp4 beside mead_W009_happy.mp4): its flip rate and target probability
+            mead_W009_neutral.mp4 beside mead_W009_happy.mp4): its flip rate, target probability
+            and unpaired identity distance to the edited clip's input frames (how far the person's
+            own expression takes dlib's embedding; the input's own frames give the floor)
 For "neutral" the gain is reported on "happy" (what neutral should remove from a smile).
 Frames judged are spread over the clip after the first 0.8 s (the fade-in and onset).
 Evaluate on people the library was not built from: ``--library`` takes one built without them.
@@ -164,9 +168,10 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
         result.update(flip_rate=flip, gain_class=shown, probability_input=before,
                       probability_output=flip_and_probability(judged, shown)[1], gain=None)
         result["gain"] = result["probability_output"] - before
-    distances = [float(np.linalg.norm(dlib.embedding(outputs[i], clip.boxes[i]) - emb))  # type: ignore[arg-type]
-                 for i, emb in clip.embeddings.items()]
+    edited = {i: dlib.embedding(outputs[i], clip.boxes[i]) for i in clip.embeddings}  # type: ignore[arg-type]
+    distances = [float(np.linalg.norm(edited[i] - emb)) for i, emb in clip.embeddings.items()]
     result["identity_distance"] = float(np.mean(distances)) if distances else None
+    result["identity_unpaired"] = unpaired_distance(edited, clip.embeddings)
     details = [face_detail(outputs[i], clip.boxes[i]) / d for i, d in clip.detail.items() if d > 0]  # type: ignore[arg-type]
     result["detail_kept"] = float(np.mean(details)) if details else None
     if len(clip.frames) > 10:
@@ -180,8 +185,17 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
     return result
 
 
-def real_expression_ceiling(source: str, emotion: str, frames_limit: int | None, samples: int) -> dict | None:
-    """The same person's own expression, judged the same way: a sibling clip named like the source."""
+def unpaired_distance(ours: dict[int, np.ndarray], theirs: dict[int, np.ndarray]) -> float | None:
+    """Mean embedding distance over every pair of frames, one from each (the same frame never pairs with itself)."""
+    distances = [float(np.linalg.norm(a - b)) for i, a in ours.items() for j, b in theirs.items()
+                 if not (ours is theirs and i == j)]
+    return float(np.mean(distances)) if distances else None
+
+
+def real_expression_ceiling(source: str, emotion: str, frames_limit: int | None, samples: int,
+                            edited: Clip) -> dict | None:
+    """The same person's own expression, judged the same way: a sibling clip named like the source
+    (``edited``: the clip the edit ran on, whose input frames its identity distance is taken to)."""
     label = clip_label(source)
     fer_class = FER_CLASS_OF.get(emotion)
     if label is None or fer_class is None or emotion == "neutral":
@@ -192,7 +206,8 @@ def real_expression_ceiling(source: str, emotion: str, frames_limit: int | None,
     frames, fps = load_frames(str(siblings[0]), frames_limit)
     real = measure_clip(siblings[0].name, frames, fps, samples)
     flip, probability = flip_and_probability(real.probabilities, fer_class)
-    return {"clip": siblings[0].name, "flip_rate": flip, "probability": probability}
+    return {"clip": siblings[0].name, "flip_rate": flip, "probability": probability,
+            "identity_unpaired": unpaired_distance(real.embeddings, edited.embeddings)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,21 +281,26 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
     for emotion in emotions:
         judged = judged_as.get(emotion, emotion)
         result = evaluate_emotion(clip, emotion, intensity, library, judged)
-        result["ceiling"] = real_expression_ceiling(ceiling_of or source, judged, frames_limit, samples)
+        result["ceiling"] = real_expression_ceiling(ceiling_of or source, judged, frames_limit, samples, clip)
         results.append(result)
     apex = clip.samples[len(clip.samples) // 2]
     row = np.hstack([face_tile(frames[apex].image, clip.boxes[apex], f"{clip.name[:14]} input")]
                     + [face_tile(r.pop("_apex"), clip.boxes[apex], r["emotion"]) for r in results])
-    print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged)")
-    print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'artic r':>9}{'detail':>8}"
-          f"{'real flip':>11}{'real P':>8}")
+    spread = unpaired_distance(clip.embeddings, clip.embeddings)
+    print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged; identity unpaired among the input's "
+          f"own frames {_cell(spread, 0)})")
+    print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'unpair':>7}{'artic r':>9}"
+          f"{'detail':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
     for r in results:
         ceiling = r["ceiling"] or {}
         print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
               f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
-              f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('articulation_r'), 9, '{:.3f}')}"
-              f"{_cell(r.get('detail_kept'), 8)}{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}")
-    entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "emotions": results}
+              f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('identity_unpaired'), 7)}"
+              f"{_cell(r.get('articulation_r'), 9, '{:.3f}')}{_cell(r.get('detail_kept'), 8)}"
+              f"{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}"
+              f"{_cell(ceiling.get('identity_unpaired'), 8)}")
+    entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "identity_input_spread": spread,
+             "emotions": results}
     return entry, row
 
 

@@ -29,6 +29,12 @@ class Alignment:
     def points_to_crop(self, points: np.ndarray) -> np.ndarray:
         return points @ self.to_crop[:, :2].T + self.to_crop[:, 2]
 
+    @property
+    def interocular(self) -> float:
+        """The face's inter-ocular distance in frame pixels (the crop fixes it at ``_IOD_IN_CROP``)."""
+        scale = float(np.sqrt(abs(np.linalg.det(self.to_crop[:, :2]))))
+        return _IOD_IN_CROP * self.size / max(scale, 1e-9)
+
 
 
 def align(track: FaceTrack, size: int) -> Alignment:

@@ -14,11 +14,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..face.mesh import FACE_OVAL, UPPER_LID
+from ..face.mesh import EYE_CORNERS, FACE_OVAL, LOWER_LID, OUTER_LIP_CONTOUR, UPPER_LID
 from .alignment import Alignment
 
 _CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the brightest a filled cavity gets
 _STILL_PX, _STILL_GAIN = 0.01, 1e-4  # flow (frame pixels) and log gain below which a pixel keeps its bytes
+# Shares of the lattice by which the live eyes and lips reach past their contours: the lips' skin
+# edge moves with every syllable, and a take's closed lips there would blur it.
+_EYES_MARGIN, _LIPS_MARGIN = 0.01, 0.03
+_EXEMPLAR_DETAIL = 0.015  # IODs: finer detail than a Gaussian of this sigma stays the live face's
+# Each eye's opening as a polygon: outer corner, upper lid, inner corner, lower lid back.
+EYE_OPENINGS = tuple((outer, *upper, inner, *lower[::-1])
+                     for (outer, inner), upper, lower in zip(EYE_CORNERS, UPPER_LID, LOWER_LID))
 MOUTH_PATCH = (40, 120)  # (height, width) of a mouth-interior exemplar, in its own normalised frame
 # Where the inner lips' corners and midpoints sit in that frame (x, y as fractions of width, height):
 # the patch reaches a little past the opening so a pasted interior has lip to blend into.
@@ -48,8 +55,9 @@ def mouth_patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Exemplar:
     """The person's own expressive face (a calibration frame, as an aligned crop) to show in part of
-    the edited face: the upper face's brows, their furrows and the forehead lines (Zhang et al.'s
-    per-region exemplars, 2006), all on the lattice of ``FaceLayers``."""
+    the edited face: brows and their furrows, forehead lines, the skin around the eyes, cheeks,
+    nasolabial folds and chin (Zhang et al.'s per-region exemplars, 2006), all on the lattice of
+    ``FaceLayers``."""
 
     image: np.ndarray  # (S, S, 3) uint8 the exemplar's aligned crop (``render.alignment.align``, same size)
     flow: np.ndarray  # (G, G, 2) float32 backward flow, crop pixels: where each edited-face point is on it
@@ -93,15 +101,33 @@ def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -
     return np.clip((mask - 0.02) / 0.98, 0.0, 1.0)
 
 
-def upper_face_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.025) -> np.ndarray:
-    """(grid, grid) float32 0..1: the face above the upper eyelids (brows, glabella, forehead),
-    inside the face outline, feathered by a Gaussian of ``feather`` * grid. ``lattice_points`` as
-    for ``lattice_mask``."""
+def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: float,
+                  feather: float = 0.025) -> np.ndarray:
+    """(grid, grid) float32 0..1: where a person's own expressive face (``Exemplar``) may show: the
+    face inside its outline but outside the eye openings and the lips, at ``upper`` above the upper
+    eyelids (brows, glabella, forehead) and ``lower`` below them (the skin around the eyes, cheeks,
+    nasolabial folds, chin), feathered by a Gaussian of ``feather`` * grid. ``lattice_points`` as
+    for ``lattice_mask``.
+
+    The eyes stay live because their gaze is the person's now, the lips because they carry the
+    speech (the warp shapes them, and ``MouthChange`` fills what they uncover).
+    """
     mask = np.zeros((grid, grid), np.float32)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32)), 1.0)
+    inset = max(1, int(round(feather * grid)))  # most of the feathering inside the outline: the take's hair barely shows
+    mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1)))
     lids = lattice_points[[i for lid in UPPER_LID for i in lid], 1].min()
-    mask[max(0, int(np.floor(lids))):] = 0.0  # the eyes stay live: their gaze is the person's now
-    return cv2.GaussianBlur(mask, (0, 0), feather * grid)
+    mask[max(0, int(np.floor(lids))):] *= lower
+    mask[: max(0, int(np.floor(lids)))] *= upper
+    kept = np.zeros_like(mask)
+    for openings, margin in ((EYE_OPENINGS, _EYES_MARGIN), ((OUTER_LIP_CONTOUR,), _LIPS_MARGIN)):
+        live = np.zeros_like(mask)
+        for opening in openings:
+            cv2.fillPoly(live, [np.round(lattice_points[list(opening)]).astype(np.int32)], 1.0)
+        radius = max(1, int(round(margin * grid)))
+        kept = np.maximum(kept, cv2.dilate(live, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)))
+    mask = cv2.GaussianBlur(mask * (1.0 - kept), (0, 0), feather * grid)
+    return np.clip((mask - 0.01) / 0.99, 0.0, 1.0)  # the Gaussian's far tail cut, as in ``lattice_mask``
 
 
 def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth: MouthChange | None = None) -> np.ndarray:
@@ -160,12 +186,14 @@ def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment
                     origin: tuple[int, int]) -> None:
     """Blend the exemplar, carried onto the edited face by its flow, into ``warped`` (the region at
     ``origin``) where its weight says; its colour is scaled to the live face's there, so the light
-    is the live one's and only the expression's shapes and creases come from the exemplar."""
+    is the live one's and only the expression's shapes and creases come from the exemplar. Detail
+    finer than ``_EXEMPLAR_DETAIL`` (skin texture, a pixel or two) stays the live face's: the
+    exemplar is one frame of a compressed take, often softer than the live video."""
     height, width = warped.shape[:2]
     layer = np.dstack([exemplar.flow, exemplar.weight]).astype(np.float32)
     upsampled = cv2.warpAffine(layer, roi_to_lattice, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    rows = np.nonzero(upsampled[..., 2].max(axis=1) > 1e-3)[0]  # the upper face: work on its rows only
+    rows = np.nonzero(upsampled[..., 2].max(axis=1) > 1e-3)[0]  # work on the exemplar's rows only
     if len(rows) == 0:
         return
     band = slice(int(rows[0]), int(rows[-1]) + 1)
@@ -183,7 +211,8 @@ def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment
     seen = cv2.remap(exemplar.image, crop_x, crop_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     colour = region[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
     live = region.astype(np.float32)
-    blended = live + weight[..., None] * (seen * colour - live)
+    sigma = _EXEMPLAR_DETAIL * alignment.interocular
+    blended = live + weight[..., None] * (cv2.GaussianBlur(seen * colour - live, (0, 0), sigma))
     region[:] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 

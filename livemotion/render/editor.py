@@ -28,15 +28,18 @@ from .compositing import (
     Exemplar,
     FaceLayers,
     MouthChange,
+    exemplar_mask,
     lattice_mask,
     mouth_patch_transform,
-    upper_face_mask,
     warp_face,
 )
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
 _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not worth an engine call
-_FOREHEAD = SHADING_REGIONS.index("forehead")  # a shading region of the brows' face region
+# The shading regions above the upper eyelids and below them: the exemplar shows in each part at
+# the least of its regions' shares, so a region kept live (or given another emotion) stays so.
+_UPPER = [SHADING_REGIONS.index(name) for name in ("forehead", "glabella")]
+_LOWER = [SHADING_REGIONS.index(name) for name in ("eyes", "nasolabial", "chin")]
 LAYER_GRID = GRID  # side of the lattice the compositor gets: the library's shading resolution (1/15 IOD)
 
 
@@ -99,7 +102,7 @@ class ExpressionEditor:
         if shaded:  # a second flow carries the library's template face onto the edited one
             sources.append(template_points)
             targets.append(targets[0])
-        exemplar = self._upper_face_exemplar(plan, library)
+        exemplar = self._face_exemplar(plan, library)
         if exemplar is not None:  # and another the person's own expressive face (a calibration profile's)
             sources.append(engine_points(exemplar[1]))
             targets.append(targets[0])
@@ -111,8 +114,10 @@ class ExpressionEditor:
         log_gain = self._log_gain(flows[1], np.einsum("er,erhw->hw", plan.shading, shading)) if shaded else None
         shown = None
         if exemplar is not None:
-            weight = exemplar[2] * upper_face_mask(target * to_lattice, LAYER_GRID)
-            shown = Exemplar(exemplar[0], flows[-1].transpose(1, 2, 0), weight.astype(np.float32))
+            weight = exemplar_mask(target * to_lattice, LAYER_GRID, *exemplar[2])
+            shown = Exemplar(exemplar[0], flows[-1].transpose(1, 2, 0), weight)
+            if log_gain is not None:  # the exemplar has the person's own creases: no library shading over them
+                log_gain = log_gain * (1.0 - weight)
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown)
         timings["shading"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
@@ -120,16 +125,16 @@ class ExpressionEditor:
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
 
-    def _upper_face_exemplar(self, plan: ExpressionPlan,
-                             library: ExpressionLibrary) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """(crop, its landmarks, weight): the person's own face at the emotion the brows show most,
-        when the library (a calibration profile) has one at this crop size."""
-        brows = plan.shading[:, _FOREHEAD]  # each emotion's share in the brows' region
-        row = int(np.argmax(brows))
-        found = library.face_exemplar(row) if brows[row] > _EXEMPLAR_MIN else None
+    def _face_exemplar(self, plan: ExpressionPlan,
+                       library: ExpressionLibrary) -> tuple[np.ndarray, np.ndarray, tuple[float, float]] | None:
+        """(crop, its landmarks, (upper, lower) weights): the person's own face at the emotion the
+        edit shows most, when the library (a calibration profile) has one at this crop size."""
+        row = int(np.argmax(plan.shading.sum(axis=1)))
+        upper, lower = float(plan.shading[row, _UPPER].min()), float(plan.shading[row, _LOWER].min())
+        found = library.face_exemplar(row) if max(upper, lower) > _EXEMPLAR_MIN else None
         if found is None or found[0].shape[0] != self.crop_size:
             return None
-        return found[0], found[1], float(brows[row])
+        return found[0], found[1], (upper, lower)
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
         """The library's template as engine points and its shading (cached per library)."""
