@@ -116,9 +116,9 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32)), 1.0)
     inset = max(1, int(round(feather * grid)))  # most of the feathering inside the outline: the take's hair barely shows
     mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1)))
-    lids = lattice_points[[i for lid in UPPER_LID for i in lid], 1].min()
-    mask[max(0, int(np.floor(lids))):] *= lower
-    mask[: max(0, int(np.floor(lids)))] *= upper
+    lids = max(0, int(np.floor(lattice_points[[i for lid in UPPER_LID for i in lid], 1].min())))
+    mask[lids:] *= lower
+    mask[:lids] *= upper
     kept = np.zeros_like(mask)
     for openings, margin in ((EYE_OPENINGS, _EYES_MARGIN), ((OUTER_LIP_CONTOUR,), _LIPS_MARGIN)):
         live = np.zeros_like(mask)
