@@ -13,7 +13,7 @@ from livemotion.engines.backends import create_backend
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
-from livemotion.expression.library import LIBRARY_EMOTIONS, load_library
+from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, ClipMeasure, _face_exemplar, load_library
 from livemotion.expression.profiles import (
     calibrate_from_clips,
     delete_profile,
@@ -22,7 +22,15 @@ from livemotion.expression.profiles import (
     profile_path,
     save_profile,
 )
-from livemotion.face.mesh import FACE_OVAL, INNER_LIP_CONTOUR, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, OUTER_LIP_CONTOUR
+from livemotion.face.mesh import (
+    FACE_OVAL,
+    INNER_BROW,
+    INNER_LIP_CONTOUR,
+    LOWER_INNER_LIP,
+    MOUTH_LEFT_CORNER,
+    MOUTH_RIGHT_CORNER,
+    OUTER_LIP_CONTOUR,
+)
 from livemotion.render.alignment import align
 from livemotion.render.compositing import (
     MOUTH_PATCH,
@@ -228,3 +236,22 @@ def test_a_region_kept_live_gets_no_exemplar(profile, astronaut, still_tracker):
     eyes = int(landmarks[[159, 386], 1].mean())
     assert np.array_equal(with_exemplar[eyes + 15:], without[eyes + 15:])
     assert _difference_near(with_exemplar, without, landmarks, [10, 151, 9], 10) > 40  # the forehead still shows it
+
+
+def test_the_exemplar_is_a_frame_that_shows_the_expression_not_a_pause_or_a_shout():
+    """An actor relaxes between sentences (lips closed, brows down) and shouts at times: the
+    profile's face exemplar is neither, but a frame where the brows are clearly up."""
+    rest = load_library().template
+    brows = list(INNER_BROW[0] + INNER_BROW[1])
+    motion = np.zeros_like(rest)
+    motion[brows, 1] = -0.1  # surprise: the brows go up
+    raised = [0.0, 0.1, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5, 1.6]  # frames 0 and 1 pauses, 8 and 9 shouts
+    opened = [0.0, 0.01, 0.06, 0.04, 0.05, 0.07, 0.05, 0.06, 0.3, 0.35]
+    canonical = np.stack([rest + amount * motion for amount in raised])
+    canonical[:, LOWER_INNER_LIP, 1] += opened
+    faces = np.stack([np.full((4, 4, 3), i, np.uint8) for i in range(len(raised))])
+    clip = ClipMeasure("take.mp4", "you", "surprised", canonical, np.zeros((0, GRID, GRID), np.float32),
+                       np.zeros((0, *MOUTH_PATCH, 3), np.uint8), faces, np.zeros((len(raised), len(rest), 2), np.float32))
+    face, _ = _face_exemplar(clip, rest, motion)
+    chosen = int(face[0, 0, 0])
+    assert chosen not in (0, 1, 8, 9) and raised[chosen] >= 0.5

@@ -69,6 +69,7 @@ EMOTION_WORDS = {
 }
 LIBRARY_EMOTIONS = tuple(EMOTION_WORDS)
 _POSTURE_QUANTILE = 10  # percentile of the inner-lip gap taken as a clip's posture (speech at its least open)
+_EXEMPLAR_QUANTILE = 60  # how strong a frame of a take a profile shows (percentile of the emotion's motion)
 _SHADING_LIMIT = 0.35  # largest |log ratio|: a crease darkens skin by up to ~30 %, not more
 
 
@@ -85,7 +86,7 @@ class ExpressionLibrary:
     mouths: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
     # (E, *MOUTH_PATCH, 3) uint8 the person's mouth interior at each emotion (all zero: none); profiles only
     faces: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
-    # (E, S, S, 3) uint8 the person's face at each emotion's posture, as an aligned crop (all zero: none); profiles
+    # (E, S, S, 3) uint8 the person's face showing each emotion clearly, as an aligned crop (all zero: none); profiles
     face_points: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 2), np.float32))
     # (E, NUM_LANDMARKS, 2) float32 its landmarks, crop pixels
     personal: bool = False  # one person measured against themselves: ``template`` is their own neutral face
@@ -436,11 +437,19 @@ def log_ratio(expressive: np.ndarray, neutral: np.ndarray, skin: np.ndarray) -> 
     return np.clip(smooth * valid, -_SHADING_LIMIT, _SHADING_LIMIT).astype(np.float32)
 
 
-def _face_exemplar(clip: ClipMeasure) -> tuple[np.ndarray, np.ndarray]:
-    """The clip's aligned face and its landmarks at its posture (the mouth at its 10th-percentile
-    opening, as the geometry is measured): the expression, not a syllable."""
+def _face_exemplar(clip: ClipMeasure, rest: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's aligned face and its landmarks where the expression shows clearly: of the frames
+    whose mouth is no more open than the clip's median (the expression, not a shout), the one whose
+    face above the lips has moved from the neutral ``rest`` along the emotion's ``motion`` by the
+    ``_EXEMPLAR_QUANTILE``-th percentile of that amount. Not the frame with the least open mouth:
+    an actor often relaxes the whole face between sentences, and then the take's creases are gone."""
+    above = rest[:, 1] < rest[list(OUTER_LIP_CONTOUR), 1].min()
+    direction = motion[above]
+    amount = np.einsum("fnd,nd->f", clip.canonical[:, above] - rest[above], direction)
     gaps = inner_lip_gap(clip.canonical)
-    row = int(np.argsort(gaps)[len(gaps) * _POSTURE_QUANTILE // 100])
+    candidates = np.nonzero(gaps <= np.median(gaps))[0]
+    wanted = np.percentile(amount[candidates], _EXEMPLAR_QUANTILE)
+    row = int(candidates[np.argmin(np.abs(amount[candidates] - wanted))])
     return clip.faces[row], clip.face_points[row]
 
 
@@ -489,7 +498,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
     ``people`` maps a person to {emotion or "neutral": clip}; everyone needs a neutral clip.
     Emotions nobody shows stay unmeasured (``measured`` False, zero motion). One person with
     ``mouths`` makes a personal library (``calibration``): their neutral face is the template, and
-    their mouth interiors and their faces at each emotion's posture (``face_exemplar``) are kept.
+    their mouth interiors and their faces showing each emotion clearly (``face_exemplar``) are kept.
     """
     report = progress or (lambda _: None)
     if not people:
@@ -540,7 +549,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
             shading[row] += log_ratio(posture.luminance, rest.luminance, skin)
             if mouths:
                 interiors[row] = _mouth_exemplar(clip)
-                faces[row], face_points[row] = _face_exemplar(clip)
+                faces[row], face_points[row] = _face_exemplar(clip, rest.shape, posture.shape - rest.shape)
             count[row] += 1
             used.append(Path(path).name)
     measured = count > 0
