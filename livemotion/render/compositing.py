@@ -23,6 +23,7 @@ _STILL_PX, _STILL_GAIN = 0.01, 1e-4  # flow (frame pixels) and log gain below wh
 # edge moves with every syllable, and a take's closed lips there would blur it.
 _EYES_MARGIN, _LIPS_MARGIN = 0.01, 0.03
 _EXEMPLAR_DETAIL = 0.015  # IODs: finer detail than a Gaussian of this sigma stays the live face's
+_EXEMPLAR_STEP = 0.75  # the exemplar's blur in coarse-grid pixels, at least: the grid is as coarse as that allows
 # Each eye's opening as a polygon: outer corner, upper lid, inner corner, lower lid back.
 EYE_OPENINGS = tuple((outer, *upper, inner, *lower[::-1])
                      for (outer, inner), upper, lower in zip(EYE_CORNERS, UPPER_LID, LOWER_LID))
@@ -188,32 +189,43 @@ def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment
     ``origin``) where its weight says; its colour is scaled to the live face's there, so the light
     is the live one's and only the expression's shapes and creases come from the exemplar. Detail
     finer than ``_EXEMPLAR_DETAIL`` (skin texture, a pixel or two) stays the live face's: the
-    exemplar is one frame of a compressed take, often softer than the live video."""
+    exemplar is one frame of a compressed take, often softer than the live video.
+
+    Only that smooth difference is added, so where the face is large it is worked out on a
+    coarser grid (a quarter of the pixels for a face of 720p webcam size) and upsampled; the live
+    face's own pixels are never resampled here.
+    """
+    sigma = _EXEMPLAR_DETAIL * alignment.interocular
+    step = int(np.clip(sigma // _EXEMPLAR_STEP, 1, 4))  # frame pixels per pixel of the coarse grid
     height, width = warped.shape[:2]
+    small = (-(-width // step), -(-height // step))  # (w, h), rounded up: the last coarse pixel may overhang
+    to_small = np.diag([1.0 / step, 1.0 / step, 1.0])[:2]
+    to_small[:, 2] = 0.5 / step - 0.5  # pixel centres: coarse pixel u covers frame pixels step*u .. step*u + step - 1
+    small_to_lattice = roi_to_lattice @ np.vstack([cv2.invertAffineTransform(to_small), (0.0, 0.0, 1.0)])
     layer = np.dstack([exemplar.flow, exemplar.weight]).astype(np.float32)
-    upsampled = cv2.warpAffine(layer, roi_to_lattice, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    rows = np.nonzero(upsampled[..., 2].max(axis=1) > 1e-3)[0]  # work on the exemplar's rows only
-    if len(rows) == 0:
+    coarse = cv2.warpAffine(layer, small_to_lattice, small, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    weight = coarse[..., 2]
+    rows = np.nonzero(weight.max(axis=1) > 1e-3)[0]  # work on the exemplar's rows only
+    shown = weight > 0.5
+    if len(rows) == 0 or not shown.any():
         return
     band = slice(int(rows[0]), int(rows[-1]) + 1)
-    upsampled, region = upsampled[band], warped[band]
-    weight = upsampled[..., 2]
-    shown = weight > 0.5
-    if not shown.any():
-        return
+    frame_band = slice(band.start * step, min(band.stop * step, height))
+    region = warped[frame_band]
+    live = cv2.resize(region, (small[0], band.stop - band.start), interpolation=cv2.INTER_AREA).astype(np.float32)
     x0, y0 = origin
-    xs, ys = np.meshgrid(np.arange(x0, x0 + width, dtype=np.float32),
-                         np.arange(y0 + band.start, y0 + band.stop, dtype=np.float32))
+    xs, ys = np.meshgrid(x0 + step * np.arange(small[0], dtype=np.float32) + 0.5 * (step - 1),
+                         y0 + step * np.arange(band.start, band.stop, dtype=np.float32) + 0.5 * (step - 1))
     to_crop = alignment.to_crop.astype(np.float32)
-    crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2] + upsampled[..., 0]
-    crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2] + upsampled[..., 1]
+    crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2] + coarse[band, :, 0]
+    crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2] + coarse[band, :, 1]
     seen = cv2.remap(exemplar.image, crop_x, crop_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    colour = region[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
-    live = region.astype(np.float32)
-    sigma = _EXEMPLAR_DETAIL * alignment.interocular
-    blended = live + weight[..., None] * (cv2.GaussianBlur(seen * colour - live, (0, 0), sigma))
-    region[:] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    weight, shown = weight[band], shown[band]
+    colour = live[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
+    change = weight[..., None] * cv2.GaussianBlur(seen * colour - live, (0, 0), sigma / step)
+    change = cv2.resize(change, (small[0] * step, change.shape[0] * step), interpolation=cv2.INTER_LINEAR)
+    region[:] = cv2.add(region, change[: region.shape[0], :width], dtype=cv2.CV_8U)  # saturating, rounded
 
 
 def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origin: tuple[int, int],
