@@ -170,7 +170,7 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
             if "measured" in data:  # written by a builder that knows calibration profiles
                 library = replace(library, measured=data["measured"].astype(bool),
                                   mouths=data["mouths"].astype(np.uint8), personal=bool(data["personal"]))
-            if "faces" in data:  # profiles made since the upper-face exemplars
+            if "faces" in data:  # profiles made since the face exemplars
                 library = replace(library, faces=data["faces"].astype(np.uint8),
                                   face_points=data["face_points"].astype(np.float32))
     except FileNotFoundError:
@@ -325,11 +325,11 @@ def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256,
                 if not isinstance(track, FaceTrack):
                     continue
                 canonical.append(canonical_landmarks(track))
+                crop = align(track, size)
                 if template_points is not None:
-                    luminance.append(_lattice_luminance(frame.image, track, align(track, size), template_points, engine))
+                    luminance.append(_lattice_luminance(frame.image, track, crop, template_points, engine))
                 if mouths:
                     patches.append(mouth_patch(frame.image, track.landmarks))
-                    crop = align(track, size)
                     faces.append(cv2.warpAffine(frame.image, crop.to_crop, (size, size), flags=cv2.INTER_LANCZOS4))
                     face_points.append(crop.points_to_crop(track.landmarks[:, :2]).astype(np.float32))
     finally:

@@ -2,7 +2,7 @@
 
 A profile is an ``ExpressionLibrary`` measured on one person only (``measure_people`` with
 ``mouths``): their neutral face as the template, each emotion's motion, shading, mouth interior
-and face (the upper-face exemplar the editor blends in above the eyes) from their own frames.
+and face (the exemplar the editor blends in on the skin) from their own frames.
 It lives in ``profiles_dir()`` (``$LIVEMOTION_DATA_DIR/profiles``, else the platform's user data
 directory, e.g. ``~/.local/share/livemotion/profiles``), readable by the user only, and is never
 sent anywhere. Emotions the person skipped are filled from the shipped library when the profile
@@ -11,15 +11,13 @@ is loaded, so a better shipped library improves them later.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from ..errors import InvalidRequest
+from ..io.files import data_dir, private_folder
 from .library import LIBRARY_EMOTIONS, ExpressionLibrary, load_library, measure_people
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -37,8 +35,7 @@ class ProfileInfo:
 
 def profiles_dir() -> Path:
     """Where profiles live: ``$LIVEMOTION_DATA_DIR/profiles``, else the user data directory's."""
-    base = os.environ.get("LIVEMOTION_DATA_DIR") or platformdirs.user_data_dir("livemotion", appauthor=False)
-    return Path(base) / "profiles"
+    return data_dir("profiles")
 
 
 def check_name(name: str) -> str:
@@ -90,8 +87,7 @@ def save_profile(name: str, library: ExpressionLibrary, overwrite: bool = False)
         raise InvalidRequest("a profile is one person's library: build it with `livemotion calibrate`")
     if path.exists() and not overwrite:
         raise InvalidRequest(f"profile {name!r} exists: choose another name, or replace it with --force")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
+    private_folder(path.parent)
     library.save(path, private=True)
     return path
 

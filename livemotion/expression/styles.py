@@ -14,18 +14,16 @@ emotion and a region's source can name it like any emotion.
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
 from ..errors import InvalidRequest
 from ..face.mesh import NUM_LANDMARKS
-from ..io.files import write_whole
+from ..io.files import data_dir, private_folder, write_whole
 from . import au
 from .library import (
     GRID,
@@ -75,8 +73,7 @@ class Style:
 
 def styles_dir() -> Path:
     """``$LIVEMOTION_DATA_DIR/styles``, else the user data directory's (beside the profiles)."""
-    base = os.environ.get("LIVEMOTION_DATA_DIR") or platformdirs.user_data_dir("livemotion", appauthor=False)
-    return Path(base) / "styles"
+    return data_dir("styles")
 
 
 def check_style_name(name: str) -> str:
@@ -124,8 +121,7 @@ def free_style_path(name: str, overwrite: bool = False) -> Path:
 
 def save_style(style: Style, overwrite: bool = False) -> Path:
     path = free_style_path(style.name, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
+    private_folder(path.parent)
     style.save(path)
     return path
 
@@ -133,7 +129,7 @@ def save_style(style: Style, overwrite: bool = False) -> Path:
 def delete_style(name: str) -> Path:
     path = styles_dir() / f"{check_style_name(name)}.npz"
     if not path.exists():
-        raise InvalidRequest(f"no style {name!r}: `livemotion style --list` lists them")
+        raise InvalidRequest(f"no style {name!r}: `livemotion styles` lists them")
     path.unlink()
     return path
 
