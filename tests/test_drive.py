@@ -95,6 +95,26 @@ def test_a_pushed_driver_never_waits_and_learns_its_neutral_first(astronaut):
         driver.close()
 
 
+def test_only_the_pushed_frame_a_stream_reads_is_converted(astronaut):
+    """A WebRTC track pushes every frame unconverted; the conversion to RGB runs for the newest
+    one only, when a stream reads it (not on the event loop, not for frames nobody reads)."""
+    converted = []
+
+    def delivered(number: int):
+        return lambda: converted.append(number) or astronaut
+
+    driver = Driver(learn_frames=1)
+    try:
+        for number in range(5):
+            driver.push(delivered(number))
+        driver.read(0.0)
+        assert converted == [4]
+        driver.read(0.0)  # nothing new pushed: nothing converted
+        assert converted == [4]
+    finally:
+        driver.close()
+
+
 def test_driven_regions_take_the_drivers_motion_pose_and_mouth(astronaut, still_tracker):
     """brows, mouth opening and head pose driven; the other regions stay live (bit-exact motion 0)."""
     track = still_tracker.track(astronaut)

@@ -20,6 +20,7 @@ driver's motion; the edited face keeps its own speech unless its mouth opening i
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class Driver:
                  neutral: FrameSource | None = None):
         self.source, self.gain, self.learn_frames = source, gain, learn_frames
         self._frames = iter(source) if source is not None else None
-        self._pushed: np.ndarray | None = None
+        self._pushed: np.ndarray | Callable[[], np.ndarray] | None = None
         self._lock = threading.Lock()  # streams read from their own threads; the tracker is not shared
         self._tracker = FaceTracker(max_faces=1)
         self._neutral: list[FaceTrack] = []  # the driver's first frames
@@ -57,14 +58,16 @@ class Driver:
         self._speech = load_library().speech
         self._reading: DriveReading | None = None
 
-    def push(self, image: np.ndarray) -> None:
-        """The driving face's newest frame (H, W, 3) RGB, from a source that delivers on its own."""
+    def push(self, image: np.ndarray | Callable[[], np.ndarray]) -> None:
+        """The driving face's newest frame (H, W, 3) RGB, from a source that delivers on its own; or
+        a function that makes it, so that of the frames a track delivers only the one a stream
+        reads is converted, on that stream's thread (not the event loop that received it)."""
         self._pushed = image
 
     def _next_image(self) -> np.ndarray | None:
         if self.source is None or self._frames is None:
             image, self._pushed = self._pushed, None
-            return image
+            return image() if callable(image) else image
         try:
             return next(self._frames).image
         except StopIteration:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from functools import partial
 
 import av
 import numpy as np
@@ -141,7 +142,7 @@ class DrivingTrack:
             while True:
                 frame = await source.recv()
                 if isinstance(frame, av.VideoFrame):
-                    self.driver.push(frame.to_ndarray(format="rgb24"))
+                    self.driver.push(partial(frame.to_ndarray, format="rgb24"))  # converted when read
         except Exception:  # the browser went away (MediaStreamError)
             pass
         finally:
