@@ -10,6 +10,7 @@ from livemotion.expression.library import (
     REGIONS,
     build_library,
     clip_label,
+    labelled_clips,
     load_library,
 )
 from livemotion.face.mesh import INNER_BROW, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
@@ -20,6 +21,15 @@ def test_clip_labels_come_from_file_names():
     assert clip_label("x/styletalk_furious_talk1_clip1.mp4") == ("styletalk_talk1_clip1", "angry")
     assert clip_label("mead_W011_fear.mp4") == ("mead_w011", "fearful")
     assert clip_label("holiday.mp4") is None
+    assert clip_label("anna-Surprised-take2.mov") == ("anna_take2", "surprised")
+    # a word that only starts like an emotion names none (SadTalker's sample clips)
+    assert clip_label("sadtalker_WDA_KatieHill_000.mp4") is None
+    assert clip_label("fearless_leader_happy.mp4") == ("fearless_leader", "happy")
+
+
+def test_clips_that_name_no_emotion_are_refused_with_the_naming_rule():
+    with pytest.raises(InvalidRequest, match=r"sadtalker_demo\.mp4; name them like person_happy\.mp4"):
+        labelled_clips(["clips/sadtalker_demo.mp4", "clips/me_neutral.mp4"])
 
 
 def test_builder_recovers_each_made_up_expression(made_up_clips, tmp_path):

@@ -68,6 +68,7 @@ EMOTION_WORDS = {
     "fearful": ("fear",), "disgusted": ("disgust",), "contemptuous": ("contempt",),
 }
 LIBRARY_EMOTIONS = tuple(EMOTION_WORDS)
+_WORD_ENDINGS = "(?:d|ed|ful|ness|uous)?"  # surprise-d, disgust-ed, fear-ful, sad-ness, contempt-uous
 _POSTURE_QUANTILE = 10  # percentile of the inner-lip gap taken as a clip's posture (speech at its least open)
 _EXEMPLAR_QUANTILE = 60  # how strong a frame of a take a profile shows (percentile of the emotion's motion)
 _SHADING_LIMIT = 0.35  # largest |log ratio|: a crease darkens skin by up to ~30 %, not more
@@ -288,14 +289,15 @@ class ClipMeasure:
 
 
 def clip_label(path: str | Path) -> tuple[str, str] | None:
-    """(person, emotion) from a clip's file name, or None when it names no known emotion."""
-    stem = Path(path).stem.lower()
+    """(person, emotion) from a clip's file name, or None when it names no known emotion.
+
+    The emotion is a word of its own between ``_ - .`` or spaces (mead_W009_sad, anna-fearful-2),
+    so that a name that merely starts like one (sadtalker_...) is not taken for it."""
+    tokens = [token for token in re.split(r"[_\-. ]+", Path(path).stem.lower()) if token]
     for emotion, words in {"neutral": ("neutral",), **EMOTION_WORDS}.items():
-        for word in words:
-            match = re.search(rf"{word}[a-z]*", stem)
-            if match:
-                person = (stem[: match.start()] + stem[match.end():]).strip("_-. ")
-                return re.sub(r"[_-]+", "_", person), emotion
+        for index, token in enumerate(tokens):
+            if any(re.fullmatch(rf"{word}{_WORD_ENDINGS}", token) for word in words):
+                return "_".join(tokens[:index] + tokens[index + 1:]), emotion
     return None
 
 
@@ -465,7 +467,8 @@ def labelled_clips(clips: Iterable[str | Path]) -> dict[str, dict[str, Path]]:
     labels = {p: clip_label(p) for p in paths}
     unlabelled = [p.name for p, label in labels.items() if label is None]
     if unlabelled:
-        raise InvalidRequest(f"these clips name no emotion in their file name: {', '.join(unlabelled)}")
+        raise InvalidRequest(f"these clips name no emotion in their file name: {', '.join(unlabelled)}; name "
+                             "them like person_happy.mp4, the emotion a word of its own")
     people: dict[str, dict[str, Path]] = {}
     for path, label in labels.items():
         assert label is not None
