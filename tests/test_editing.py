@@ -14,7 +14,7 @@ from livemotion.engines.backends import create_backend
 from livemotion.engines.warp import backward_flow
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
-from livemotion.expression.controller import ExpressionController, ExpressionRequest, canonical_landmarks
+from livemotion.expression.controller import ExpressionController, ExpressionRequest, MouthPosture, canonical_landmarks
 from livemotion.expression.library import REGIONS, load_library
 from livemotion.face import mesh
 from livemotion.face.mesh import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
@@ -219,7 +219,38 @@ def test_sad_lowers_the_corners(still_tracker, astronaut, astronaut_track):
     assert corner_lift(after) < corner_lift(astronaut_track) - 0.05
 
 
-@pytest.mark.parametrize("emotion", ["happy", "surprised", "sad"])
+def test_angry_pulls_the_lips_back_from_the_teeth_with_the_jaw_still(astronaut_track):
+    """The library's parting for angry (measured: MEAD's angry speakers part their lips beyond what
+    their jaw explains) opens the inner lips by that much; the chin does not move for it."""
+    library = load_library()
+    assert library.parting[library.emotion_index("angry")] > 0.03
+
+    def plan(parting):
+        controller = ExpressionController(ExpressionRequest("angry", active=True), fade_step=1.0, transition=0.0,
+                                          library=dataclasses.replace(library, parting=parting))
+        return controller.plan(astronaut_track)
+
+    parted, closed = plan(library.parting), plan(np.zeros_like(library.parting))
+    change = (parted.target - closed.target) / astronaut_track.interocular  # a still: the whole parting applies
+    wanted = library.parting[library.emotion_index("angry")]
+    assert change[LOWER_INNER_LIP, 1] - change[UPPER_INNER_LIP, 1] == pytest.approx(wanted, rel=0.1)
+    assert abs(change[mesh.CHIN]).max() < 0.1 * wanted
+    assert parted.opening == pytest.approx(closed.opening + wanted, rel=0.05)
+
+
+def test_the_parting_scales_the_speakers_articulation_and_leaves_p_b_m_closed():
+    """While talking, the lips' parting is none where they touch and grows in proportion over the
+    speaker's range (a scaled articulation, not a step added to it)."""
+    mouth = MouthPosture()
+    for index, gap in enumerate(np.tile([0.02, 0.08, 0.14, 0.20, 0.14, 0.08], 5)):
+        _, speaking = mouth(gap, index / 30)
+    assert speaking == 1.0
+    assert mouth.applied_parting(0.06, 0.02, speaking) == 0.0
+    assert mouth.applied_parting(0.06, 0.5 * (mouth.closed + mouth.high), speaking) == pytest.approx(0.03)
+    assert mouth.applied_parting(0.06, mouth.high + 0.05, speaking) == pytest.approx(0.06)
+
+
+@pytest.mark.parametrize("emotion", ["happy", "surprised", "sad", "angry"])
 def test_articulation_survives_an_emotion_on_the_talking_demo(tracker, emotion):
     """The demo clip's jaw_opening is the ground truth of its speech: the output's mouth must follow it."""
     from livemotion.face.tracking import FaceTracker

@@ -8,12 +8,14 @@ from livemotion.expression.library import (
     GRID,
     LIBRARY_EMOTIONS,
     REGIONS,
+    ClipMeasure,
     build_library,
     clip_label,
     labelled_clips,
+    lips_apart_of_jaw,
     load_library,
 )
-from livemotion.face.mesh import INNER_BROW, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
+from livemotion.face.mesh import CHIN, INNER_BROW, LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
 
 
 def test_clip_labels_come_from_file_names():
@@ -51,6 +53,23 @@ def test_builder_recovers_each_made_up_expression(made_up_clips, tmp_path):
     assert loaded.sources == tuple(p.name for p in made_up_clips)
 
 
+def test_the_lips_parting_is_the_gap_beyond_what_the_jaw_explains():
+    """Talking neutrally the lips follow the jaw; an emotion that pulls them back from the teeth parts
+    them further at the same jaw. A wider jaw drop alone (surprise) is not a parting."""
+    template, rng = load_library().template, np.random.default_rng(0)
+
+    def take(jaw_drop: np.ndarray, beyond_jaw: float) -> ClipMeasure:
+        frames = np.repeat(template[None], len(jaw_drop), axis=0)
+        frames[:, CHIN, 1] += jaw_drop
+        frames[:, LOWER_INNER_LIP, 1] += 0.8 * jaw_drop + beyond_jaw + rng.normal(0.0, 0.003, len(jaw_drop))
+        empty = np.zeros((0,))
+        return ClipMeasure("take.mp4", "x", "neutral", frames, empty, empty, empty, empty)
+
+    parting = lips_apart_of_jaw(take(rng.uniform(0.0, 0.2, 80), 0.0))
+    assert parting(take(rng.uniform(0.0, 0.2, 80), 0.07)) == pytest.approx(0.07, abs=0.005)
+    assert parting(take(rng.uniform(0.1, 0.3, 80), 0.0)) == pytest.approx(0.0, abs=0.005)
+
+
 def test_builder_needs_each_persons_own_neutral(made_up_clips):
     lines = []
     with pytest.raises(InvalidRequest, match="no person has both"):
@@ -64,6 +83,16 @@ def test_shipped_library_is_small_and_complete():
     library = load_library()
     assert library.geometry.shape[0] == len(LIBRARY_EMOTIONS)
     assert any("mead" in source for source in library.sources)
+
+
+def test_a_library_from_before_the_lips_parting_loads_without_one(tmp_path):
+    shipped, path = load_library(), tmp_path / "older.npz"
+    shipped.save(path)
+    with np.load(path) as data:
+        np.savez(path, **{key: data[key] for key in data.files if key != "parting"})
+    older = load_library(path)
+    assert not older.parting.any() and older.parting.shape == shipped.parting.shape
+    np.testing.assert_allclose(older.geometry, shipped.geometry, atol=1e-6)
 
 
 def test_a_file_that_is_not_a_library_is_refused_clearly(tmp_path):

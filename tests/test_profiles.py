@@ -75,6 +75,7 @@ def test_profile_round_trips_privately(profile):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     loaded = load_profile("me")
     np.testing.assert_allclose(loaded.geometry[ROW("happy")], profile.geometry[ROW("happy")], atol=1e-6)
+    np.testing.assert_allclose(loaded.parting[profile.measured], profile.parting[profile.measured], atol=1e-6)
     np.testing.assert_array_equal(loaded.mouths, profile.mouths)
     np.testing.assert_array_equal(loaded.faces, profile.faces)
     np.testing.assert_array_equal(loaded.face_points, profile.face_points)
@@ -90,6 +91,8 @@ def test_missing_emotions_fall_back_to_the_shipped_library(profile):
     loaded, shipped = load_profile("me"), load_library()
     np.testing.assert_allclose(loaded.geometry[ROW("angry")], shipped.geometry[ROW("angry")], atol=1e-6)
     assert loaded.opening[ROW("sad")] == pytest.approx(shipped.opening[ROW("sad")], abs=1e-6)
+    assert shipped.parting[ROW("angry")] > 0.03
+    assert loaded.parting[ROW("angry")] == pytest.approx(shipped.parting[ROW("angry")], abs=1e-6)
     # the shipped shading is carried onto the person's own face lattice, not dropped
     carried, original = np.abs(loaded.shading[ROW("angry")]).sum(), np.abs(shipped.shading[ROW("angry")]).sum()
     assert 0.5 * original < carried < 1.5 * original

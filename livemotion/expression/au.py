@@ -41,6 +41,7 @@ from ..face.mesh import (
     NOSE_WING,
     NUM_LANDMARKS,
     OUTER_BROW,
+    OUTER_LIP_CONTOUR,
     SIDES,
     UPPER_INNER_LIP,
     UPPER_LID,
@@ -208,6 +209,27 @@ def keep_mouth_opening(displacement: np.ndarray, canonical: np.ndarray, radius: 
     out = displacement + (weight @ correction) / np.maximum(weight.sum(axis=1, keepdims=True), 1.0)
     out[upper], out[lower] = shared, shared
     return out
+
+
+def lips_apart_motion(canonical: np.ndarray, radius: float = 0.06) -> np.ndarray:
+    """(NUM_LANDMARKS, 2) canonical motion that parts the lips by one unit with the jaw still: the
+    upper lip up and the lower lip down by half each (the inner-lip gap grows by exactly one), the
+    skin beside them following (Gaussian, ``radius`` IOD), nothing pulled across the mouth's midline.
+    The corners stay: the lips are pulled back from the teeth, not the mouth widened."""
+    upper = [u for u, _ in INNER_LIP_PAIRS] + list(OUTER_LIP_CONTOUR[1:10])  # the contour: corner, upper, corner, lower
+    lower = [d for _, d in INNER_LIP_PAIRS] + list(OUTER_LIP_CONTOUR[11:])
+    middle = 0.5 * (canonical[UPPER_INNER_LIP, 1] + canonical[LOWER_INNER_LIP, 1])
+
+    def following(lip: list[int], side: np.ndarray) -> np.ndarray:
+        distance = np.linalg.norm(canonical[:, None] - canonical[lip][None], axis=-1).min(axis=1)
+        weight = np.exp(-0.5 * (distance / radius) ** 2)
+        weight[lip] = 1.0
+        return weight * side
+
+    motion = np.zeros_like(canonical)
+    motion[:, 1] = 0.5 * (following(lower, canonical[:, 1] > middle - 0.005)
+                          - following(upper, canonical[:, 1] < middle + 0.005))
+    return motion
 
 
 # ---- measuring AUs: per-side features, each a linear function of canonical landmarks -----------

@@ -243,6 +243,7 @@ class Presets:
     aus: np.ndarray  # (E, len(AU_NUMBERS), 2)
     detail: np.ndarray  # (E, NUM_LANDMARKS, 2) canonical units
     regions: np.ndarray  # (NUM_LANDMARKS,) each landmark's face region (``regions.landmark_region``)
+    lips_apart: np.ndarray  # (NUM_LANDMARKS, 2) canonical motion per unit of the lips' parting
 
     @classmethod
     def fit(cls, library: ExpressionLibrary) -> Presets:
@@ -254,7 +255,8 @@ class Presets:
             fitted = np.clip(estimate_aus(features, neutral, unit_fields), 0.0, 1.0)
             aus.append(fitted)
             detail.append(motion - np.einsum("ks,ksnd->nd", fitted, unit_fields))
-        return cls(library, np.array(aus), np.array(detail), landmark_region(library.template))
+        return cls(library, np.array(aus), np.array(detail), landmark_region(library.template),
+                   au.lips_apart_motion(library.template))
 
 
 class RequestSource(Protocol):
@@ -320,6 +322,7 @@ class MouthPosture:
     def reset(self) -> None:
         self._history: deque[tuple[float, float]] = deque()
         self.closed = self.contact
+        self.high = self.contact  # the top of the speaking range (90th percentile)
 
     def __call__(self, gap: float, t: float) -> tuple[float, float]:
         """(posture, speaking 0..1) after seeing ``gap`` at ``t`` seconds."""
@@ -328,7 +331,7 @@ class MouthPosture:
             self._history.popleft()
         gaps = np.array([g for _, g in self._history])
         low, high = np.percentile(gaps, (10, 90))
-        self.closed = min(self.closed, float(gaps.min()))
+        self.closed, self.high = min(self.closed, float(gaps.min())), float(high)
         return float(low), float(np.clip((high - low) / 0.15, 0.0, 1.0))
 
     def applied_change(self, change: float, gap: float, speaking: float) -> float:
@@ -342,6 +345,15 @@ class MouthPosture:
         closedness = float(np.clip(1.0 - (gap - self.closed) / 0.05, 0.0, 1.0))
         return change * (1.0 - closedness * speaking)
 
+    def applied_parting(self, parting: float, gap: float, speaking: float) -> float:
+        """How much of a ``parting`` of the lips (pulled back from the teeth, the jaw still) to apply
+        to a frame whose gap is ``gap``: none where a speaker's lips touch (p, b, m still close), all
+        of it from the top of their speaking range up, in proportion between, so that it scales
+        their articulation instead of adding a step to it."""
+        span = max(self.high - self.closed, 0.05)
+        closedness = float(np.clip(1.0 - (gap - self.closed) / span, 0.0, 1.0))
+        return parting * (1.0 - closedness * speaking)
+
 
 @dataclass(frozen=True)
 class ExpressionPlan:
@@ -353,7 +365,7 @@ class ExpressionPlan:
     change: np.ndarray  # (len(LANDMARK_REGIONS), len(AU_NUMBERS), 2) applied change of the emotion AUs, per region
     emotions: np.ndarray  # (E,) the strongest use of each library emotion (its mouth interior)
     shading: np.ndarray  # (E, len(library.REGIONS)) weight of each emotion's shading in each shading region
-    opening: float  # change of the mouth opening, canonical units (posture; articulation kept)
+    opening: float  # change of the inner-lip gap, canonical units (posture and parting; articulation kept)
     pose: np.ndarray = field(default_factory=lambda: np.zeros(4))  # applied head turn (``PoseEdit.vector``)
 
     @property
@@ -441,18 +453,21 @@ class ExpressionController:
             displacement = displacement + (shown * driven)[owner][:, None] * drive.motion
         displacement = au.keep_mouth_opening(displacement, canonical)
         opening = self._gain * self._opening_change(sources["mouth_opening"], wanted, drive, gap, posture, speaking)
+        # Lips pulled back from the teeth beyond what the jaw explains (pressing them is the geometry's).
+        parting = self._gain * self.mouth.applied_parting(
+            wanted.opening[0] * float(wanted.emotions[-1] @ np.maximum(library.parting, 0.0)), gap, speaking)
+        mouth_motion = opening * library.speech + parting * presets.lips_apart  # lips and jaw
         live = request.live
-        speech = library.speech  # how the face moves as the mouth opens: lips and jaw, never a live region
-        if live:
-            speech = speech * edited_landmarks(owner, live - {"mouth_corners"})[:, None]
-        displacement = displacement + opening * speech
+        if live:  # never a live region
+            mouth_motion = mouth_motion * edited_landmarks(owner, live - {"mouth_corners"})[:, None]
+        displacement = displacement + mouth_motion
         pose = self._gain * wanted.pose
         if drive is not None and sources["head_pose"] == "drive":
             pose = pose + self._gain * np.clip(np.append(drive.pose, 0.0), -MAX_TURN, MAX_TURN)
         target = turned_points(source + to_image(track, displacement), track.landmarks, track.rotation, pose)
         mouth = self._gain * wanted.opening[0] * wanted.emotions[-1]
         return ExpressionPlan(source, target, current, change, np.maximum(emotions.max(axis=0), mouth),
-                              emotions[shading_owner(SHADING_REGIONS)].T, opening, pose)
+                              emotions[shading_owner(SHADING_REGIONS)].T, opening + parting, pose)
 
     def _opening_change(self, kind: str, wanted: ExpressionTarget, drive: DriveReading | None, gap: float,
                         posture: float, speaking: float) -> float:

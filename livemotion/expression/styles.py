@@ -144,12 +144,13 @@ def attach_styles(library: ExpressionLibrary, styles: list[Style] | None = None,
     if not styles:
         return library
     shading = [carry_lattice(s.shading, s.template, library.template, size) for s in styles]
-    def none(rows: np.ndarray) -> np.ndarray:  # a style keeps no mouth interior and no face exemplar
-        return np.zeros((len(styles), *rows.shape[1:]), rows.dtype)
+    def none(rows: np.ndarray) -> np.ndarray:  # a style keeps no mouth interior and no face exemplar,
+        return np.zeros((len(styles), *rows.shape[1:]), rows.dtype)  # nor a parting (it needs a neutral take)
 
     return replace(
         library, geometry=np.concatenate([library.geometry, [s.geometry for s in styles]]),
         opening=np.concatenate([library.opening, [s.opening for s in styles]]),
+        parting=np.concatenate([library.parting, none(library.parting)]),
         shading=np.concatenate([library.shading, np.stack(shading)]).astype(np.float32),
         measured=np.concatenate([library.measured, np.zeros(len(styles), bool)]),
         mouths=np.concatenate([library.mouths, none(library.mouths)]),
