@@ -19,7 +19,7 @@ from livemotion.expression.library import REGIONS, load_library
 from livemotion.face import mesh
 from livemotion.face.mesh import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
 from livemotion.render.alignment import align, engine_points
-from livemotion.render.compositing import FaceLayers, lattice_mask, warp_face
+from livemotion.render.compositing import FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
 from livemotion.types import FaceTrack, Frame
 
@@ -195,6 +195,23 @@ def corner_lift(track: FaceTrack) -> float:
 
 def inner_gap(track: FaceTrack) -> float:
     return float((track.landmarks[LOWER_INNER_LIP, 1] - track.landmarks[UPPER_INNER_LIP, 1]) / track.interocular)
+
+
+@pytest.mark.parametrize("shift", [0.2, 0.45])
+def test_the_mouth_fill_traces_no_line_where_the_mouth_only_moved(astronaut, astronaut_track, shift):
+    """The warp moves the whole mouth by a fraction of a pixel and the edit's mouth moves with it:
+    nothing opened, nothing closed, so the fill must add nothing to the warp (no dark line drawn
+    along the lips where the carried and the drawn outlines round differently)."""
+    alignment, grid = align(astronaut_track, 256), 64
+    points = astronaut_track.landmarks[:, :2]
+    flow = np.zeros((grid, grid, 2), np.float32)
+    flow[..., 1] = shift  # crop pixels, backward: the output shows what lies this far below
+    layers = FaceLayers(flow, lattice_mask(alignment.points_to_crop(points) * (grid - 1) / 255, grid), None)
+    moved = cv2.invertAffineTransform(alignment.to_crop)[:, :2] @ (0.0, shift)  # the same, in frame pixels
+    inner, outer = points[list(mesh.INNER_LIP_CONTOUR)], points[list(mesh.OUTER_LIP_CONTOUR)]
+    warped = warp_face(astronaut, layers, alignment)
+    filled = warp_face(astronaut, layers, alignment, MouthChange(inner, inner - moved, outer))
+    assert np.abs(filled.astype(int) - warped).max() <= 8
 
 
 def test_neutral_closes_a_grin_over_the_teeth(still_tracker, astronaut, astronaut_track):

@@ -18,6 +18,8 @@ from ..face.mesh import EYE_CORNERS, FACE_OVAL, LOWER_LID, OUTER_LIP_CONTOUR, UP
 from .alignment import Alignment
 
 _CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the brightest a filled cavity gets
+_SUBPIXEL_BITS = 4  # polygons are drawn to 1/16 pixel
+_EDGE_SLACK = 0.15  # share of a pixel by which the carried and the drawn mouth may differ at an edge they share
 _STILL_PX, _STILL_GAIN = 0.01, 1e-4  # flow (frame pixels) and log gain below which a pixel keeps its bytes
 # Shares of the lattice by which the live eyes and lips reach past their contours: the lips' skin
 # edge moves with every syllable, and a take's closed lips there would blur it.
@@ -228,6 +230,15 @@ def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment
     region[:] = cv2.add(region, change[: region.shape[0], :width], dtype=cv2.CV_8U)  # saturating, rounded
 
 
+def _filled(size: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 255 inside ``polygon`` (P, 2) pixel coordinates, edges anti-aliased and drawn to
+    1/16 pixel: a mouth's edge that a flow moved by a fraction of a pixel is drawn where it went."""
+    mask = np.zeros(size, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon * (1 << _SUBPIXEL_BITS)).astype(np.int32)], 255, cv2.LINE_AA,
+                 _SUBPIXEL_BITS)
+    return mask
+
+
 def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origin: tuple[int, int],
                 map_x: np.ndarray, map_y: np.ndarray) -> None:
     """Where the edit opens the lips further than the speaker did, the person's own mouth interior
@@ -253,14 +264,16 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
     sx, sy = map_x[box], map_y[box]
     fx0, fy0 = int(max(np.floor(sx.min()) - 2, 0)), int(max(np.floor(sy.min()) - 2, 0))
     fx1, fy1 = int(min(np.ceil(sx.max()) + 3, frame.shape[1])), int(min(np.ceil(sy.max()) + 3, frame.shape[0]))
-    mouth_in = np.zeros((fy1 - fy0, fx1 - fx0), np.uint8)
-    cv2.fillPoly(mouth_in, [np.round(mouth.source - (fx0, fy0)).astype(np.int32)], 255)
-    mouth_in_moved = cv2.remap(mouth_in, sx - fx0, sy - fy0, cv2.INTER_LINEAR).astype(np.float32) / 255.0
-    mouth_out = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
-    cv2.fillPoly(mouth_out, [np.round(mouth.target - shift).astype(np.int32)], 255)
+    mouth_in = _filled((fy1 - fy0, fx1 - fx0), mouth.source - (fx0, fy0))
+    # Both outlines get the same soft edge, so that where the edit leaves an edge of the mouth where
+    # it was they cancel exactly instead of leaving a one-pixel rim of fill along it.
+    mouth_in_moved = cv2.GaussianBlur(cv2.remap(mouth_in, sx - fx0, sy - fy0, cv2.INTER_LINEAR).astype(np.float32)
+                                      / 255.0, (0, 0), 1.0)
+    mouth_out = _filled((by1 - by0, bx1 - bx0), mouth.target - shift)
     mouth_out_f = cv2.GaussianBlur(mouth_out.astype(np.float32) / 255.0, (0, 0), 1.0)
-    opened = np.clip(mouth_out_f - mouth_in_moved, 0.0, 1.0)
-    closed = np.clip(mouth_in_moved - mouth_out_f, 0.0, 1.0)
+    # what a resampled edge differs from a drawn one by (a fraction of a pixel) is no change
+    opened = np.clip((mouth_out_f - mouth_in_moved - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
+    closed = np.clip((mouth_in_moved - mouth_out_f - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
     if opened.max() < 0.05 and closed.max() < 0.05:
         return
     region = frame[fy0:fy1, fx0:fx1]
@@ -272,14 +285,13 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
             fill = cv2.warpAffine(mouth.interior, to_box, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         else:
-            inside = region[mouth_in > 0]
+            inside = region[mouth_in > 127]
             cavity = np.percentile(inside, 10, axis=0) if len(inside) > 30 else _CAVITY
             fill = np.minimum(cavity, _CAVITY)  # never brighter than a shadowed mouth
         result += opened[..., None] * (fill - result)
     if closed.max() >= 0.05:
-        lips = np.zeros_like(mouth_in)
-        cv2.fillPoly(lips, [np.round(mouth.source_outer - (fx0, fy0)).astype(np.int32)], 255)
-        lip_pixels = region[(lips > 0) & (mouth_in == 0)]
+        lips = _filled((fy1 - fy0, fx1 - fx0), mouth.source_outer - (fx0, fy0))
+        lip_pixels = region[(lips > 127) & (mouth_in <= 127)]
         if len(lip_pixels):
             result += closed[..., None] * (np.median(lip_pixels, axis=0) - result)
     warped[box] = np.clip(np.rint(result), 0, 255).astype(np.uint8)
