@@ -105,6 +105,7 @@ class ExpressionLibrary:
     styles: tuple[str, ...] = ()  # rows after LIBRARY_EMOTIONS: reference styles (``styles.Style``), by name
     parting: np.ndarray = field(default_factory=lambda: np.zeros(len(LIBRARY_EMOTIONS)))
     # (E,) how much further apart the lips are while talking than the jaw explains, canonical units
+    # (measured for the emotions in ``_PARTED``, zero for the others)
 
     @property
     def emotions(self) -> tuple[str, ...]:
