@@ -234,6 +234,27 @@ def test_the_persons_own_face_shows_on_the_skin_not_in_the_eyes_or_on_the_lips(p
     assert np.abs(with_exemplar[outside] - without[outside]).max() <= 6  # the take's hair or background: faint at most
 
 
+def test_a_profiles_own_face_replaces_the_library_shading_it_covers(profile, astronaut, still_tracker):
+    """Surprised with the profile's exemplar over every shaded region: the library's shading would
+    be blended away under it, so its flow is not asked for (the edit's and the exemplar's only).
+    With the brows given another emotion, the exemplar covers only part: the shading comes back."""
+    class Counting:  # the torch backend, counting the flows asked of it per frame
+        def __init__(self):
+            self.backend, self.flows = create_backend("torch"), []
+            self.name, self.size, self.grid = "counting", self.backend.size, self.backend.grid
+
+        def __call__(self, source, target):
+            self.flows.append(len(source))
+            return self.backend(source, target)
+
+    track, counting = still_tracker.track(astronaut), Counting()
+    for regions in ({}, {"brows": "angry"}):
+        controller = ExpressionController(ExpressionRequest("surprised", 1.0, regions=regions, active=True),
+                                          library=profile, fade_step=1.0, transition=0.0)
+        ExpressionEditor(counting, controller).edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {})
+    assert counting.flows == [2, 3]
+
+
 def test_a_region_kept_live_gets_no_exemplar(profile, astronaut, still_tracker):
     """The exemplar below the eyes follows the cheeks' and mouth corners' sources: with the mouth
     corners live, every byte below the eyes is what the edit gives without an exemplar."""

@@ -96,13 +96,15 @@ class ExpressionEditor:
         source = alignment.points_to_crop(plan.source)
         target = alignment.points_to_crop(plan.target)
         target = fold_free_target(source, target, self._triangles)
-        shaded = bool(np.any(plan.shading))
         library, template_points, shading = self._shading_for(self.controller.library)
+        exemplar = self._face_exemplar(plan, library)
+        # Where a profile's exemplar shows the person's own creases in every region the library's
+        # shading would reach, at least as strongly, that shading would only be blended away under it.
+        shaded = bool(np.any(plan.shading)) and not (exemplar is not None and exemplar[3])
         sources, targets = [engine_points(source)], [engine_points(target)]
         if shaded:  # a second flow carries the library's template face onto the edited one
             sources.append(template_points)
             targets.append(targets[0])
-        exemplar = self._face_exemplar(plan, library)
         if exemplar is not None:  # and another the person's own expressive face (a calibration profile's)
             sources.append(engine_points(exemplar[1]))
             targets.append(targets[0])
@@ -125,16 +127,18 @@ class ExpressionEditor:
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
 
-    def _face_exemplar(self, plan: ExpressionPlan,
-                       library: ExpressionLibrary) -> tuple[np.ndarray, np.ndarray, tuple[float, float]] | None:
-        """(crop, its landmarks, (upper, lower) weights): the person's own face at the emotion the
-        edit shows most, when the library (a calibration profile) has one at this crop size."""
+    def _face_exemplar(self, plan: ExpressionPlan, library: ExpressionLibrary
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[float, float], bool] | None:
+        """(crop, its landmarks, (upper, lower) weights, whether it covers all the plan's shading):
+        the person's own face at the emotion the edit shows most, when the library (a calibration
+        profile) has one at this crop size."""
         row = int(np.argmax(plan.shading.sum(axis=1)))
         upper, lower = float(plan.shading[row, _UPPER].min()), float(plan.shading[row, _LOWER].min())
         found = library.face_exemplar(row) if max(upper, lower) > _EXEMPLAR_MIN else None
         if found is None or found[0].shape[0] != self.crop_size:
             return None
-        return found[0], found[1], (upper, lower)
+        covers = min(upper, lower) >= plan.shading[row].max() and not np.delete(plan.shading, row, axis=0).any()
+        return found[0], found[1], (upper, lower), bool(covers)
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
         """The library's template as engine points and its shading (cached per library)."""
