@@ -590,6 +590,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .contrib.preview import EmotionSheet
     from .engines.backends import create_backend
     from .face.tracking import FaceTracker
+    from .io.demo import quietest_frame
     from .io.sinks import open_sink
     from .io.sources import DemoSource
     from .render.editor import ExpressionEditor
@@ -601,8 +602,9 @@ def _demo(args: argparse.Namespace) -> int:
     emotions = list(dict.fromkeys(args.emotion or EMOTIONS))
     fps = 30.0
     schedule = Schedule(",".join(f"{i * args.seconds:g}:{emotion}" for i, emotion in enumerate(emotions)))
-    # each emotion's apex: after its 0.5 s onset, before the next one starts
-    apexes = {round((i + 0.75) * args.seconds * fps): emotion for i, emotion in enumerate(emotions)}
+    # each emotion's apex: after its 0.5 s onset, before the next one starts, between two syllables
+    apexes = {quietest_frame(round((i + 0.6) * args.seconds * fps), round((i + 0.95) * args.seconds * fps), fps):
+              emotion for i, emotion in enumerate(emotions)}
     total = round(len(emotions) * args.seconds * fps)
     if args.frames:
         total = min(total, args.frames)

@@ -52,6 +52,18 @@ def test_the_demo_command_shows_each_emotion_and_never_overwrites(tmp_path, caps
     assert np.abs(output_row.astype(int) - input_row).mean() > 1.0  # the output is the edited face
 
 
+def test_the_demo_sheet_catches_each_emotion_between_two_syllables():
+    """The sheet's frame of each emotion (its last 0.6-0.95 of the time it is shown) is a pause in
+    the demo's speech: the expression, not a syllable's open mouth."""
+    from livemotion.io.demo import jaw_opening, quietest_frame
+
+    for seconds in (1.0, 1.5, 3.0):
+        for index in range(8):
+            first, last = round((index + 0.6) * seconds * 30), round((index + 0.95) * seconds * 30)
+            frame = quietest_frame(first, last)
+            assert first <= frame <= last and jaw_opening(frame) < 0.05
+
+
 def test_the_neutral_demo_face_has_its_grin_closed_and_still_talks(still_tracker):
     """`livemotion demo` starts from a calm face: the astronaut's bared-teeth grin closed by our own
     code, the mouth still opening and closing with the clip's speech."""

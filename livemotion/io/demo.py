@@ -35,6 +35,12 @@ def jaw_opening(index: int, fps: float = 30.0) -> float:
     return syllables * phrase
 
 
+def quietest_frame(first: int, last: int, fps: float = 30.0) -> int:
+    """The frame in ``first``..``last`` where the demo's mouth is least open: a pause between
+    syllables, where a still shows the expression rather than the speech."""
+    return min(range(first, last + 1), key=lambda index: jaw_opening(index, fps))
+
+
 def head_motion(index: int, fps: float = 30.0) -> tuple[float, float, float, float]:
     """(rotation degrees, dx, dy in portrait pixels, scale) of frame ``index``: slow, small drifts."""
     t = index / fps
