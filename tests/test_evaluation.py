@@ -39,6 +39,9 @@ def test_eval_tool_runs_end_to_end(tmp_path):
         assert r["detail_kept"] > 0.7
         assert r.get("articulation_r", 1.0) > 0.5  # the demo talks: its articulation, where dlib measures it
         assert r["ceiling"] is None  # no sibling clip of the same person shows the emotion
-    assert report["summary"]["happy"]["flip_rate"] == clip["emotions"][0]["flip_rate"]
+    happy, summary = clip["emotions"][0], report["summary"]["happy"]
+    assert summary["flip_rate"] == happy["flip_rate"] and summary["clips"] == 1
+    assert summary["clips_at_target"] == int(happy["gain"] >= 0.30)  # issue 11's target for happy
+    assert summary["clips_flip_half"] == int(happy["flip_rate"] >= 0.5)
     assert (tmp_path / "q.png").stat().st_size > 10_000
     assert "mean over sources" in result.stdout

@@ -54,6 +54,10 @@ from livemotion.runtime.pipeline import Pipeline
 from livemotion.types import Box, FaceTrack, Frame
 
 _SETTLE_S = 0.8  # fade-in (4 frames) + the 0.5 s onset: judge after this
+# Issue 11's targets: the gain of the emotion's probability on a neutral talking face, and for
+# "neutral" the fall of P(happy) on a smiling one (input P(happy) at least _SMILING).
+GAIN_TARGETS = {"happy": 0.30, "sad": 0.30, "angry": 0.30, "surprised": 0.30, "fearful": 0.15, "disgusted": 0.15}
+NEUTRAL_TARGET, _SMILING = -0.40, 0.4
 
 
 @dataclass
@@ -248,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     report["summary"] = summarise(report["clips"], emotions)
     print("\nmean over sources")
     for emotion, row in report["summary"].items():
-        print(f"{emotion:<13}" + "".join(f"{key}={_cell(value, 0)} " for key, value in row.items()))
+        print(f"{emotion:<13}" + "".join(f"{key}={value if isinstance(value, int) else _cell(value, 0)} "
+                                         for key, value in row.items()))
     if args.drive:
         from eval_drive import evaluate_drive  # a sibling script, which imports this one
 
@@ -304,13 +309,25 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
     return entry, row
 
 
-def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, float | None]]:
-    summary = {}
+def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, float | int | None]]:
+    """Per emotion over the sources: the means, and how many clips read clearly (flip rate ≥ 0.5)
+    and reach issue 11's target (for "neutral": of the clips that start smiling), worst cases beside."""
+    summary: dict[str, dict[str, float | int | None]] = {}
     for emotion in emotions:
         rows = [r for c in clips for r in c["emotions"] if r["emotion"] == emotion]
-        summary[emotion] = {key: (float(np.mean(values)) if (values := [r[key] for r in rows if r.get(key) is not None])
-                                  else None)
-                            for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept")}
+        measured = {key: [r[key] for r in rows if r.get(key) is not None]
+                    for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept")}
+        entry: dict[str, float | int | None] = {key: float(np.mean(v)) if v else None for key, v in measured.items()}
+        entry["clips"] = len(rows)
+        entry["clips_flip_half"] = sum(flip >= 0.5 for flip in measured["flip_rate"])
+        if emotion in GAIN_TARGETS:
+            entry["clips_at_target"] = sum(gain >= GAIN_TARGETS[emotion] for gain in measured["gain"])
+        elif emotion == "neutral":
+            smiling = [r["gain"] for r in rows if r.get("gain") is not None and r["probability_input"] >= _SMILING]
+            entry["clips_smiling"], entry["clips_at_target"] = len(smiling), sum(g <= NEUTRAL_TARGET for g in smiling)
+        for key, worst in (("articulation_r", min), ("detail_kept", min), ("identity_distance", max)):
+            entry[f"{key}_{worst.__name__}"] = float(worst(measured[key])) if measured[key] else None
+        summary[emotion] = entry
     return summary
 
 
