@@ -272,8 +272,9 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
     mouth_out = _filled((by1 - by0, bx1 - bx0), mouth.target - shift)
     mouth_out_f = cv2.GaussianBlur(mouth_out.astype(np.float32) / 255.0, (0, 0), 1.0)
     # what a resampled edge differs from a drawn one by (a fraction of a pixel) is no change
-    opened = np.clip((mouth_out_f - mouth_in_moved - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
-    closed = np.clip((mouth_in_moved - mouth_out_f - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
+    difference = mouth_out_f - mouth_in_moved
+    opened = np.clip((difference - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
+    closed = np.clip((-difference - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
     if opened.max() < 0.05 and closed.max() < 0.05:
         return
     region = frame[fy0:fy1, fx0:fx1]

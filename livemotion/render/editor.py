@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -41,6 +42,17 @@ _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not wort
 _UPPER = [SHADING_REGIONS.index(name) for name in ("forehead", "glabella")]
 _LOWER = [SHADING_REGIONS.index(name) for name in ("eyes", "nasolabial", "chin")]
 LAYER_GRID = GRID  # side of the lattice the compositor gets: the library's shading resolution (1/15 IOD)
+
+
+@dataclass(frozen=True)
+class _ChosenExemplar:
+    """The person's own face the edit shows (``ExpressionEditor._face_exemplar``)."""
+
+    image: np.ndarray  # (S, S, 3) uint8 aligned crop of the take's frame
+    points: np.ndarray  # (NUM_LANDMARKS, 2) its landmarks, crop pixels
+    upper: float  # its weight above the upper eyelids
+    lower: float  # and below them
+    covers_shading: bool  # shown at least as strongly wherever the plan's shading reaches
 
 
 def _upsample_lattice(values: np.ndarray, side: int) -> np.ndarray:
@@ -100,13 +112,13 @@ class ExpressionEditor:
         exemplar = self._face_exemplar(plan, library)
         # Where a profile's exemplar shows the person's own creases in every region the library's
         # shading would reach, at least as strongly, that shading would only be blended away under it.
-        shaded = bool(np.any(plan.shading)) and not (exemplar is not None and exemplar[3])
+        shaded = bool(np.any(plan.shading)) and not (exemplar is not None and exemplar.covers_shading)
         sources, targets = [engine_points(source)], [engine_points(target)]
         if shaded:  # a second flow carries the library's template face onto the edited one
             sources.append(template_points)
             targets.append(targets[0])
         if exemplar is not None:  # and another the person's own expressive face (a calibration profile's)
-            sources.append(engine_points(exemplar[1]))
+            sources.append(engine_points(exemplar.points))
             targets.append(targets[0])
         flows = self.backend(np.stack(sources).astype(np.float32), np.stack(targets).astype(np.float32))
         timings["engine"] = (time.perf_counter() - start) * 1e3
@@ -116,8 +128,8 @@ class ExpressionEditor:
         log_gain = self._log_gain(flows[1], np.einsum("er,erhw->hw", plan.shading, shading)) if shaded else None
         shown = None
         if exemplar is not None:
-            weight = exemplar_mask(target * to_lattice, LAYER_GRID, *exemplar[2])
-            shown = Exemplar(exemplar[0], flows[-1].transpose(1, 2, 0), weight)
+            weight = exemplar_mask(target * to_lattice, LAYER_GRID, exemplar.upper, exemplar.lower)
+            shown = Exemplar(exemplar.image, flows[-1].transpose(1, 2, 0), weight)
             if log_gain is not None:  # the exemplar has the person's own creases: no library shading over them
                 log_gain = log_gain * (1.0 - weight)
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown)
@@ -127,10 +139,8 @@ class ExpressionEditor:
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
 
-    def _face_exemplar(self, plan: ExpressionPlan, library: ExpressionLibrary
-                       ) -> tuple[np.ndarray, np.ndarray, tuple[float, float], bool] | None:
-        """(crop, its landmarks, (upper, lower) weights, whether it covers all the plan's shading):
-        the person's own face at the emotion the edit shows most, when the library (a calibration
+    def _face_exemplar(self, plan: ExpressionPlan, library: ExpressionLibrary) -> _ChosenExemplar | None:
+        """The person's own face at the emotion the edit shows most, when the library (a calibration
         profile) has one at this crop size."""
         row = int(np.argmax(plan.shading.sum(axis=1)))
         upper, lower = float(plan.shading[row, _UPPER].min()), float(plan.shading[row, _LOWER].min())
@@ -138,7 +148,7 @@ class ExpressionEditor:
         if found is None or found[0].shape[0] != self.crop_size:
             return None
         covers = min(upper, lower) >= plan.shading[row].max() and not np.delete(plan.shading, row, axis=0).any()
-        return found[0], found[1], (upper, lower), bool(covers)
+        return _ChosenExemplar(found[0], found[1], upper, lower, bool(covers))
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
         """The library's template as engine points and its shading (cached per library)."""
