@@ -14,7 +14,13 @@ from livemotion.engines.backends import create_backend
 from livemotion.engines.warp import backward_flow
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
-from livemotion.expression.controller import ExpressionController, ExpressionRequest, MouthPosture, canonical_landmarks
+from livemotion.expression.controller import (
+    ExpressionController,
+    ExpressionRequest,
+    MouthPosture,
+    canonical_landmarks,
+    to_image,
+)
 from livemotion.expression.library import REGIONS, load_library
 from livemotion.face import mesh
 from livemotion.face.mesh import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
@@ -230,6 +236,32 @@ def test_neutral_closes_a_grin_over_the_teeth(still_tracker, astronaut, astronau
     assert teeth_after < 0.8 * teeth_before
 
 
+def test_a_mouth_that_talks_with_the_lips_apart_is_not_closed(still_tracker):
+    """Many people talk for seconds without their lips meeting. Without a smile that open posture
+    is speech, not an expression: "neutral" must leave it (it used to shut such mouths by up to
+    0.2 IOD) and the lips must part exactly as tracked; an emotion that opens the mouth (surprise)
+    counts it towards its own opening and never closes it either."""
+    from livemotion.io.demo import neutral_portrait
+
+    calm = still_tracker.track(neutral_portrait())
+    assert isinstance(calm, FaceTrack)
+    library = load_library()
+    surprise = library.opening[library.emotion_index("surprised")]
+    controllers = {emotion: ExpressionController(ExpressionRequest(emotion, active=True))
+                   for emotion in ("neutral", "surprised")}
+    for index in range(90):  # 3 s at 30 fps, 4 syllables a second, the lips 0.14-0.26 apart throughout
+        opening = 0.2 + 0.06 * np.sin(2 * np.pi * 4 * index / 30)
+        landmarks = calm.landmarks.copy()
+        landmarks[:, :2] += to_image(calm, opening * library.speech)
+        track = dataclasses.replace(calm, landmarks=landmarks)
+        neutral, surprised = (controller.plan(track, index / 30) for controller in controllers.values())
+        if index >= 30:
+            assert abs(neutral.opening) < 0.005
+            gap = neutral.target[LOWER_INNER_LIP, 1] - neutral.target[UPPER_INNER_LIP, 1]
+            assert gap == pytest.approx(landmarks[LOWER_INNER_LIP, 1] - landmarks[UPPER_INNER_LIP, 1], abs=0.5)
+            assert -0.005 < surprised.opening <= surprise + 1e-6
+
+
 def test_sad_lowers_the_corners(still_tracker, astronaut, astronaut_track):
     out, _ = edit(astronaut, astronaut_track, "sad")
     after = still_tracker.track(out)
@@ -262,9 +294,9 @@ def test_the_parting_scales_the_speakers_articulation_and_leaves_p_b_m_closed():
     for index, gap in enumerate(np.tile([0.02, 0.08, 0.14, 0.20, 0.14, 0.08], 5)):
         _, speaking = mouth(gap, index / 30)
     assert speaking == 1.0
-    assert mouth.applied_parting(0.06, 0.02, speaking) == 0.0
-    assert mouth.applied_parting(0.06, 0.5 * (mouth.closed + mouth.high), speaking) == pytest.approx(0.03)
-    assert mouth.applied_parting(0.06, mouth.high + 0.05, speaking) == pytest.approx(0.06)
+    assert mouth.applied_opening(0.06, 0.02, speaking) == 0.0
+    assert mouth.applied_opening(0.06, 0.5 * (mouth.closed + mouth.high), speaking) == pytest.approx(0.03)
+    assert mouth.applied_opening(0.06, mouth.high + 0.05, speaking) == pytest.approx(0.06)
 
 
 @pytest.mark.parametrize("emotion", ["happy", "surprised", "sad", "angry"])

@@ -48,6 +48,11 @@ _EMOTION_ROWS = np.array([au.AU_NUMBERS.index(n) for n in au.EMOTION_AUS])
 _RIDGE = 0.05  # prefers the smallest set of AUs that explains the face
 _FIELDS_REFRESH = 15  # frames between re-fitting the AU fields to the face's geometry
 _FADE_START = 0.5  # tracking confidence below which the edit has faded out completely
+# How much of a mouth held open above rest is a grin's (the smile's reading, AU12), not speech's:
+# none up to _GRIN_FROM, all of it from _GRIN_FROM + _GRIN_SPAN. Talking without a smile reads
+# AU12 0.00-0.05 (median over each of 28 clips), up to 0.1 with the lips wide apart.
+_GRIN_FROM, _GRIN_SPAN = 0.15, 0.15
+_AU12 = au.AU_NUMBERS.index(12)
 MAX_OPENING = 0.3  # largest manual change of the mouth opening, interocular distances (a wide-open mouth)
 
 
@@ -337,22 +342,20 @@ class MouthPosture:
     def applied_change(self, change: float, gap: float, speaking: float) -> float:
         """How much of a posture ``change`` of the opening to apply to a frame whose gap is ``gap``.
 
-        Closing never goes past the lips' contact; opening is withheld from the moments a speaker
-        closes the lips (p, b, m), so those still close.
+        Closing never goes past the lips' contact; opening scales the articulation (``applied_opening``).
         """
         if change < 0:
             return max(change, min(0.0, self.closed - gap))
-        closedness = float(np.clip(1.0 - (gap - self.closed) / 0.05, 0.0, 1.0))
-        return change * (1.0 - closedness * speaking)
+        return self.applied_opening(change, gap, speaking)
 
-    def applied_parting(self, parting: float, gap: float, speaking: float) -> float:
-        """How much of a ``parting`` of the lips (pulled back from the teeth, the jaw still) to apply
+    def applied_opening(self, opening: float, gap: float, speaking: float) -> float:
+        """How much of an ``opening`` of the lips (the jaw's, or a parting with the jaw still) to apply
         to a frame whose gap is ``gap``: none where a speaker's lips touch (p, b, m still close), all
         of it from the top of their speaking range up, in proportion between, so that it scales
         their articulation instead of adding a step to it."""
         span = max(self.high - self.closed, 0.05)
         closedness = float(np.clip(1.0 - (gap - self.closed) / span, 0.0, 1.0))
-        return parting * (1.0 - closedness * speaking)
+        return opening * (1.0 - closedness * speaking)
 
 
 @dataclass(frozen=True)
@@ -452,9 +455,10 @@ class ExpressionController:
         if drive is not None and driven.any():
             displacement = displacement + (shown * driven)[owner][:, None] * drive.motion
         displacement = au.keep_mouth_opening(displacement, canonical)
-        opening = self._gain * self._opening_change(sources["mouth_opening"], wanted, drive, gap, posture, speaking)
+        grin = float(np.clip((current[_AU12].mean() - _GRIN_FROM) / _GRIN_SPAN, 0.0, 1.0))
+        opening = self._gain * self._opening_change(sources["mouth_opening"], wanted, drive, gap, posture, speaking, grin)
         # Lips pulled back from the teeth beyond what the jaw explains (pressing them is the geometry's).
-        parting = self._gain * self.mouth.applied_parting(
+        parting = self._gain * self.mouth.applied_opening(
             wanted.opening[0] * float(wanted.emotions[-1] @ np.maximum(library.parting, 0.0)), gap, speaking)
         mouth_motion = opening * library.speech + parting * presets.lips_apart  # lips and jaw
         live = request.live
@@ -470,13 +474,18 @@ class ExpressionController:
                               emotions[shading_owner(SHADING_REGIONS)].T, opening + parting, pose)
 
     def _opening_change(self, kind: str, wanted: ExpressionTarget, drive: DriveReading | None, gap: float,
-                        posture: float, speaking: float) -> float:
+                        posture: float, speaking: float, grin: float) -> float:
         """The change of the mouth's opening this frame, canonical units, before the confidence fade.
 
         An emotion sets the mouth's posture and keeps the speaker's articulation: at rest the lips
-        are together; while talking they part more (the library's neutral speakers' posture); above
-        that the mouth is the expression's, so a neutral request closes it. A driven mouth opens as
-        the driver's does against its own rest; a manual one by the asked amount.
+        are together; while talking they part more (the library's neutral speakers' posture), and
+        the emotion opens them by its own amount from there. A mouth held open above that rest is
+        the expression's and closed (so "neutral" closes a grin) as far as the face reads as smiling
+        (``grin`` 0..1). Without a smile it is speech: many people talk with their lips apart for
+        seconds on end, and closing it would swallow their words. It is never closed then, but it
+        counts towards the emotion's own opening (a mouth talking wide open already is as open as
+        surprise asks). A driven mouth opens as the driver's does against its own rest; a manual
+        one by the asked amount.
         """
         mouth = self.mouth
         if kind == "drive":
@@ -484,5 +493,8 @@ class ExpressionController:
                 return 0.0
             return mouth.closed + drive.opening - gap
         rest = mouth.closed + speaking * max(0.0, self.library.rest_gap - mouth.closed)
-        posture_change = min(0.0, rest - posture) + float(wanted.emotions[-1] @ self.library.opening)
+        asked = float(wanted.emotions[-1] @ self.library.opening)
+        held_open = min(0.0, rest - posture)  # negative: what would close the mouth down to rest
+        speech = max(held_open, -max(asked, 0.0))  # of that, only what the emotion's opening covers
+        posture_change = grin * held_open + (1.0 - grin) * speech + asked
         return mouth.applied_change(wanted.opening[0] * posture_change + wanted.opening[1], gap, speaking)
