@@ -25,7 +25,7 @@ from livemotion.expression.library import REGIONS, load_library
 from livemotion.face import mesh
 from livemotion.face.mesh import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
 from livemotion.render.alignment import align, engine_points
-from livemotion.render.compositing import FaceLayers, MouthChange, lattice_mask, warp_face
+from livemotion.render.compositing import EYE_OPENINGS, FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
 from livemotion.types import FaceTrack, Frame
 
@@ -154,6 +154,21 @@ def test_pixels_outside_the_face_are_untouched(astronaut, astronaut_track):
     assert np.array_equal(out[~near_face], astronaut[~near_face])
     changed = np.any(out != astronaut, axis=2)
     assert changed[face.astype(bool)].mean() > 0.2  # and the face itself did change
+
+
+def test_raised_upper_lids_are_handed_to_the_compositor_with_the_irises(astronaut, astronaut_track):
+    """The compositor redraws an eye only when the editor says its lids move, and where its iris is."""
+    _, plan = edit(astronaut, astronaut_track, aus={"5": 1.0})  # AU5, the upper lid raiser
+    changes = ExpressionEditor._eye_changes(plan, plan.target[:, :2])
+    assert len(changes) == 2
+    for change, opening, centre in zip(changes, EYE_OPENINGS, mesh.IRIS_CENTRES):
+        middle = opening[1 + len(mesh.UPPER_LID[0]) // 2]  # the upper lid's middle point
+        assert plan.target[middle, 1] < plan.source[middle, 1] - 0.3  # raised (y grows downwards)
+        assert np.allclose(change.opening, astronaut_track.landmarks[list(opening), :2])
+        assert np.allclose(change.iris_centre, astronaut_track.landmarks[centre, :2])
+        assert 0.05 < change.iris_radius / astronaut_track.interocular < 0.2
+    # lids that stay put, or move only with the whole eye, leave the warp's eyes as they are
+    assert ExpressionEditor._eye_changes(plan, plan.source[:, :2] + (3.0, -2.0)) == ()
 
 
 @pytest.mark.parametrize("emotion", [e for e in au.EMOTIONS if e != "neutral"])

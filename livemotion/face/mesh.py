@@ -14,6 +14,8 @@ import numpy as np
 NUM_MESH_VERTICES = 468  # surface vertices
 NUM_LANDMARKS = 478  # surface + 2 x 5 iris points (refine_landmarks=True)
 IRISES = tuple(range(NUM_MESH_VERTICES, NUM_LANDMARKS))
+IRIS_CENTRES = (468, 473)  # (right, left); each followed by four points on its iris's rim
+IRIS_RIMS = ((469, 470, 471, 472), (474, 475, 476, 477))
 
 # The person's sides: index 0 = right, 1 = left.
 SIDES = ("R", "L")

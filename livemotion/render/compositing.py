@@ -29,6 +29,24 @@ _EXEMPLAR_STEP = 0.75  # the exemplar's blur in coarse-grid pixels, at least: th
 # Each eye's opening as a polygon: outer corner, upper lid, inner corner, lower lid back.
 EYE_OPENINGS = tuple((outer, *upper, inner, *lower[::-1])
                      for (outer, inner), upper, lower in zip(EYE_CORNERS, UPPER_LID, LOWER_LID))
+_EYE_INNER_CORNER = 1 + len(UPPER_LID[0])  # index of the inner corner in an ``EYE_OPENINGS`` polygon
+_CARRY_STEPS = 4  # fixed-point steps that find where the warp shows a point (``_carried``)
+# A lid edge's lashes and shadow reach this share of the iris radius into the opening: the live eye
+# is shown that far inside its tracked outline, so a raised lid leaves no old lash line behind.
+_LASH_DEPTH = 0.3
+# An opening whose live area is below these shares of the eye's width squared is a blink (or closing
+# into one; open eyes measure 0.12-0.37, 0.16-0.28 typically, on the 28 talking clips): it is
+# left to the warp, which stretches the lid, not filled white.
+_BLINK_FROM, _BLINK_SPAN = 0.08, 0.05
+# Only an eye the edit widens gets its eyeball redrawn, fully from this growth of its opening's area:
+# where the lids narrow it (sad, happy, angry), the warp's narrowed eye reads as the emotion.
+_WIDENED = 0.1
+# The eye's white is copied from pixels within this share of its brighter quarter's brightness
+# (lashes, lid shadow and the iris's rim left out), and shaded to this share right under a lid.
+_WHITE_BRIGHT, _LID_SHADE = 0.8, 0.8
+# An eye is redrawn fully where its white is this much brighter than the skin around it, not at
+# all where it is no brighter (a ramp, so a face near the line does not flicker between the two).
+_WHITE_CONTRAST = 0.15
 MOUTH_PATCH = (40, 120)  # (height, width) of a mouth-interior exemplar, in its own normalised frame
 # Where the inner lips' corners and midpoints sit in that frame (x, y as fractions of width, height):
 # the patch reaches a little past the opening so a pasted interior has lip to blend into.
@@ -88,6 +106,16 @@ class MouthChange:
     interior_to_frame: np.ndarray | None = None  # (2, 3) affine: the interior patch -> frame pixels (target mouth)
 
 
+@dataclass(frozen=True)
+class EyeChange:
+    """An eye whose lids the edit moves, as tracked: its opening and its iris (frame pixels). Where
+    the lids went is read from the warp itself (``_carried``), so a redrawn eye meets the warped lids."""
+
+    opening: np.ndarray  # (P, 2) ``EYE_OPENINGS`` order
+    iris_centre: np.ndarray  # (2,)
+    iris_radius: float
+
+
 def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -> np.ndarray:
     """(grid, grid) float32: 1 inside the hull of the face oval, falling off over ``feather`` * grid outside.
 
@@ -133,12 +161,14 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
     return np.clip((mask - 0.01) / 0.99, 0.0, 1.0)  # the Gaussian's far tail cut, as in ``lattice_mask``
 
 
-def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth: MouthChange | None = None) -> np.ndarray:
+def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth: MouthChange | None = None,
+              eyes: tuple[EyeChange, ...] = ()) -> np.ndarray:
     """A copy of ``frame`` (H, W, 3 uint8) with ``layers`` applied to the face ``alignment`` describes.
 
     Only the region the mask reaches is touched; there each output pixel is the original frame
-    sampled once at (pixel + flow), times exp(log_gain) on skin, and where ``mouth`` opens or
-    closes the lips, the uncovered mouth is filled (see ``_fill_mouth``).
+    sampled once at (pixel + flow), times exp(log_gain) on skin; where ``mouth`` opens or
+    closes the lips, the uncovered mouth is filled (see ``_fill_mouth``), and each of ``eyes``
+    shows its own eyeball, the iris round and whole, inside the edited lids (see ``_fill_eye``).
     """
     out = frame.copy()
     grid = layers.flow.shape[0]
@@ -176,6 +206,8 @@ def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth
     warped = cv2.copyTo(frame[y0:y1, x0:x1], still.view(np.uint8), warped)
     if mouth is not None:
         _fill_mouth(frame, warped, mouth, (x0, y0), map_x, map_y)
+    for eye in eyes:
+        _fill_eye(frame, warped, eye, (x0, y0), map_x, map_y)
     if layers.exemplar is not None:
         _blend_exemplar(warped, layers.exemplar, alignment, roi_to_lattice, (x0, y0))
     if layers.log_gain is not None:
@@ -296,3 +328,125 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
         if len(lip_pixels):
             result += closed[..., None] * (np.median(lip_pixels, axis=0) - result)
     warped[box] = np.clip(np.rint(result), 0, 255).astype(np.uint8)
+
+
+def _carried(points: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """(P, 2) where the warp shows ``points`` (P, 2 frame pixels): the output pixels whose backward
+    map (``map_x``, ``map_y``: the region at ``origin``) reaches them, by fixed-point steps (the
+    flow is smooth, so a few suffice)."""
+    shown = points.astype(np.float32).copy()
+    for _ in range(_CARRY_STEPS):
+        at = (shown - np.asarray(origin, np.float32)).reshape(1, -1, 2)
+        reached = np.stack([cv2.remap(m, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+                            for m in (map_x, map_y)], axis=1)
+        shown += points - reached
+    return shown.astype(np.float64)
+
+
+def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tuple[int, int],
+              map_x: np.ndarray, map_y: np.ndarray) -> None:
+    """Inside the warped opening of ``eye`` (its outline carried through the backward maps
+    ``map_x``, ``map_y`` of the region at ``origin``), its eyeball as the live frame shows it, moved
+    with the eye's corners only, where the warp stretches it with the lids: the iris stays round and
+    the gaze where it is. Where a lid is raised past the live opening, what it uncovers is filled:
+    the iris's hidden part with the iris's own colour, the rest with the eye's white as the live eye shows it
+    in that column (``_eye_white``). A widened eye shows white above the iris,
+    which a stretched eye never does: it is how people see surprise and fear.
+
+    Blinks, eyes not widened by their upper lids and eyes that show no white are left to the warp
+    (``_eye_widened``, ``_eye_white``). Changes ``warped`` (the region at ``origin``) in place.
+    """
+    source = eye.opening
+    target = _carried(source, map_x, map_y, origin)
+    corners = [0, _EYE_INNER_CORNER]
+    shift = target[corners].mean(axis=0) - source[corners].mean(axis=0)
+    # A lower lid the edit lowers is left to the warp: people widen their eyes with the upper lids,
+    # and a white band under the iris reads as a stare with the lower lashes drawn inside the eye.
+    lower = slice(_EYE_INNER_CORNER + 1, None)
+    target[lower] = np.where(target[lower, 1:] > source[lower, 1:] + shift[1], source[lower] + shift, target[lower])
+    strength = _eye_widened(source, target)
+    if strength <= 0.0:
+        return
+    x0, y0 = origin
+    points = np.vstack([source + shift, target]) - (x0, y0)
+    bx0, by0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - 2, 0)
+    bx1, by1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 3, (warped.shape[1], warped.shape[0]))
+    if bx1 <= bx0 or by1 <= by0:
+        return
+    box_origin = np.array([x0 + bx0, y0 + by0], np.float64)
+    size = (int(by1 - by0), int(bx1 - bx0))
+    xs = (np.arange(size[1], dtype=np.float32) + box_origin[0] - shift[0])[None, :].repeat(size[0], axis=0)
+    ys = (np.arange(size[0], dtype=np.float32) + box_origin[1] - shift[1])[:, None].repeat(size[1], axis=1)
+    live = cv2.remap(frame, xs, ys, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    opening = _filled(size, source + shift - box_origin)
+    edited = _filled(size, target - box_origin)
+    uncovered = ((edited > 127) & (opening <= 127)).view(np.uint8)
+    depth = max(1, int(round(_LASH_DEPTH * eye.iris_radius)))
+    near = cv2.dilate(uncovered, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2))
+    shown = np.where(near > 0, 0, opening).astype(np.uint8)  # the old lid edge goes where a lid was raised
+    # the iris: a soft disc around its centre (in frame pixels before the shift: ``xs``, ``ys``)
+    cx, cy = eye.iris_centre
+    distance = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
+    iris = np.clip(eye.iris_radius + 0.5 - distance, 0.0, 1.0)
+    visible = shown > 127
+    iris_seen, white_seen = visible & (iris > 0.5), visible & (distance > 1.2 * eye.iris_radius)
+    around = cv2.dilate(np.maximum(opening, edited), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    found = _eye_white(live, white_seen, around == 0, eye.iris_radius)
+    if found is None:
+        return
+    white, contrast = found
+    strength *= float(np.clip((contrast - 1.0) / _WHITE_CONTRAST, 0.0, 1.0))
+    if strength <= 0.0:
+        return
+    # the lid shades the eyeball just under it
+    under_lid = cv2.distanceTransform((edited > 127).view(np.uint8), cv2.DIST_L2, 3)
+    white = white * (_LID_SHADE + (1.0 - _LID_SHADE) * np.clip(under_lid / (0.5 * eye.iris_radius), 0.0, 1.0))[..., None]
+    # the iris's hidden part in its own median colour (a mirror image would copy its catchlights)
+    iris_colour = np.median(live[iris_seen], axis=0) if iris_seen.any() else live[visible].min(axis=0)
+    fill = iris[..., None] * iris_colour + (1.0 - iris[..., None]) * white
+    kept = cv2.GaussianBlur(shown.astype(np.float32) / 255.0, (0, 0), 0.5)[..., None]
+    eyeball = kept * live + (1.0 - kept) * fill
+    weight = strength * edited[..., None].astype(np.float32) / 255.0
+    region = warped[by0:by1, bx0:bx1].astype(np.float32)
+    warped[by0:by1, bx0:bx1] = np.clip(np.rint(region + weight * (eyeball - region)), 0, 255).astype(np.uint8)
+
+
+def _eye_widened(source: np.ndarray, target: np.ndarray) -> float:
+    """0..1 how fully an eye is redrawn: an open eye (``source``, not a blink: ``_BLINK_FROM``)
+    that the edit (``target``, both (P, 2) openings) widens (``_WIDENED``)."""
+    live_area = cv2.contourArea(source.astype(np.float32))
+    edited_area = cv2.contourArea(target.astype(np.float32))
+    width_squared = float(np.sum((source[0] - source[_EYE_INNER_CORNER]) ** 2))
+    if live_area < 1.0 or width_squared < 1.0:
+        return 0.0
+    opened = np.clip((live_area / width_squared - _BLINK_FROM) / _BLINK_SPAN, 0.0, 1.0)
+    widened = np.clip((edited_area / live_area - 1.0) / _WIDENED, 0.0, 1.0)
+    return float(opened * widened)
+
+
+def _eye_white(live: np.ndarray, white_seen: np.ndarray, skin_seen: np.ndarray,
+               iris_radius: float) -> tuple[np.ndarray, float] | None:
+    """The eye's white to fill with, per column of ``live`` (H, W, 3), as (H, W, 3) float32: the
+    mean of that column's bright live white pixels (``white_seen``, (H, W) bool; bright: within
+    ``_WHITE_BRIGHT`` of the brighter quarter), so the eyeball keeps its own shading from corner to
+    corner; columns without (the iris's) take it from their neighbours. And how much brighter that
+    white is than the skin around the eye (``skin_seen``): in narrow eyes whose opening shows
+    lashes and iris only, it is not, and there is no white to copy.
+
+    None when too little shows to tell."""
+    brightness = live.sum(axis=2)
+    seen = brightness[white_seen]
+    if seen.size < 4 or not skin_seen.any():
+        return None
+    reference = float(np.percentile(seen, 75))
+    contrast = reference / max(float(np.median(brightness[skin_seen])), 1.0)
+    bright = white_seen & (brightness >= _WHITE_BRIGHT * reference)
+    columns = np.nonzero(bright.any(axis=0))[0]
+    if len(columns) < 2:
+        return None
+    chosen = bright[:, columns, None]
+    per_column = (live[:, columns] * chosen).sum(axis=0) / chosen.sum(axis=0)  # (C, 3)
+    across = np.arange(live.shape[1])
+    white = np.stack([np.interp(across, columns, per_column[:, channel]) for channel in range(3)], axis=1)
+    white = cv2.GaussianBlur(white[None].astype(np.float32), (0, 0), sigmaX=max(0.5, 0.3 * iris_radius), sigmaY=0.1)
+    return np.broadcast_to(white, live.shape), contrast

@@ -22,11 +22,13 @@ from ..expression.controller import (
 )
 from ..expression.library import GRID, ExpressionLibrary, sample_lattice, template_to_crop
 from ..expression.library import REGIONS as SHADING_REGIONS
-from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR, triangles
+from ..face.mesh import INNER_LIP_CONTOUR, IRIS_CENTRES, IRIS_RIMS, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
-from .alignment import Alignment, align, engine_points, lattice_coordinates
+from .alignment import align, engine_points, lattice_coordinates
 from .compositing import (
+    EYE_OPENINGS,
     Exemplar,
+    EyeChange,
     FaceLayers,
     MouthChange,
     exemplar_mask,
@@ -36,6 +38,7 @@ from .compositing import (
 )
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
+_EYE_CHANGE_MIN_PX = 0.3  # lids moved less than this (frame pixels, besides the whole eye's move) change nothing to redraw
 _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not worth an engine call
 # The shading regions above the upper eyelids and below them: the exemplar shows in each part at
 # the least of its regions' shares, so a region kept live (or given another emotion) stays so.
@@ -135,7 +138,10 @@ class ExpressionEditor:
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown)
         timings["shading"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
-        out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, alignment, target, library))
+        to_frame = cv2.invertAffineTransform(alignment.to_crop)
+        frame_target = target @ to_frame[:, :2].T + to_frame[:, 2]  # after the fold-free limit, in frame pixels
+        out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, frame_target, library),
+                        self._eye_changes(plan, frame_target))
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
 
@@ -164,14 +170,24 @@ class ExpressionEditor:
         return sample_lattice(shading, crop_x + template_flow[0], crop_y + template_flow[1], self.crop_size)
 
     @staticmethod
-    def _mouth_change(plan: ExpressionPlan, alignment: Alignment, crop_target: np.ndarray,
-                      library: ExpressionLibrary) -> MouthChange | None:
-        """The mouth's change for the compositor; a new opening shows the person's own mouth interior
-        of the strongest emotion asked for, when the library (a calibration profile) has one."""
+    def _eye_changes(plan: ExpressionPlan, target: np.ndarray) -> tuple[EyeChange, ...]:
+        """The eyes whose lids the edit moves, for the compositor (``target``: frame pixels)."""
+        changes = []
+        for opening, centre, rim in zip(EYE_OPENINGS, IRIS_CENTRES, IRIS_RIMS):
+            before, after = plan.source[list(opening), :2], target[list(opening)]
+            if np.abs(after - before - (after - before).mean(axis=0)).max() < _EYE_CHANGE_MIN_PX:
+                continue
+            radius = float(np.linalg.norm(plan.source[list(rim), :2] - plan.source[centre, :2], axis=1).mean())
+            changes.append(EyeChange(before, plan.source[centre, :2], radius))
+        return tuple(changes)
+
+    @staticmethod
+    def _mouth_change(plan: ExpressionPlan, target: np.ndarray, library: ExpressionLibrary) -> MouthChange | None:
+        """The mouth's change for the compositor (``target``: frame pixels); a new opening shows the
+        person's own mouth interior of the strongest emotion asked for, when the library (a
+        calibration profile) has one."""
         if abs(plan.opening) < _MOUTH_CHANGE_MIN:
             return None
-        to_frame = cv2.invertAffineTransform(alignment.to_crop)
-        target = crop_target @ to_frame[:, :2].T + to_frame[:, 2]  # after the fold-free limit, in frame pixels
         interior = library.mouth_interior(int(np.argmax(plan.emotions))) if plan.emotions.any() else None
         return MouthChange(plan.source[list(INNER_LIP_CONTOUR)], target[list(INNER_LIP_CONTOUR)],
                            plan.source[list(OUTER_LIP_CONTOUR)], interior,
