@@ -169,6 +169,9 @@ def test_raised_upper_lids_are_handed_to_the_compositor_with_the_irises(astronau
         assert 0.05 < change.iris_radius / astronaut_track.interocular < 0.2
     # lids that stay put, or move only with the whole eye, leave the warp's eyes as they are
     assert ExpressionEditor._eye_changes(plan, plan.source[:, :2] + (3.0, -2.0)) == ()
+    # and a head turned away has them redrawn less, from 20 degrees, and not at all past 30
+    assert [c.strength for c in ExpressionEditor._eye_changes(plan, plan.target[:, :2], yaw=-25.0)] == [0.5, 0.5]
+    assert ExpressionEditor._eye_changes(plan, plan.target[:, :2], yaw=32.0) == ()
 
 
 @pytest.mark.parametrize("emotion", [e for e in au.EMOTIONS if e != "neutral"])

@@ -44,6 +44,8 @@ _WIDENED = 0.1
 # The eye's white is copied from pixels within this share of its brighter quarter's brightness
 # (lashes, lid shadow and the iris's rim left out), and shaded to this share right under a lid.
 _WHITE_BRIGHT, _LID_SHADE = 0.8, 0.8
+_WHITE_ABOVE_IRIS = 0.5  # iris radii of white a raised lid may show above the iris: about the widest eyes open
+_LID_FOLD = 1.0  # iris radii of lid skin above a lifted lid that fold into its rise (``_lift_lid``)
 # An eye is redrawn fully where its white is this much brighter than the skin around it, not at
 # all where it is no brighter (a ramp, so a face near the line does not flicker between the two).
 _WHITE_CONTRAST = 0.15
@@ -108,12 +110,13 @@ class MouthChange:
 
 @dataclass(frozen=True)
 class EyeChange:
-    """An eye whose lids the edit moves, as tracked: its opening and its iris (frame pixels). Where
-    the lids went is read from the warp itself (``_carried``), so a redrawn eye meets the warped lids."""
+    """An eye whose lids the edit moves (frame pixels, openings in ``EYE_OPENINGS`` order)."""
 
-    opening: np.ndarray  # (P, 2) ``EYE_OPENINGS`` order
-    iris_centre: np.ndarray  # (2,)
+    opening: np.ndarray  # (P, 2) as tracked
+    target: np.ndarray  # (P, 2) where the edit asks for it (the warp delivers part of a lid's own motion)
+    iris_centre: np.ndarray  # (2,) as tracked
     iris_radius: float
+    strength: float = 1.0  # 0..1 how fully the eye may be redrawn (less on a turned head)
 
 
 def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -> np.ndarray:
@@ -345,30 +348,39 @@ def _carried(points: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, origin: t
 
 def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tuple[int, int],
               map_x: np.ndarray, map_y: np.ndarray) -> None:
-    """Inside the warped opening of ``eye`` (its outline carried through the backward maps
-    ``map_x``, ``map_y`` of the region at ``origin``), its eyeball as the live frame shows it, moved
-    with the eye's corners only, where the warp stretches it with the lids: the iris stays round and
-    the gaze where it is. Where a lid is raised past the live opening, what it uncovers is filled:
-    the iris's hidden part with the iris's own colour, the rest with the eye's white as the live eye shows it
-    in that column (``_eye_white``). A widened eye shows white above the iris,
-    which a stretched eye never does: it is how people see surprise and fear.
+    """Redraw a widened eye in ``warped`` (the region at ``origin``, made through the backward maps
+    ``map_x``, ``map_y``), in place. A smooth warp stretches the eye with its lids: the iris grows
+    tall and no white shows above it, and it delivers only part of a lid's own motion. Here the
+    upper lid is lifted from where the warp put it (its tracked points carried through the maps,
+    ``_carried``) to where the edit asks (``_lift_lid``), and inside the lids the eyeball is the
+    live one moved with the eye's corners only: the iris stays round and the gaze is the live one.
+    What the raised lid uncovers is filled: the iris's hidden part with the iris's own colour, the
+    rest with the eye's white as the live eye shows it in that column (``_eye_white``). White above
+    the iris is how people see surprise and fear.
 
     Blinks, eyes not widened by their upper lids and eyes that show no white are left to the warp
-    (``_eye_widened``, ``_eye_white``). Changes ``warped`` (the region at ``origin``) in place.
+    (``_eye_widened``, ``_white_contrast``).
     """
     source = eye.opening
-    target = _carried(source, map_x, map_y, origin)
+    delivered = _carried(source, map_x, map_y, origin)
     corners = [0, _EYE_INNER_CORNER]
-    shift = target[corners].mean(axis=0) - source[corners].mean(axis=0)
+    shift = delivered[corners].mean(axis=0) - source[corners].mean(axis=0)
+    asked = delivered.copy()
+    upper = slice(1, _EYE_INNER_CORNER)
+    # the lid rises where the edit asks, but never further above the iris than eyes open
+    highest = eye.iris_centre[1] + shift[1] - (1.0 + _WHITE_ABOVE_IRIS) * eye.iris_radius
+    raised = np.maximum(eye.target[upper, 1], highest)
+    asked[upper, 1] = np.minimum(raised, delivered[upper, 1])
     # A lower lid the edit lowers is left to the warp: people widen their eyes with the upper lids,
     # and a white band under the iris reads as a stare with the lower lashes drawn inside the eye.
     lower = slice(_EYE_INNER_CORNER + 1, None)
-    target[lower] = np.where(target[lower, 1:] > source[lower, 1:] + shift[1], source[lower] + shift, target[lower])
-    strength = _eye_widened(source, target)
+    asked[lower] = np.where(asked[lower, 1:] > source[lower, 1:] + shift[1], source[lower] + shift, asked[lower])
+    strength = eye.strength * _eye_widened(source, asked)
     if strength <= 0.0:
         return
+    fold = _LID_FOLD * eye.iris_radius
     x0, y0 = origin
-    points = np.vstack([source + shift, target]) - (x0, y0)
+    points = np.vstack([source + shift, asked, asked[upper] - (0.0, fold + 1.0)]) - (x0, y0)
     bx0, by0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - 2, 0)
     bx1, by1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 3, (warped.shape[1], warped.shape[0]))
     if bx1 <= bx0 or by1 <= by0:
@@ -379,24 +391,25 @@ def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tup
     ys = (np.arange(size[0], dtype=np.float32) + box_origin[1] - shift[1])[:, None].repeat(size[1], axis=1)
     live = cv2.remap(frame, xs, ys, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
     opening = _filled(size, source + shift - box_origin)
+    cx, cy = eye.iris_centre  # (in frame pixels before the shift: ``xs``, ``ys``)
+    distance = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
+    depth = max(1, int(round(_LASH_DEPTH * eye.iris_radius)))
+    inner = cv2.erode(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2)) > 127
+    around = cv2.dilate(np.maximum(opening, _filled(size, asked - box_origin)),
+                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) == 0
+    strength *= _white_contrast(live, inner & (distance > 1.2 * eye.iris_radius), around)
+    if strength <= 0.0:
+        return
+    target = delivered + strength * (asked - delivered)
     edited = _filled(size, target - box_origin)
     uncovered = ((edited > 127) & (opening <= 127)).view(np.uint8)
-    depth = max(1, int(round(_LASH_DEPTH * eye.iris_radius)))
     near = cv2.dilate(uncovered, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2))
     shown = np.where(near > 0, 0, opening).astype(np.uint8)  # the old lid edge goes where a lid was raised
-    # the iris: a soft disc around its centre (in frame pixels before the shift: ``xs``, ``ys``)
-    cx, cy = eye.iris_centre
-    distance = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
-    iris = np.clip(eye.iris_radius + 0.5 - distance, 0.0, 1.0)
     visible = shown > 127
+    iris = np.clip(eye.iris_radius + 0.5 - distance, 0.0, 1.0)
     iris_seen, white_seen = visible & (iris > 0.5), visible & (distance > 1.2 * eye.iris_radius)
-    around = cv2.dilate(np.maximum(opening, edited), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    found = _eye_white(live, white_seen, around == 0, eye.iris_radius)
-    if found is None:
-        return
-    white, contrast = found
-    strength *= float(np.clip((contrast - 1.0) / _WHITE_CONTRAST, 0.0, 1.0))
-    if strength <= 0.0:
+    white = _eye_white(live, white_seen, eye.iris_radius)
+    if white is None:  # too little of the white shows to copy it
         return
     # the lid shades the eyeball just under it
     under_lid = cv2.distanceTransform((edited > 127).view(np.uint8), cv2.DIST_L2, 3)
@@ -406,9 +419,27 @@ def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tup
     fill = iris[..., None] * iris_colour + (1.0 - iris[..., None]) * white
     kept = cv2.GaussianBlur(shown.astype(np.float32) / 255.0, (0, 0), 0.5)[..., None]
     eyeball = kept * live + (1.0 - kept) * fill
+    region = _lift_lid(warped[by0:by1, bx0:bx1], delivered[: _EYE_INNER_CORNER + 1] - box_origin,
+                       target[: _EYE_INNER_CORNER + 1] - box_origin, fold, depth).astype(np.float32)
     weight = strength * edited[..., None].astype(np.float32) / 255.0
-    region = warped[by0:by1, bx0:bx1].astype(np.float32)
     warped[by0:by1, bx0:bx1] = np.clip(np.rint(region + weight * (eyeball - region)), 0, 255).astype(np.uint8)
+
+
+def _lift_lid(region: np.ndarray, delivered: np.ndarray, lifted: np.ndarray, fold: float, lashes: float) -> np.ndarray:
+    """``region`` (H, W, 3) with its upper lid moved up from ``delivered`` to ``lifted`` (each (L, 2),
+    the lid's edge from corner to corner, region pixels): in each column the lid skin from ``fold``
+    pixels above the lifted lid down to the delivered edge and the ``lashes`` pixels of lashes under
+    it is squeezed into the rows above the lifted edge, as lid skin folds into its crease when the
+    lid rises. Other rows are returned as they are (the rows the lid left are the eyeball's)."""
+    columns = np.arange(region.shape[1], dtype=np.float32)
+    was = np.interp(columns, *delivered[np.argsort(delivered[:, 0])].T)
+    now = np.minimum(np.interp(columns, *lifted[np.argsort(lifted[:, 0])].T), was)
+    top = now - fold
+    rows = np.arange(region.shape[0], dtype=np.float32)[:, None]
+    squeezed = top + (rows - top) * np.where(now < was, was + lashes - top, fold) / fold
+    source_rows = np.where((rows > top) & (rows <= now), squeezed, rows).astype(np.float32)
+    source_columns = np.broadcast_to(columns, region.shape[:2]).astype(np.float32)
+    return cv2.remap(region, source_columns, source_rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _eye_widened(source: np.ndarray, target: np.ndarray) -> float:
@@ -424,23 +455,30 @@ def _eye_widened(source: np.ndarray, target: np.ndarray) -> float:
     return float(opened * widened)
 
 
-def _eye_white(live: np.ndarray, white_seen: np.ndarray, skin_seen: np.ndarray,
-               iris_radius: float) -> tuple[np.ndarray, float] | None:
-    """The eye's white to fill with, per column of ``live`` (H, W, 3), as (H, W, 3) float32: the
-    mean of that column's bright live white pixels (``white_seen``, (H, W) bool; bright: within
-    ``_WHITE_BRIGHT`` of the brighter quarter), so the eyeball keeps its own shading from corner to
-    corner; columns without (the iris's) take it from their neighbours. And how much brighter that
-    white is than the skin around the eye (``skin_seen``): in narrow eyes whose opening shows
-    lashes and iris only, it is not, and there is no white to copy.
-
-    None when too little shows to tell."""
+def _white_contrast(live: np.ndarray, white_seen: np.ndarray, skin_seen: np.ndarray) -> float:
+    """0..1 how fully an eye may be redrawn by its white (``white_seen``, (H, W) bool, of ``live``
+    (H, W, 3)): fully where its brighter quarter is ``_WHITE_CONTRAST`` brighter than the skin around
+    the eye (``skin_seen``), not at all where it is no brighter, as in narrow eyes whose opening
+    shows lashes and iris only (copying their dark pixels up would draw a band)."""
     brightness = live.sum(axis=2)
     seen = brightness[white_seen]
     if seen.size < 4 or not skin_seen.any():
+        return 0.0
+    contrast = float(np.percentile(seen, 75)) / max(float(np.median(brightness[skin_seen])), 1.0)
+    return float(np.clip((contrast - 1.0) / _WHITE_CONTRAST, 0.0, 1.0))
+
+
+def _eye_white(live: np.ndarray, white_seen: np.ndarray, iris_radius: float) -> np.ndarray | None:
+    """(H, W, 3) float32 the eye's white to fill with, per column of ``live`` (H, W, 3): the mean of
+    that column's bright live white pixels (``white_seen``, (H, W) bool; bright: within
+    ``_WHITE_BRIGHT`` of the brighter quarter), so the eyeball keeps its own shading from corner to
+    corner; columns without (the iris's) take it from their neighbours. None when less than two
+    columns show any."""
+    brightness = live.sum(axis=2)
+    seen = brightness[white_seen]
+    if seen.size < 4:
         return None
-    reference = float(np.percentile(seen, 75))
-    contrast = reference / max(float(np.median(brightness[skin_seen])), 1.0)
-    bright = white_seen & (brightness >= _WHITE_BRIGHT * reference)
+    bright = white_seen & (brightness >= _WHITE_BRIGHT * float(np.percentile(seen, 75)))
     columns = np.nonzero(bright.any(axis=0))[0]
     if len(columns) < 2:
         return None
@@ -449,4 +487,4 @@ def _eye_white(live: np.ndarray, white_seen: np.ndarray, skin_seen: np.ndarray,
     across = np.arange(live.shape[1])
     white = np.stack([np.interp(across, columns, per_column[:, channel]) for channel in range(3)], axis=1)
     white = cv2.GaussianBlur(white[None].astype(np.float32), (0, 0), sigmaX=max(0.5, 0.3 * iris_radius), sigmaY=0.1)
-    return np.broadcast_to(white, live.shape), contrast
+    return np.broadcast_to(white, live.shape)

@@ -38,6 +38,7 @@ from .compositing import (
 )
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
+_EYE_TURN = (20.0, 30.0)  # degrees of yaw over which eyes stop being redrawn (``_eye_changes``)
 _EYE_CHANGE_MIN_PX = 0.3  # lids moved less than this (frame pixels, besides the whole eye's move) change nothing to redraw
 _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not worth an engine call
 # The shading regions above the upper eyelids and below them: the exemplar shows in each part at
@@ -141,7 +142,7 @@ class ExpressionEditor:
         to_frame = cv2.invertAffineTransform(alignment.to_crop)
         frame_target = target @ to_frame[:, :2].T + to_frame[:, 2]  # after the fold-free limit, in frame pixels
         out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, frame_target, library),
-                        self._eye_changes(plan, frame_target))
+                        self._eye_changes(plan, frame_target, track.pose.yaw))
         timings["composite"] = (time.perf_counter() - start) * 1e3
         return out
 
@@ -170,15 +171,20 @@ class ExpressionEditor:
         return sample_lattice(shading, crop_x + template_flow[0], crop_y + template_flow[1], self.crop_size)
 
     @staticmethod
-    def _eye_changes(plan: ExpressionPlan, target: np.ndarray) -> tuple[EyeChange, ...]:
-        """The eyes whose lids the edit moves, for the compositor (``target``: frame pixels)."""
+    def _eye_changes(plan: ExpressionPlan, target: np.ndarray, yaw: float = 0.0) -> tuple[EyeChange, ...]:
+        """The eyes whose lids the edit moves, for the compositor (``target``: frame pixels). On a
+        head turned past ``_EYE_TURN`` degrees (``yaw``) they are redrawn less and less: MediaPipe's
+        iris circle of the far eye drifts, and a fill drawn to it shows as a grey bubble."""
+        turned = float(np.clip((_EYE_TURN[1] - abs(yaw)) / (_EYE_TURN[1] - _EYE_TURN[0]), 0.0, 1.0))
+        if turned <= 0.0:
+            return ()
         changes = []
         for opening, centre, rim in zip(EYE_OPENINGS, IRIS_CENTRES, IRIS_RIMS):
             before, after = plan.source[list(opening), :2], target[list(opening)]
             if np.abs(after - before - (after - before).mean(axis=0)).max() < _EYE_CHANGE_MIN_PX:
                 continue
             radius = float(np.linalg.norm(plan.source[list(rim), :2] - plan.source[centre, :2], axis=1).mean())
-            changes.append(EyeChange(before, plan.source[centre, :2], radius))
+            changes.append(EyeChange(before, after, plan.source[centre, :2], radius, turned))
         return tuple(changes)
 
     @staticmethod
