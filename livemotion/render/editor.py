@@ -39,6 +39,7 @@ from .compositing import (
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
 _EYE_TURN = (20.0, 30.0)  # degrees of yaw over which eyes stop being redrawn (``_eye_changes``)
+_EYE_MIN_IRIS_PX = 1.5  # iris radius (frame pixels) below which an eye is left to the warp
 _EYE_CHANGE_MIN_PX = 0.3  # lids moved less than this (frame pixels, besides the whole eye's move) change nothing to redraw
 _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not worth an engine call
 # The shading regions above the upper eyelids and below them: the exemplar shows in each part at
@@ -184,6 +185,8 @@ class ExpressionEditor:
             if np.abs(after - before - (after - before).mean(axis=0)).max() < _EYE_CHANGE_MIN_PX:
                 continue
             radius = float(np.linalg.norm(plan.source[list(rim), :2] - plan.source[centre, :2], axis=1).mean())
+            if radius < _EYE_MIN_IRIS_PX:  # an eye a few pixels across: nothing a redraw could show
+                continue
             changes.append(EyeChange(before, after, plan.source[centre, :2], radius, turned))
         return tuple(changes)
 
