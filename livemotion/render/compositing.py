@@ -45,6 +45,7 @@ _WIDENED = 0.1
 # (lashes, lid shadow and the iris's rim left out), and shaded to this share right under a lid.
 _WHITE_BRIGHT, _LID_SHADE = 0.8, 0.8
 _WHITE_ABOVE_IRIS = 0.5  # iris radii of white a raised lid may show above the iris: about the widest eyes open
+_SEAM = 0.15  # iris radii over which the live eyeball blends into the fill
 _LID_FOLD = 1.0  # iris radii of lid skin above a lifted lid that fold into its rise (``_lift_lid``)
 # An eye is redrawn fully where its white is this much brighter than the skin around it, not at
 # all where it is no brighter (a ramp, so a face near the line does not flicker between the two).
@@ -417,7 +418,8 @@ def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tup
     # the iris's hidden part in its own median colour (a mirror image would copy its catchlights)
     iris_colour = np.median(live[iris_seen], axis=0) if iris_seen.any() else live[visible].min(axis=0)
     fill = iris[..., None] * iris_colour + (1.0 - iris[..., None]) * white
-    kept = cv2.GaussianBlur(shown.astype(np.float32) / 255.0, (0, 0), 0.5)[..., None]
+    # the masks above are whole pixels: a soft seam keeps them from stepping a pixel between frames
+    kept = cv2.GaussianBlur(shown.astype(np.float32) / 255.0, (0, 0), max(0.5, _SEAM * eye.iris_radius))[..., None]
     eyeball = kept * live + (1.0 - kept) * fill
     region = _lift_lid(warped[by0:by1, bx0:bx1], delivered[: _EYE_INNER_CORNER + 1] - box_origin,
                        target[: _EYE_INNER_CORNER + 1] - box_origin, fold, depth).astype(np.float32)
