@@ -120,6 +120,19 @@ class EyeChange:
     strength: float = 1.0  # 0..1 how fully the eye may be redrawn (less on a turned head)
 
 
+def _disc(radius: int) -> np.ndarray:
+    """A filled disc of ``radius`` pixels as a morphology kernel."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _pixel_box(points: np.ndarray, before: int, after: int, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) the pixels around ``points`` (P, 2), ``before`` more to the left and top and
+    ``after`` to the right and bottom, inside an image of ``shape``; None when nothing is left."""
+    x0, y0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - before, 0)
+    x1, y1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + after, (shape[1], shape[0]))
+    return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
+
+
 def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -> np.ndarray:
     """(grid, grid) float32: 1 inside the hull of the face oval, falling off over ``feather`` * grid outside.
 
@@ -130,7 +143,7 @@ def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -
     hull = cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1.0)
     radius = max(1, int(round(feather * grid)))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    mask = cv2.dilate(mask, _disc(radius))
     mask = cv2.GaussianBlur(mask, (0, 0), 0.5 * radius)
     # the Gaussian's far tail would let a whisper of flow reach the background: cut it at 2 %
     return np.clip((mask - 0.02) / 0.98, 0.0, 1.0)
@@ -150,7 +163,7 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
     mask = np.zeros((grid, grid), np.float32)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32)), 1.0)
     inset = max(1, int(round(feather * grid)))  # most of the feathering inside the outline: the take's hair barely shows
-    mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1)))
+    mask = cv2.erode(mask, _disc(inset))
     lids = max(0, int(np.floor(lattice_points[[i for lid in UPPER_LID for i in lid], 1].min())))
     mask[lids:] *= lower
     mask[:lids] *= upper
@@ -160,7 +173,7 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
         for opening in openings:
             cv2.fillPoly(live, [np.round(lattice_points[list(opening)]).astype(np.int32)], 1.0)
         radius = max(1, int(round(margin * grid)))
-        kept = np.maximum(kept, cv2.dilate(live, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)))
+        kept = np.maximum(kept, cv2.dilate(live, _disc(radius)))
     mask = cv2.GaussianBlur(mask * (1.0 - kept), (0, 0), feather * grid)
     return np.clip((mask - 0.01) / 0.99, 0.0, 1.0)  # the Gaussian's far tail cut, as in ``lattice_mask``
 
@@ -289,11 +302,10 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
     Only the mouth's box is touched.
     """
     x0, y0 = origin
-    points = np.vstack([mouth.source_outer, mouth.target]) - (x0, y0)
-    bx0, by0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - 4, 0)
-    bx1, by1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 5, (warped.shape[1], warped.shape[0]))
-    if bx1 <= bx0 or by1 <= by0:
+    found = _pixel_box(np.vstack([mouth.source_outer, mouth.target]) - (x0, y0), 4, 5, warped.shape)
+    if found is None:
         return
+    bx0, by0, bx1, by1 = found
     box = (slice(by0, by1), slice(bx0, bx1))
     shift = np.array([x0 + bx0, y0 + by0], np.float64)
     # the source mouth, drawn in frame coordinates over the part of the frame the box samples
@@ -381,11 +393,11 @@ def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tup
         return
     fold = _LID_FOLD * eye.iris_radius
     x0, y0 = origin
-    points = np.vstack([source + shift, asked, asked[upper] - (0.0, fold + 1.0)]) - (x0, y0)
-    bx0, by0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - 2, 0)
-    bx1, by1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 3, (warped.shape[1], warped.shape[0]))
-    if bx1 <= bx0 or by1 <= by0:
+    found = _pixel_box(np.vstack([source + shift, asked, asked[upper] - (0.0, fold + 1.0)]) - (x0, y0), 2, 3,
+                       warped.shape)
+    if found is None:
         return
+    bx0, by0, bx1, by1 = found
     box_origin = np.array([x0 + bx0, y0 + by0], np.float64)
     size = (int(by1 - by0), int(bx1 - bx0))
     xs = (np.arange(size[1], dtype=np.float32) + box_origin[0] - shift[0])[None, :].repeat(size[0], axis=0)
@@ -395,21 +407,22 @@ def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tup
     cx, cy = eye.iris_centre  # (in frame pixels before the shift: ``xs``, ``ys``)
     distance = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
     depth = max(1, int(round(_LASH_DEPTH * eye.iris_radius)))
-    inner = cv2.erode(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2)) > 127
-    around = cv2.dilate(np.maximum(opening, _filled(size, asked - box_origin)),
-                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) == 0
-    strength *= _white_contrast(live, inner & (distance > 1.2 * eye.iris_radius), around)
+    lash_band = _disc(depth)
+    inner = cv2.erode(opening, lash_band) > 127
+    around = cv2.dilate(np.maximum(opening, _filled(size, asked - box_origin)), _disc(1)) == 0
+    brightness = live.sum(axis=2)
+    strength *= _white_contrast(brightness, inner & (distance > 1.2 * eye.iris_radius), around)
     if strength <= 0.0:
         return
     target = delivered + strength * (asked - delivered)
     edited = _filled(size, target - box_origin)
     uncovered = ((edited > 127) & (opening <= 127)).view(np.uint8)
-    near = cv2.dilate(uncovered, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2))
+    near = cv2.dilate(uncovered, lash_band)
     shown = np.where(near > 0, 0, opening).astype(np.uint8)  # the old lid edge goes where a lid was raised
     visible = shown > 127
     iris = np.clip(eye.iris_radius + 0.5 - distance, 0.0, 1.0)
     iris_seen, white_seen = visible & (iris > 0.5), visible & (distance > 1.2 * eye.iris_radius)
-    white = _eye_white(live, white_seen, eye.iris_radius)
+    white = _eye_white(live, brightness, white_seen, eye.iris_radius)
     if white is None:  # too little of the white shows to copy it
         return
     # the lid shades the eyeball just under it
@@ -457,12 +470,12 @@ def _eye_widened(source: np.ndarray, target: np.ndarray) -> float:
     return float(opened * widened)
 
 
-def _white_contrast(live: np.ndarray, white_seen: np.ndarray, skin_seen: np.ndarray) -> float:
-    """0..1 how fully an eye may be redrawn by its white (``white_seen``, (H, W) bool, of ``live``
-    (H, W, 3)): fully where its brighter quarter is ``_WHITE_CONTRAST`` brighter than the skin around
-    the eye (``skin_seen``), not at all where it is no brighter, as in narrow eyes whose opening
-    shows lashes and iris only (copying their dark pixels up would draw a band)."""
-    brightness = live.sum(axis=2)
+def _white_contrast(brightness: np.ndarray, white_seen: np.ndarray, skin_seen: np.ndarray) -> float:
+    """0..1 how fully an eye may be redrawn by its white (``white_seen``, (H, W) bool, of the eye's
+    ``brightness``, (H, W) the sum of its channels): fully where its brighter quarter is
+    ``_WHITE_CONTRAST`` brighter than the skin around the eye (``skin_seen``), not at all where it
+    is no brighter, as in narrow eyes whose opening shows lashes and iris only (copying their dark
+    pixels up would draw a band)."""
     seen = brightness[white_seen]
     if seen.size < 4 or not skin_seen.any():
         return 0.0
@@ -470,13 +483,12 @@ def _white_contrast(live: np.ndarray, white_seen: np.ndarray, skin_seen: np.ndar
     return float(np.clip((contrast - 1.0) / _WHITE_CONTRAST, 0.0, 1.0))
 
 
-def _eye_white(live: np.ndarray, white_seen: np.ndarray, iris_radius: float) -> np.ndarray | None:
+def _eye_white(live: np.ndarray, brightness: np.ndarray, white_seen: np.ndarray, iris_radius: float) -> np.ndarray | None:
     """(H, W, 3) float32 the eye's white to fill with, per column of ``live`` (H, W, 3): the mean of
-    that column's bright live white pixels (``white_seen``, (H, W) bool; bright: within
-    ``_WHITE_BRIGHT`` of the brighter quarter), so the eyeball keeps its own shading from corner to
+    that column's bright live white pixels (``white_seen``, (H, W) bool; bright: ``brightness``, the
+    channels' sum, within ``_WHITE_BRIGHT`` of the brighter quarter's), so the eyeball keeps its own shading from corner to
     corner; columns without (the iris's) take it from their neighbours. None when less than two
     columns show any."""
-    brightness = live.sum(axis=2)
     seen = brightness[white_seen]
     if seen.size < 4:
         return None
