@@ -37,7 +37,6 @@ from livemotion.render.compositing import (
     FaceLayers,
     MouthChange,
     lattice_mask,
-    mouth_aspect,
     mouth_patch_transform,
     warp_face,
 )
@@ -64,9 +63,8 @@ def test_calibration_measures_the_persons_own_expressions(profile):
     assert [e for e, own in zip(LIBRARY_EMOTIONS, profile.measured) if own] == ["happy", "surprised"]
     corners = profile.geometry[ROW("happy"), [MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean()
     assert corners < -0.02  # the made-up happy clip lifts the corners; the profile measured it
-    interior = profile.mouth_interior(ROW("happy"), float(profile.speech_aspects[2]))
-    assert interior is not None and interior[0].shape == (*MOUTH_PATCH, 3) and interior[1] >= 0.15
-    assert profile.mouth_interior(ROW("sad"), 0.3) is None  # not calibrated: no interior of the person's
+    assert profile.mouth_interior(ROW("happy")).shape == (*MOUTH_PATCH, 3)
+    assert profile.mouth_interior(ROW("sad")) is None  # not calibrated: no interior of the person's
     face, points = profile.face_exemplar(ROW("surprised"))
     assert face.shape == (256, 256, 3) and points.shape == (len(profile.template), 2)
     assert profile.face_exemplar(ROW("sad")) is None and load_library().face_exemplar(ROW("sad")) is None
@@ -79,8 +77,6 @@ def test_profile_round_trips_privately(profile):
     np.testing.assert_allclose(loaded.geometry[ROW("happy")], profile.geometry[ROW("happy")], atol=1e-6)
     np.testing.assert_allclose(loaded.parting[profile.measured], profile.parting[profile.measured], atol=1e-6)
     np.testing.assert_array_equal(loaded.mouths, profile.mouths)
-    np.testing.assert_array_equal(loaded.mouth_aspects, profile.mouth_aspects)
-    np.testing.assert_array_equal(loaded.speech_aspects, profile.speech_aspects)
     np.testing.assert_array_equal(loaded.faces, profile.faces)
     np.testing.assert_array_equal(loaded.face_points, profile.face_points)
     assert [(info.name, info.emotions) for info in list_profiles()] == [("me", ("happy", "surprised"))]
@@ -141,78 +137,7 @@ def test_a_new_opening_shows_the_persons_own_mouth_interior(profile, astronaut, 
     plan = ExpressionController(ExpressionRequest("happy", 1.0, active=True), library=profile,
                                 fade_step=1.0, transition=0.0).plan(track)
     change = ExpressionEditor._mouth_change(replace(plan, opening=0.1), plan.target[:, :2], profile)
-    found = profile.mouth_interior(ROW("happy"), mouth_aspect(plan.source))
-    assert change is not None and found is not None and np.array_equal(change.interior, found[0])
-
-
-def test_calm_talk_shows_the_takes_interior_at_the_same_point_of_its_range(profile):
-    """The person's least open calm syllable shows the take's least open interior, the widest its
-    widest, and an opening between two kept ones a blend of both."""
-    row, keys = ROW("happy"), profile.speech_aspects
-    assert np.all(np.diff(keys) >= 0) and np.all(np.diff(profile.mouth_aspects[row]) >= 0)
-    for aspect, kept in ((keys[0] - 0.05, 0), (keys[-1] + 0.05, -1)):
-        interior, taken_at = profile.mouth_interior(row, float(aspect))
-        assert np.array_equal(interior, profile.mouths[row, kept]) and taken_at == profile.mouth_aspects[row, kept]
-    interior, taken_at = profile.mouth_interior(row, float(keys[0] + keys[1]) / 2)
-    low, high = sorted(profile.mouth_aspects[row, :2])
-    assert low <= taken_at <= high
-    first, second = profile.mouths[row, :2].astype(int)
-    assert not np.array_equal(first, second)
-    assert np.all(interior >= np.minimum(first, second)) and np.all(interior <= np.maximum(first, second))
-
-
-def test_the_whole_opening_shows_the_emotions_interior(profile, astronaut, still_tracker):
-    """With the emotion asked for at full strength, the mouth shows the person's own interior of it
-    where it is open, not only where the edit opened it further; an interior that would be squeezed
-    to under half its height, or whose opening a profile from an older version does not know, only
-    fills new openings."""
-    track = still_tracker.track(astronaut)
-    assert isinstance(track, FaceTrack)
-    alignment = align(track, 256)
-    grid = 64
-    mask = lattice_mask(alignment.points_to_crop(track.landmarks[:, :2]) * (grid - 1) / 255, grid)
-    layers = FaceLayers(np.zeros((grid, grid, 2), np.float32), mask, None)
-    points = track.landmarks[:, :2]
-    contour = points[list(INNER_LIP_CONTOUR)]
-    green = np.zeros((*MOUTH_PATCH, 3), np.uint8)
-    green[..., 1] = 255
-    still = MouthChange(contour, contour, points[list(OUTER_LIP_CONTOUR)], green, mouth_patch_transform(points), 1.0)
-    opening = np.zeros(astronaut.shape[:2], np.uint8)
-    cv2.fillPoly(opening, [np.round(contour).astype(np.int32)], 1)
-    out = warp_face(astronaut, layers, alignment, still)
-    greenish = (out[..., 1].astype(int) - out[..., 0] > 60) & (out[..., 1].astype(int) - out[..., 2] > 60)
-    assert greenish[opening > 0].mean() > 0.6
-    assert not np.any(out != astronaut, axis=2)[cv2.dilate(opening, np.ones((7, 7), np.uint8)) == 0].any()
-    assert np.array_equal(warp_face(astronaut, layers, alignment, replace(still, interior_weight=0.0)), astronaut)
-    # the editor weighs the interior by how much the mouth shows the emotion
-    plan = ExpressionController(ExpressionRequest("happy", 1.0, active=True), library=profile,
-                                fade_step=1.0, transition=0.0).plan(track)
-    steady = replace(plan, opening=0.0, target=plan.source)  # nothing opens: only the interior could change
-    change = ExpressionEditor._mouth_change(steady, points, profile)
-    assert change is not None and change.interior_weight == pytest.approx(plan.mouth[ROW("happy")]) == pytest.approx(1.0)
-    squeezed = replace(profile, mouth_aspects=profile.mouth_aspects * 3)
-    assert ExpressionEditor._mouth_change(steady, points, squeezed) is None
-    older = replace(profile, mouths=profile.mouths[:, :1], mouth_aspects=np.full((len(LIBRARY_EMOTIONS), 1), np.nan),
-                    speech_aspects=np.zeros(1))
-    assert ExpressionEditor._mouth_change(steady, points, older) is None
-    opened = ExpressionEditor._mouth_change(replace(steady, opening=0.1), points, older)
-    assert opened is not None and opened.interior is not None and opened.interior_weight == 0.0
-
-
-def test_a_profile_from_an_older_version_still_loads(profile, tmp_path):
-    """Profiles written before interiors were kept at several openings: their one interior per
-    emotion still fills new openings (its own opening unknown)."""
-    path = tmp_path / "old.npz"
-    profile.save(path)
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files if k not in ("mouth_aspects", "speech_aspects")}
-    arrays["mouths"] = arrays["mouths"][:, -1]
-    np.savez(path, **arrays)
-    loaded = load_library(path)
-    assert loaded.mouths.shape == (len(LIBRARY_EMOTIONS), 1, *MOUTH_PATCH, 3)
-    interior, taken_at = loaded.mouth_interior(ROW("happy"), 0.3)
-    assert np.array_equal(interior, profile.mouths[ROW("happy"), -1]) and np.isnan(taken_at)
-    assert load_library().mouths.shape[1] == 0  # the shipped library keeps none
+    assert change is not None and np.array_equal(change.interior, profile.mouth_interior(ROW("happy")))
 
 
 def test_corrupt_or_foreign_profiles_give_one_clear_line(profile, capsys):

@@ -367,7 +367,6 @@ class ExpressionPlan:
     current: np.ndarray  # (len(AU_NUMBERS), 2) AU intensities the face shows now
     change: np.ndarray  # (len(LANDMARK_REGIONS), len(AU_NUMBERS), 2) applied change of the emotion AUs, per region
     emotions: np.ndarray  # (E,) the strongest use of each library emotion (its mouth interior)
-    mouth: np.ndarray  # (E,) how much the mouth itself (its opening and interior) shows each library emotion
     shading: np.ndarray  # (E, len(library.REGIONS)) weight of each emotion's shading in each shading region
     opening: float  # change of the inner-lip gap, canonical units (posture and parting; articulation kept)
     pose: np.ndarray = field(default_factory=lambda: np.zeros(4))  # applied head turn (``PoseEdit.vector``)
@@ -439,7 +438,7 @@ class ExpressionController:
         if not request.active:
             self._gain = 0.0
             return ExpressionPlan(source, source, current, np.zeros((len(LANDMARK_REGIONS), *current.shape)),
-                                  np.zeros(count), np.zeros(count), np.zeros((count, len(SHADING_REGIONS))), 0.0)
+                                  np.zeros(count), np.zeros((count, len(SHADING_REGIONS))), 0.0)
         wanted = ExpressionTarget.unpacked(self._transition(request.target(presets).packed(), t), count)
         confident = float(np.clip((track.confidence - _FADE_START) / (1.0 - _FADE_START), 0.0, 1.0))
         self._gain += float(np.clip(confident - self._gain, -self.fade_step, self.fade_step))
@@ -471,7 +470,7 @@ class ExpressionController:
             pose = pose + self._gain * np.clip(np.append(drive.pose, 0.0), -MAX_TURN, MAX_TURN)
         target = turned_points(source + to_image(track, displacement), track.landmarks, track.rotation, pose)
         mouth = self._gain * wanted.opening[0] * wanted.emotions[-1]
-        return ExpressionPlan(source, target, current, change, np.maximum(emotions.max(axis=0), mouth), mouth,
+        return ExpressionPlan(source, target, current, change, np.maximum(emotions.max(axis=0), mouth),
                               emotions[shading_owner(SHADING_REGIONS)].T, opening + parting, pose)
 
     def _opening_change(self, kind: str, wanted: ExpressionTarget, drive: DriveReading | None, gap: float,

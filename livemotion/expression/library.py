@@ -61,7 +61,7 @@ from ..face.mesh import (
 )
 from ..io.files import write_whole
 from ..render.alignment import Alignment, align, crop_placement, engine_points, lattice_coordinates
-from ..render.compositing import MOUTH_PATCH, mouth_aspect, mouth_patch
+from ..render.compositing import MOUTH_PATCH, mouth_patch
 from ..types import FaceTrack
 
 LIBRARY_VERSION = 1
@@ -81,11 +81,6 @@ _POSTURE_QUANTILE = 10  # percentile of the inner-lip gap taken as a clip's post
 # happy (13 down, 9 up; on profiles too, with the person's own teeth); surprised, fearful, sad and
 # disgusted moved the judge by under 0.02 while costing articulation.
 _PARTED = ("angry",)
-# The moments of a take at which a profile keeps the mouth interior, as percentiles of its inner
-# lips' opening (``mouth_aspect``), open frames only (below _MOUTH_OPEN the patch is all lip):
-# a frame of calm talk at the same percentile of the person's own calm openings shows that one.
-_MOUTH_QUANTILES = (10, 30, 50, 70, 90)
-_MOUTH_OPEN = 0.15
 _EXEMPLAR_QUANTILE = 60  # how strong a frame of a take a profile shows (percentile of the emotion's motion)
 _SHADING_LIMIT = 0.35  # largest |log ratio|: a crease darkens skin by up to ~30 %, not more
 
@@ -100,13 +95,8 @@ class ExpressionLibrary:
     shading: np.ndarray  # (E, len(REGIONS), GRID, GRID) float32 log luminance ratio, template lattice
     sources: tuple[str, ...]  # the clips it was built from
     measured: np.ndarray = field(default_factory=lambda: np.ones(len(LIBRARY_EMOTIONS), bool))  # (E,) from its own clips
-    mouths: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, *MOUTH_PATCH, 3), np.uint8))
-    # (E, K, *MOUTH_PATCH, 3) uint8 the person's mouth interior at each emotion, at K openings (all zero:
-    # none); profiles only
-    mouth_aspects: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0), np.float32))
-    # (E, K) each interior's own opening (``mouth_aspect``; NaN: not known)
-    speech_aspects: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    # (K,) the person's openings in calm talk at the same percentiles as the interiors, ascending
+    mouths: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
+    # (E, *MOUTH_PATCH, 3) uint8 the person's mouth interior at each emotion (all zero: none); profiles only
     faces: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
     # (E, S, S, 3) uint8 the person's face showing each emotion clearly, as an aligned crop (all zero: none); profiles
     face_points: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 2), np.float32))
@@ -129,22 +119,11 @@ class ExpressionLibrary:
                                  f"{styles} (`livemotion style` makes a style)")
         return self.emotions.index(emotion)
 
-    def mouth_interior(self, row: int, aspect: float) -> tuple[np.ndarray, float] | None:
-        """The person's own mouth interior for emotion ``row`` while their calm talk opens the lips by
-        ``aspect`` (``mouth_aspect``): the take's at the same point of its own range of openings (the
-        two kept nearest, blended), (*MOUTH_PATCH, 3) uint8, and the opening it was taken at (NaN:
-        not known). None when the library has none."""
+    def mouth_interior(self, row: int) -> np.ndarray | None:
+        """The person's own mouth interior for emotion ``row``, or None when the library has none."""
         if self.mouths.shape[1] == 0 or not self.measured[row] or not self.mouths[row].any():
             return None
-        count = self.mouths.shape[1]
-        position = float(np.interp(aspect, self.speech_aspects, np.arange(count))) if count > 1 else 0.0
-        below = int(position)
-        above, share = min(below + 1, count - 1), position - below
-        taken_at = (1.0 - share) * self.mouth_aspects[row, below] + share * self.mouth_aspects[row, above]
-        if share == 0.0:
-            return self.mouths[row, below], float(taken_at)
-        blend = (1.0 - share) * self.mouths[row, below] + share * self.mouths[row, above]
-        return np.rint(blend).astype(np.uint8), float(taken_at)
+        return self.mouths[row]
 
     def face_exemplar(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(aligned crop, its landmarks in crop pixels): the person's own face at emotion ``row``,
@@ -165,8 +144,8 @@ class ExpressionLibrary:
             opening=self.opening.astype(np.float32), parting=self.parting.astype(np.float32),
             shading=self.shading.astype(np.float16),
             emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources),
-            measured=self.measured, mouths=self.mouths, mouth_aspects=self.mouth_aspects,
-            speech_aspects=self.speech_aspects, faces=self.faces, face_points=self.face_points, personal=self.personal)
+            measured=self.measured, mouths=self.mouths, faces=self.faces, face_points=self.face_points,
+            personal=self.personal)
         write_whole(path, buffer.getvalue(), private)
 
     def with_fallback(self, fallback: ExpressionLibrary, size: int = 256) -> ExpressionLibrary:
@@ -207,14 +186,8 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
                 opening=data["opening"].astype(np.float64), shading=data["shading"].astype(np.float32),
                 sources=tuple(str(s) for s in data["sources"]))
             if "measured" in data:  # written by a builder that knows calibration profiles
-                mouths = data["mouths"].astype(np.uint8)
-                if "mouth_aspects" in data:
-                    aspects, speech = data["mouth_aspects"].astype(np.float32), data["speech_aspects"].astype(np.float32)
-                else:  # profiles made before interiors at several openings: one, its opening not known
-                    mouths = mouths[:, None] if mouths.shape[1] else np.zeros((len(mouths), 0, *MOUTH_PATCH, 3), np.uint8)
-                    aspects, speech = np.full(mouths.shape[:2], np.nan, np.float32), np.zeros(mouths.shape[1], np.float32)
-                library = replace(library, measured=data["measured"].astype(bool), mouths=mouths,
-                                  mouth_aspects=aspects, speech_aspects=speech, personal=bool(data["personal"]))
+                library = replace(library, measured=data["measured"].astype(bool),
+                                  mouths=data["mouths"].astype(np.uint8), personal=bool(data["personal"]))
             if "faces" in data:  # profiles made since the face exemplars
                 library = replace(library, faces=data["faces"].astype(np.uint8),
                                   face_points=data["face_points"].astype(np.float32))
@@ -230,8 +203,6 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
                  and library.geometry.shape == (len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2)
                  and library.shading.shape == (len(LIBRARY_EMOTIONS), len(REGIONS), GRID, GRID)
                  and library.measured.shape == (len(LIBRARY_EMOTIONS),) == library.parting.shape
-                 and library.mouths.shape[:2] == library.mouth_aspects.shape
-                 and library.speech_aspects.shape == library.mouths.shape[1:2]
                  and library.mouths.shape[0] == len(LIBRARY_EMOTIONS)
                  and library.faces.shape[0] == len(LIBRARY_EMOTIONS) == library.face_points.shape[0])
     if not shapes_ok:
@@ -523,28 +494,10 @@ def _face_exemplar(clip: ClipMeasure, rest: np.ndarray, motion: np.ndarray) -> t
     return clip.faces[row], clip.face_points[row]
 
 
-def _open_frames(clip: ClipMeasure) -> np.ndarray:
-    """(F,) each frame's opening (``mouth_aspect``), NaN where the lips are together (below ``_MOUTH_OPEN``)."""
-    aspects = np.array([mouth_aspect(points) for points in clip.canonical])
-    return np.where(aspects >= _MOUTH_OPEN, aspects, np.nan)
-
-
-def _speech_openings(neutral: ClipMeasure) -> np.ndarray:
-    """(K,) the calm talk's openings at the ``_MOUTH_QUANTILES`` (the lips together left out)."""
-    aspects = _open_frames(neutral)
-    if np.isnan(aspects).all():
-        return np.full(len(_MOUTH_QUANTILES), _MOUTH_OPEN, np.float32)  # never opened: any opening is its widest
-    return np.nanpercentile(aspects, _MOUTH_QUANTILES).astype(np.float32)
-
-
-def _mouth_exemplars(clip: ClipMeasure) -> tuple[np.ndarray, np.ndarray]:
-    """(K, *MOUTH_PATCH, 3) the clip's mouth interiors at the ``_MOUTH_QUANTILES`` of its openings
-    (zeros: its lips never part), and (K,) those openings."""
-    aspects = _open_frames(clip)
-    if np.isnan(aspects).all():
-        return np.zeros((len(_MOUTH_QUANTILES), *MOUTH_PATCH, 3), np.uint8), np.full(len(_MOUTH_QUANTILES), np.nan)
-    rows = [int(np.nanargmin(np.abs(aspects - np.nanpercentile(aspects, q)))) for q in _MOUTH_QUANTILES]
-    return clip.mouths[rows], aspects[rows]
+def _mouth_exemplar(clip: ClipMeasure) -> np.ndarray:
+    """The clip's mouth interior where it is open as the expression opens it (80th percentile of the gap)."""
+    gaps = inner_lip_gap(clip.canonical)
+    return clip.mouths[int(np.argmin(np.abs(gaps - np.percentile(gaps, 80))))]
 
 
 def labelled_clips(clips: Iterable[str | Path]) -> dict[str, dict[str, Path]]:
@@ -614,9 +567,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
     opening, parting = np.zeros(len(LIBRARY_EMOTIONS)), np.zeros(len(LIBRARY_EMOTIONS))
     shading = np.zeros((len(LIBRARY_EMOTIONS), GRID, GRID), np.float32)
     kept = len(LIBRARY_EMOTIONS) if mouths else 0  # exemplars of the person's own face: profiles only
-    interiors = np.zeros((len(LIBRARY_EMOTIONS), len(_MOUTH_QUANTILES) if kept else 0, *MOUTH_PATCH, 3), np.uint8)
-    interior_aspects = np.full(interiors.shape[:2], np.nan, np.float32)
-    speech_aspects = np.zeros(interiors.shape[1], np.float32)
+    interiors = np.zeros((len(LIBRARY_EMOTIONS), *(MOUTH_PATCH if kept else (0, 0)), 3), np.uint8)
     faces = np.zeros((len(LIBRARY_EMOTIONS), *((size, size) if kept else (0, 0)), 3), np.uint8)
     face_points = np.zeros((len(LIBRARY_EMOTIONS), NUM_LANDMARKS if kept else 0, 2), np.float32)
     speech_sum, rest_gaps, used = np.zeros((NUM_LANDMARKS, 2)), [], []
@@ -625,8 +576,6 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
         speech = speech_basis(neutral)
         rest = clip_posture(neutral, speech)
         lips_apart = lips_apart_of_jaw(neutral)
-        if mouths:
-            speech_aspects = _speech_openings(neutral)
         speech_sum += speech
         rest_gaps.append(rest.gap)
         used.append(Path(clips_of["neutral"]).name)
@@ -643,7 +592,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
             parting[row] += lips_apart(clip) if emotion in _PARTED else 0.0
             shading[row] += log_ratio(posture.luminance, rest.luminance, skin)
             if mouths:
-                interiors[row], interior_aspects[row] = _mouth_exemplars(clip)
+                interiors[row] = _mouth_exemplar(clip)
                 faces[row], face_points[row] = _face_exemplar(clip, rest.shape, posture.shape - rest.shape)
             count[row] += 1
             used.append(Path(path).name)
@@ -653,5 +602,5 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
         template=template, speech=speech_sum / len(people), rest_gap=float(np.mean(rest_gaps)),
         geometry=geometry / divisor[:, None, None], opening=opening / divisor, parting=parting / divisor,
         shading=((shading / divisor[:, None, None])[:, None] * masks[None]).astype(np.float32),
-        sources=tuple(used), measured=measured, mouths=interiors, mouth_aspects=interior_aspects,
-        speech_aspects=speech_aspects, faces=faces, face_points=face_points, personal=len(people) == 1 and mouths)
+        sources=tuple(used), measured=measured, mouths=interiors, faces=faces, face_points=face_points,
+        personal=len(people) == 1 and mouths)

@@ -154,7 +154,6 @@ def attach_styles(library: ExpressionLibrary, styles: list[Style] | None = None,
         shading=np.concatenate([library.shading, np.stack(shading)]).astype(np.float32),
         measured=np.concatenate([library.measured, np.zeros(len(styles), bool)]),
         mouths=np.concatenate([library.mouths, none(library.mouths)]),
-        mouth_aspects=np.concatenate([library.mouth_aspects, none(library.mouth_aspects)]),
         faces=np.concatenate([library.faces, none(library.faces)]),
         face_points=np.concatenate([library.face_points, none(library.face_points)]),
         styles=library.styles + tuple(s.name for s in styles))

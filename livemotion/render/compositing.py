@@ -69,13 +69,6 @@ def mouth_patch_transform(landmarks: np.ndarray) -> np.ndarray:
     return solution.T.astype(np.float64)
 
 
-def mouth_aspect(landmarks: np.ndarray) -> float:
-    """How open the inner lips are for their width (0: closed): the shape an interior patch is chosen
-    by, since the patch is stretched to the opening it fills. Args: landmarks (NUM_LANDMARKS, 2+)."""
-    left, right, top, bottom = (landmarks[i, :2] for i in _MOUTH_ANCHORS)
-    return float(np.linalg.norm(bottom - top) / max(float(np.linalg.norm(right - left)), 1e-6))
-
-
 def mouth_patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(*MOUTH_PATCH, 3) uint8: the mouth region of ``image`` in the patch frame (for exemplars)."""
     height, width = MOUTH_PATCH
@@ -107,15 +100,13 @@ class FaceLayers:
 
 @dataclass(frozen=True)
 class MouthChange:
-    """The inner-lip contour before and after the edit (frame pixels), when the edit opens or closes
-    the mouth or shows the person's own mouth interior of the emotion."""
+    """The inner-lip contour before and after the edit (frame pixels), when the edit opens or closes the mouth."""
 
     source: np.ndarray  # (C, 2) ``face.mesh.INNER_LIP_CONTOUR`` as tracked
     target: np.ndarray  # (C, 2) where the edit puts it
     source_outer: np.ndarray  # (D, 2) ``face.mesh.OUTER_LIP_CONTOUR`` as tracked: where the lips' colour is read
-    interior: np.ndarray | None = None  # (*MOUTH_PATCH, 3) uint8 the person's own mouth interior of the emotion
+    interior: np.ndarray | None = None  # (*MOUTH_PATCH, 3) uint8 the person's own mouth interior to show in a new opening
     interior_to_frame: np.ndarray | None = None  # (2, 3) affine: the interior patch -> frame pixels (target mouth)
-    interior_weight: float = 0.0  # 0..1 how much of the whole opening shows ``interior`` (a new opening: all)
 
 
 @dataclass(frozen=True)
@@ -303,9 +294,7 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
     shows when the library has one for this expression (``mouth.interior``: a calibration
     profile's frame of that emotion, teeth included), else a dark mouth cavity (the person's own
     darkest mouth tone when their mouth was open, else a dark red-brown); where it closes them
-    over what was open (a grin's teeth), the lips' own colour covers it. The rest of the opening
-    shows that interior by ``mouth.interior_weight``: their teeth as the emotion shows them
-    (clenched in anger, bared in a grin), not as they were while speaking calmly.
+    over what was open (a grin's teeth), the lips' own colour covers it.
     Changes ``warped`` (the region at ``origin``) in place.
 
     The opening is compared in the output: the target inner-lip polygon against the source
@@ -334,9 +323,6 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
     difference = mouth_out_f - mouth_in_moved
     opened = np.clip((difference - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
     closed = np.clip((-difference - _EDGE_SLACK) / (1.0 - _EDGE_SLACK), 0.0, 1.0)
-    own_interior = mouth.interior is not None and mouth.interior_to_frame is not None
-    if own_interior:
-        opened = np.maximum(opened, mouth.interior_weight * mouth_out_f)
     if opened.max() < 0.05 and closed.max() < 0.05:
         return
     region = frame[fy0:fy1, fx0:fx1]

@@ -33,7 +33,6 @@ from .compositing import (
     MouthChange,
     exemplar_mask,
     lattice_mask,
-    mouth_aspect,
     mouth_patch_transform,
     warp_face,
 )
@@ -43,9 +42,6 @@ _EYE_TURN = (20.0, 30.0)  # degrees of yaw over which eyes stop being redrawn (`
 _EYE_MIN_IRIS_PX = 1.5  # iris radius (frame pixels) below which an eye is left to the warp
 _EYE_CHANGE_MIN_PX = 0.3  # lids moved less than this (frame pixels, besides the whole eye's move) change nothing to redraw
 _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not worth an engine call
-# A mouth interior shown in an opening up to the first of these times shorter or taller than its own
-# shows fully, beyond the second not at all: squeezed or stretched further, teeth stop looking like teeth.
-_INTERIOR_SQUEEZE = (1.5, 2.0)
 # The shading regions above the upper eyelids and below them: the exemplar shows in each part at
 # the least of its regions' shares, so a region kept live (or given another emotion) stays so.
 _UPPER = [SHADING_REGIONS.index(name) for name in ("forehead", "glabella")]
@@ -196,22 +192,15 @@ class ExpressionEditor:
 
     @staticmethod
     def _mouth_change(plan: ExpressionPlan, target: np.ndarray, library: ExpressionLibrary) -> MouthChange | None:
-        """The mouth's change for the compositor (``target``: frame pixels). When the library (a
-        calibration profile) has the person's own mouth interior of the strongest emotion asked
-        for, a new opening shows it, and the whole opening as much as the mouth shows that emotion."""
-        row = int(np.argmax(plan.emotions))
-        found = library.mouth_interior(row, mouth_aspect(plan.source)) if plan.emotions.any() else None
-        interior, weight = None, 0.0
-        if found is not None:
-            interior, taken_at = found
-            squeeze = abs(np.log(max(mouth_aspect(target), 1e-3) / taken_at))  # NaN: its opening is not known
-            low, high = np.log(_INTERIOR_SQUEEZE)
-            weight = float(plan.mouth[row] * np.nan_to_num(np.clip((high - squeeze) / (high - low), 0.0, 1.0)))
-        if abs(plan.opening) < _MOUTH_CHANGE_MIN and weight < _EXEMPLAR_MIN:
+        """The mouth's change for the compositor (``target``: frame pixels); a new opening shows the
+        person's own mouth interior of the strongest emotion asked for, when the library (a
+        calibration profile) has one."""
+        if abs(plan.opening) < _MOUTH_CHANGE_MIN:
             return None
+        interior = library.mouth_interior(int(np.argmax(plan.emotions))) if plan.emotions.any() else None
         return MouthChange(plan.source[list(INNER_LIP_CONTOUR)], target[list(INNER_LIP_CONTOUR)],
                            plan.source[list(OUTER_LIP_CONTOUR)], interior,
-                           None if interior is None else mouth_patch_transform(target), weight)
+                           None if interior is None else mouth_patch_transform(target))
 
     # ---- the control interface (runtime.pipeline.StreamControl) ---------------------------------
     def set_request(self, request: ExpressionRequest) -> None:
