@@ -14,6 +14,9 @@ runs through the pipeline on each source; per emotion it reports:
   artic r   correlation of the articulation component (dlib inner-lip gap minus its 1 s rolling
             10th percentile, the posture) input vs output: speech kept
   detail    variance of the Laplacian in the face box, output / input (1.0 = no blur added)
+  skin      the same without the eyes and the mouth (their openings as tracked in the input, widened
+            by 0.12 IOD): what the edit redraws there (an eye's new white, a mouth's fill) has edges
+            of its own, so this is the figure that says whether the skin kept its texture
   ceiling   the same person's real expression, where a sibling clip shows it (MEAD naming:
             mead_W009_neutral.mp4 beside mead_W009_happy.mp4): its flip rate, target probability
             and unpaired identity distance to the edited clip's input frames (how far the person's
@@ -46,14 +49,17 @@ from livemotion.expression.au import EMOTIONS
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
 from livemotion.expression.library import ExpressionLibrary, clip_label, load_library
 from livemotion.expression.styles import attach_styles, list_styles
+from livemotion.face.mesh import OUTER_LIP_CONTOUR
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sources import open_source
+from livemotion.render.compositing import EYE_OPENINGS
 from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.pipeline import Pipeline
 from livemotion.types import Box, FaceTrack, Frame
 
 _SETTLE_S = 0.8  # fade-in (4 frames) + the 0.5 s onset: judge after this
+_FEATURE_MARGIN = 0.12  # IODs around the eyes and lips left out of the skin's detail
 # Issue 11's targets: the gain of the emotion's probability on a neutral talking face, and for
 # "neutral" the fall of P(happy) on a smiling one (input P(happy) at least _SMILING).
 GAIN_TARGETS = {"happy": 0.30, "sad": 0.30, "angry": 0.30, "surprised": 0.30, "fearful": 0.15, "disgusted": 0.15}
@@ -74,6 +80,8 @@ class Clip:
     probabilities: dict[int, dict[str, float]] = field(default_factory=dict)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     detail: dict[int, float] = field(default_factory=dict)
+    features: dict[int, np.ndarray] = field(default_factory=dict)  # (H, W) bool eyes and mouth, per judged frame
+    skin_detail: dict[int, float] = field(default_factory=dict)
 
 
 def load_frames(source: str, limit: int | None) -> tuple[list[Frame], float]:
@@ -91,11 +99,24 @@ def load_frames(source: str, limit: int | None) -> tuple[list[Frame], float]:
         opened.close()
 
 
-def face_detail(image: np.ndarray, box: Box) -> float:
-    """Variance of the Laplacian of the grey face box: how much fine detail it holds."""
+def face_detail(image: np.ndarray, box: Box, left_out: np.ndarray | None = None) -> float:
+    """Variance of the Laplacian of the grey face box: how much fine detail it holds; without the
+    pixels of ``left_out`` ((H, W) bool over the image) where given."""
     y0, y1, x0, x1 = int(max(box.y0, 0)), int(box.y1), int(max(box.x0, 0)), int(box.x1)
     grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    laplacian = cv2.Laplacian(grey, cv2.CV_64F)
+    return float((laplacian if left_out is None else laplacian[~left_out[y0:y1, x0:x1]]).var())
+
+
+def eyes_and_mouth(shape: tuple[int, ...], track: FaceTrack) -> np.ndarray:
+    """(H, W) bool: the eye openings and the lips as tracked, widened by ``_FEATURE_MARGIN`` IOD
+    (the edit moves the lids and the mouth by less than that)."""
+    mask = np.zeros(shape[:2], np.uint8)
+    points = track.landmarks[:, :2]
+    for polygon in (*EYE_OPENINGS, OUTER_LIP_CONTOUR):
+        cv2.fillPoly(mask, [np.round(points[list(polygon)]).astype(np.int32)], 1)
+    radius = max(1, int(round(_FEATURE_MARGIN * track.interocular)))
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))) > 0
 
 
 def articulation(gaps: np.ndarray, fps: float) -> np.ndarray:
@@ -129,10 +150,12 @@ def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int
     clip.gaps = lip_gaps([f.image for f in frames], boxes)
     clip.probabilities = judge(clip, [f.image for f in frames])
     for i in fer_boxes:
-        box = boxes[i]
-        if box is not None:
+        box, track = boxes[i], tracks[i]
+        if box is not None and isinstance(track, FaceTrack):
             clip.embeddings[i] = dlib.embedding(frames[i].image, box)
             clip.detail[i] = face_detail(frames[i].image, box)
+            clip.features[i] = eyes_and_mouth(frames[i].image.shape, track)
+            clip.skin_detail[i] = face_detail(frames[i].image, box, clip.features[i])
     return clip
 
 
@@ -178,6 +201,9 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
     result["identity_unpaired"] = unpaired_distance(edited, clip.embeddings)
     details = [face_detail(outputs[i], clip.boxes[i]) / d for i, d in clip.detail.items() if d > 0]  # type: ignore[arg-type]
     result["detail_kept"] = float(np.mean(details)) if details else None
+    skin = [face_detail(outputs[i], clip.boxes[i], clip.features[i]) / d  # type: ignore[arg-type]
+            for i, d in clip.skin_detail.items() if d > 0]
+    result["skin_detail_kept"] = float(np.mean(skin)) if skin else None
     if len(clip.frames) > 10:
         gaps = lip_gaps(outputs, clip.boxes)
         a_in, a_out = articulation(clip.gaps, clip.fps), articulation(gaps, clip.fps)
@@ -295,13 +321,14 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
     print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged; identity unpaired among the input's "
           f"own frames {_cell(spread, 0)})")
     print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'unpair':>7}{'artic r':>9}"
-          f"{'detail':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
+          f"{'detail':>8}{'skin':>6}{'real flip':>11}{'real P':>8}{'real id':>8}")
     for r in results:
         ceiling = r["ceiling"] or {}
         print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
               f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
               f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('identity_unpaired'), 7)}"
               f"{_cell(r.get('articulation_r'), 9, '{:.3f}')}{_cell(r.get('detail_kept'), 8)}"
+              f"{_cell(r.get('skin_detail_kept'), 6)}"
               f"{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}"
               f"{_cell(ceiling.get('identity_unpaired'), 8)}")
     entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "identity_input_spread": spread,
@@ -316,7 +343,8 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
     for emotion in emotions:
         rows = [r for c in clips for r in c["emotions"] if r["emotion"] == emotion]
         measured = {key: [r[key] for r in rows if r.get(key) is not None]
-                    for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept")}
+                    for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept",
+                                "skin_detail_kept")}
         entry: dict[str, float | int | None] = {key: float(np.mean(v)) if v else None for key, v in measured.items()}
         entry["clips"] = len(rows)
         entry["clips_flip_half"] = sum(flip >= 0.5 for flip in measured["flip_rate"])
@@ -325,7 +353,8 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
         elif emotion == "neutral":
             smiling = [r["gain"] for r in rows if r.get("gain") is not None and r["probability_input"] >= _SMILING]
             entry["clips_smiling"], entry["clips_at_target"] = len(smiling), sum(g <= NEUTRAL_TARGET for g in smiling)
-        for key, worst in (("articulation_r", min), ("detail_kept", min), ("identity_distance", max)):
+        for key, worst in (("articulation_r", min), ("detail_kept", min), ("skin_detail_kept", min),
+                           ("identity_distance", max)):
             entry[f"{key}_{worst.__name__}"] = float(worst(measured[key])) if measured[key] else None
         summary[emotion] = entry
     return summary
