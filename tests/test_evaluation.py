@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 pytest.importorskip("h5py", reason="the eval extra is not installed (./lm test installs it)")
@@ -45,3 +47,24 @@ def test_eval_tool_runs_end_to_end(tmp_path):
     assert summary["clips_flip_half"] == int(happy["flip_rate"] >= 0.5)
     assert (tmp_path / "q.png").stat().st_size > 10_000
     assert "mean over sources" in result.stdout
+
+
+def test_skin_detail_leaves_out_the_eyes_and_mouth(astronaut, still_tracker):
+    """Sharp edges drawn inside the eyes and lips (as a redrawn eye white has) raise the face box's
+    detail but not the skin's; blurring the skin lowers both."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from eval_quality import eyes_and_mouth, face_detail
+
+    track = still_tracker.track(astronaut)
+    features = eyes_and_mouth(astronaut.shape, track)
+    box = track.box
+    inside_box = features[int(box.y0):int(box.y1), int(box.x0):int(box.x1)]
+    assert 0.03 < inside_box.mean() < 0.4  # the eyes and mouth, widened: a small part of the face
+    checks = (np.indices(astronaut.shape[:2]).sum(axis=0) // 2) % 2 == 0
+    well_inside = cv2.erode(features.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # the Laplacian reaches a pixel
+    marked = astronaut.copy()
+    marked[well_inside & checks] = 255
+    assert face_detail(marked, box) > 1.5 * face_detail(astronaut, box)
+    assert face_detail(marked, box, features) == pytest.approx(face_detail(astronaut, box, features))
+    blurred = cv2.GaussianBlur(astronaut, (0, 0), 2.0)
+    assert face_detail(blurred, box, features) < 0.5 * face_detail(astronaut, box, features)
