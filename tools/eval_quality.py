@@ -53,7 +53,7 @@ from livemotion.face.mesh import OUTER_LIP_CONTOUR
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sources import open_source
-from livemotion.render.compositing import EYE_OPENINGS
+from livemotion.render.compositing import EYE_OPENINGS, disc_kernel
 from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.pipeline import Pipeline
 from livemotion.types import Box, FaceTrack, Frame
@@ -116,7 +116,7 @@ def eyes_and_mouth(shape: tuple[int, ...], track: FaceTrack) -> np.ndarray:
     for polygon in (*EYE_OPENINGS, OUTER_LIP_CONTOUR):
         cv2.fillPoly(mask, [np.round(points[list(polygon)]).astype(np.int32)], 1)
     radius = max(1, int(round(_FEATURE_MARGIN * track.interocular)))
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))) > 0
+    return cv2.dilate(mask, disc_kernel(radius)) > 0
 
 
 def articulation(gaps: np.ndarray, fps: float) -> np.ndarray:

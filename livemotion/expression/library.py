@@ -61,7 +61,7 @@ from ..face.mesh import (
 )
 from ..io.files import write_whole
 from ..render.alignment import Alignment, align, crop_placement, engine_points, lattice_coordinates
-from ..render.compositing import MOUTH_PATCH, mouth_patch
+from ..render.compositing import MOUTH_PATCH, disc_kernel, mouth_patch
 from ..types import FaceTrack
 
 LIBRARY_VERSION = 1
@@ -275,7 +275,7 @@ def skin_mask(lattice: np.ndarray, unit: float) -> np.ndarray:
             cv2.fillConvexPoly(holes, cv2.convexHull(np.round(side_points).astype(np.int32)), 1)
     cv2.fillPoly(holes, [np.round(lattice[list(OUTER_LIP_CONTOUR)]).astype(np.int32)], 1)
     margin = max(1, int(round(0.06 * unit)))
-    holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
+    holes = cv2.dilate(holes, disc_kernel(margin))
     skin = cv2.erode(skin, np.ones((3, 3), np.uint8)) * (1 - holes)
     return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), 1.0)
 

@@ -120,7 +120,7 @@ class EyeChange:
     strength: float = 1.0  # 0..1 how fully the eye may be redrawn (less on a turned head)
 
 
-def _disc(radius: int) -> np.ndarray:
+def disc_kernel(radius: int) -> np.ndarray:
     """A filled disc of ``radius`` pixels as a morphology kernel."""
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
@@ -143,7 +143,7 @@ def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -
     hull = cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1.0)
     radius = max(1, int(round(feather * grid)))
-    mask = cv2.dilate(mask, _disc(radius))
+    mask = cv2.dilate(mask, disc_kernel(radius))
     mask = cv2.GaussianBlur(mask, (0, 0), 0.5 * radius)
     # the Gaussian's far tail would let a whisper of flow reach the background: cut it at 2 %
     return np.clip((mask - 0.02) / 0.98, 0.0, 1.0)
@@ -163,7 +163,7 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
     mask = np.zeros((grid, grid), np.float32)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32)), 1.0)
     inset = max(1, int(round(feather * grid)))  # most of the feathering inside the outline: the take's hair barely shows
-    mask = cv2.erode(mask, _disc(inset))
+    mask = cv2.erode(mask, disc_kernel(inset))
     lids = max(0, int(np.floor(lattice_points[[i for lid in UPPER_LID for i in lid], 1].min())))
     mask[lids:] *= lower
     mask[:lids] *= upper
@@ -173,7 +173,7 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
         for opening in openings:
             cv2.fillPoly(live, [np.round(lattice_points[list(opening)]).astype(np.int32)], 1.0)
         radius = max(1, int(round(margin * grid)))
-        kept = np.maximum(kept, cv2.dilate(live, _disc(radius)))
+        kept = np.maximum(kept, cv2.dilate(live, disc_kernel(radius)))
     mask = cv2.GaussianBlur(mask * (1.0 - kept), (0, 0), feather * grid)
     return np.clip((mask - 0.01) / 0.99, 0.0, 1.0)  # the Gaussian's far tail cut, as in ``lattice_mask``
 
@@ -407,9 +407,9 @@ def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tup
     cx, cy = eye.iris_centre  # (in frame pixels before the shift: ``xs``, ``ys``)
     distance = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
     depth = max(1, int(round(_LASH_DEPTH * eye.iris_radius)))
-    lash_band = _disc(depth)
+    lash_band = disc_kernel(depth)
     inner = cv2.erode(opening, lash_band) > 127
-    around = cv2.dilate(np.maximum(opening, _filled(size, asked - box_origin)), _disc(1)) == 0
+    around = cv2.dilate(np.maximum(opening, _filled(size, asked - box_origin)), disc_kernel(1)) == 0
     brightness = live.sum(axis=2)
     strength *= _white_contrast(brightness, inner & (distance > 1.2 * eye.iris_radius), around)
     if strength <= 0.0:
