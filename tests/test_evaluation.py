@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("h5py", reason="the eval extra is not installed (./lm test installs it)")
 
 from livemotion.contrib.evaluation import FER_CLASSES, emotion_classifier  # noqa: E402
+from livemotion.face import mesh  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,7 @@ def test_eval_tool_runs_end_to_end(tmp_path):
         assert r["detail_kept"] > 0.7
         assert r.get("articulation_r", 1.0) > 0.5  # the demo talks: its articulation, where dlib measures it
         assert r["ceiling"] is None  # no sibling clip of the same person shows the emotion
+        assert 0.5 < r["jitter"] < 2.0  # the edit adds little shake to the demo's landmarks
     happy, summary = clip["emotions"][0], report["summary"]["happy"]
     assert summary["flip_rate"] == happy["flip_rate"] and summary["clips"] == 1
     assert summary["clips_at_target"] == int(happy["gain"] >= 0.30)  # issue 11's target for happy
@@ -68,3 +70,52 @@ def test_skin_detail_leaves_out_the_eyes_and_mouth(astronaut, still_tracker):
     assert face_detail(marked, box, features) == pytest.approx(face_detail(astronaut, box, features))
     blurred = cv2.GaussianBlur(astronaut, (0, 0), 2.0)
     assert face_detail(blurred, box, features) < 0.5 * face_detail(astronaut, box, features)
+
+
+def test_added_jitter_sees_a_shake_and_not_motion():
+    """The output's landmark acceleration over the input's: a smooth head motion and speech are in
+    both (1.0), a one-pixel shake from frame to frame is not; frames without a face are skipped."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from eval_quality import added_jitter
+
+    rng = np.random.default_rng(0)
+    t = np.arange(60)[:, None, None]
+    face = rng.uniform(100, 200, (1, 68, 2))
+    moving = face + 20 * np.sin(t / 9.0) + rng.normal(0, 0.3, (60, 68, 2))  # a nod, and tracking noise
+    assert added_jitter(moving, moving.copy(), 10) == pytest.approx(1.0)
+    shaken = moving + np.where(t % 2 == 0, 1.0, -1.0)
+    assert added_jitter(moving, shaken, 10) > 3.0
+    gone = moving.copy()
+    gone[30:] = np.nan  # the face leaves the output: only frames both show are compared
+    assert added_jitter(moving, gone, 10) == pytest.approx(1.0)
+    assert added_jitter(moving, gone, 29) is None
+
+
+def test_region_swap_masks_and_alignment(astronaut, still_tracker):
+    """The regions the swap tool exchanges cover what they name and nothing of the others, a moved
+    copy of the face is laid back onto it, and a swap changes only its region."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from eval_regions import aligned, region_masks, swapped
+
+    track = still_tracker.track(astronaut)
+    masks = region_masks(track.landmarks[:, :2], astronaut.shape, track.interocular)
+
+    def at(vertex: int) -> tuple[int, int]:
+        x, y = np.round(track.landmarks[vertex, :2]).astype(int)
+        return y, x
+
+    iris, brow, upper_lip, cheek = mesh.IRIS_CENTRES[0], mesh.INNER_BROW[0][1], 13, mesh.CHEEK[0][0]
+    assert masks["eyes"][at(iris)] > 0.9 and masks["lids"][at(iris)] > 0.9 and masks["brows"][at(iris)] < 0.1
+    assert masks["brows"][at(brow)] > 0.9 and masks["lids"][at(brow)] < 0.1
+    assert masks["mouth"][at(upper_lip)] > 0.9 and masks["eyes"][at(upper_lip)] < 0.1
+    assert masks["skin"][at(cheek)] > 0.9
+    assert max(masks["skin"][at(v)] for v in (iris, brow, upper_lip)) < 0.1
+    moved = cv2.warpAffine(astronaut, np.float32([[1.05, 0.0, -8.0], [0.0, 1.05, 5.0]]),
+                           (astronaut.shape[1], astronaut.shape[0]), borderMode=cv2.BORDER_REFLECT)
+    back, points = aligned(moved, still_tracker.track(moved), track)
+    assert np.median(np.linalg.norm(points - track.landmarks[:, :2], axis=1)) < 1.5
+    face = (masks["skin"] + masks["eyes"] + masks["mouth"]) > 0.5
+    assert np.abs(back.astype(int) - astronaut)[face].mean() < 12  # the same face again, resampled twice
+    out = swapped(astronaut, back[:, ::-1].copy(), masks["mouth"])
+    assert np.array_equal(out[masks["mouth"] == 0], astronaut[masks["mouth"] == 0])
+    assert not np.array_equal(out[masks["mouth"] > 0.9], astronaut[masks["mouth"] > 0.9])

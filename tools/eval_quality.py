@@ -17,6 +17,8 @@ runs through the pipeline on each source; per emotion it reports:
   skin      the same without the eyes and the mouth (their openings as tracked in the input, widened
             by 0.12 IOD): what the edit redraws there (an eye's new white, a mouth's fill) has edges
             of its own, so this is the figure that says whether the skin kept its texture
+  jitter    frame-to-frame acceleration of dlib's 68 points after the first 0.8 s, output / input
+            (1.0 = the edit adds no shake; speech and head motion are in both)
   ceiling   the same person's real expression, where a sibling clip shows it (MEAD naming:
             mead_W009_neutral.mp4 beside mead_W009_happy.mp4): its flip rate, target probability
             and unpaired identity distance to the edited clip's input frames (how far the person's
@@ -42,7 +44,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemotion.contrib.evaluation import FER_CLASS_OF, dlib_face, emotion_classifier, inner_lip_gap, to_json
+from livemotion.contrib.evaluation import (
+    FER_CLASS_OF,
+    dlib_face,
+    emotion_classifier,
+    inner_lip_gap,
+    landmark_jitter,
+    to_json,
+)
 from livemotion.contrib.preview import face_tile
 from livemotion.engines.backends import create_backend
 from livemotion.expression.au import EMOTIONS
@@ -76,6 +85,7 @@ class Clip:
     boxes: list[Box | None]  # MediaPipe face box per frame (dlib's landmarks are placed in it)
     fer_boxes: dict[int, tuple[int, int, int, int]]  # Haar box per judged frame (the FER preprocessing)
     fps: float
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 68, 2)))  # (T, 68, 2) dlib's, NaN: no face
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     probabilities: dict[int, dict[str, float]] = field(default_factory=dict)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
@@ -147,7 +157,8 @@ def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int
         if haar is not None:
             fer_boxes[i] = haar
     clip = Clip(name, frames, samples, boxes, fer_boxes, fps)
-    clip.gaps = lip_gaps([f.image for f in frames], boxes)
+    clip.points = dlib_points([f.image for f in frames], boxes)
+    clip.gaps = lip_gaps(clip.points)
     clip.probabilities = judge(clip, [f.image for f in frames])
     for i in fer_boxes:
         box, track = boxes[i], tracks[i]
@@ -159,9 +170,26 @@ def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int
     return clip
 
 
-def lip_gaps(images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
+def dlib_points(images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
+    """(T, 68, 2) dlib's landmarks of each image in its face box, NaN where there is none."""
     dlib = dlib_face()
-    return np.array([inner_lip_gap(dlib.landmarks68(img, b)) if b else np.nan for img, b in zip(images, boxes)])
+    return np.array([dlib.landmarks68(img, b) if b else np.full((68, 2), np.nan) for img, b in zip(images, boxes)])
+
+
+def lip_gaps(points: np.ndarray) -> np.ndarray:
+    """(T,) the inner-lip gap of each frame's (68, 2) points (NaN where none)."""
+    return np.array([inner_lip_gap(p) for p in points])
+
+
+def added_jitter(points_in: np.ndarray, points_out: np.ndarray, start: int) -> float | None:
+    """Frame-to-frame acceleration of the output's landmarks over the input's, from frame ``start``
+    on (both (T, P, 2)), over the frames where both have a face; None when fewer than 3 are left."""
+    seen = np.isfinite(points_in).all(axis=(1, 2)) & np.isfinite(points_out).all(axis=(1, 2))
+    seen[:start] = False
+    if seen.sum() < 3:
+        return None
+    before = landmark_jitter(points_in[seen], 1.0)
+    return landmark_jitter(points_out[seen], 1.0) / before if before > 0 else None
 
 
 def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> list[np.ndarray]:
@@ -205,7 +233,9 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
             for i, d in clip.skin_detail.items() if d > 0]
     result["skin_detail_kept"] = float(np.mean(skin)) if skin else None
     if len(clip.frames) > 10:
-        gaps = lip_gaps(outputs, clip.boxes)
+        points = dlib_points(outputs, clip.boxes)
+        result["jitter"] = added_jitter(clip.points, points, int(_SETTLE_S * clip.fps))
+        gaps = lip_gaps(points)
         a_in, a_out = articulation(clip.gaps, clip.fps), articulation(gaps, clip.fps)
         valid = np.isfinite(a_in) & np.isfinite(a_out)
         if valid.sum() > 10 and np.std(a_in[valid]) > 1e-6:
@@ -321,14 +351,14 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
     print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged; identity unpaired among the input's "
           f"own frames {_cell(spread, 0)})")
     print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'unpair':>7}{'artic r':>9}"
-          f"{'detail':>8}{'skin':>6}{'real flip':>11}{'real P':>8}{'real id':>8}")
+          f"{'detail':>8}{'skin':>6}{'jitter':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
     for r in results:
         ceiling = r["ceiling"] or {}
         print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
               f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
               f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('identity_unpaired'), 7)}"
               f"{_cell(r.get('articulation_r'), 9, '{:.3f}')}{_cell(r.get('detail_kept'), 8)}"
-              f"{_cell(r.get('skin_detail_kept'), 6)}"
+              f"{_cell(r.get('skin_detail_kept'), 6)}{_cell(r.get('jitter'), 8)}"
               f"{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}"
               f"{_cell(ceiling.get('identity_unpaired'), 8)}")
     entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "identity_input_spread": spread,
@@ -344,7 +374,7 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
         rows = [r for c in clips for r in c["emotions"] if r["emotion"] == emotion]
         measured = {key: [r[key] for r in rows if r.get(key) is not None]
                     for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept",
-                                "skin_detail_kept")}
+                                "skin_detail_kept", "jitter")}
         entry: dict[str, float | int | None] = {key: float(np.mean(v)) if v else None for key, v in measured.items()}
         entry["clips"] = len(rows)
         entry["clips_flip_half"] = sum(flip >= 0.5 for flip in measured["flip_rate"])
@@ -354,7 +384,7 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
             smiling = [r["gain"] for r in rows if r.get("gain") is not None and r["probability_input"] >= _SMILING]
             entry["clips_smiling"], entry["clips_at_target"] = len(smiling), sum(g <= NEUTRAL_TARGET for g in smiling)
         for key, worst in (("articulation_r", min), ("detail_kept", min), ("skin_detail_kept", min),
-                           ("identity_distance", max)):
+                           ("identity_distance", max), ("jitter", max)):
             entry[f"{key}_{worst.__name__}"] = float(worst(measured[key])) if measured[key] else None
         summary[emotion] = entry
     return summary

@@ -76,13 +76,19 @@ class WarpEngine(torch.nn.Module):
     this smooth field to the face's region of the full frame and resamples the original pixels
     there, once (``render.compositing.warp_face``), so the edit adds no blur at any face size.
     The crop border is pinned, so the flow is zero there.
+
+    The kernel (sigma 0.025 of the crop, about 1/6 IOD) and four corrections deliver 0.96 of the
+    asked motion at the control points of real edits, where a kernel of 0.035 with two delivered
+    0.90: what falls short is short-distance motion, a lid narrowing between brow and cheek or a
+    lip moving against its neighbour. A lip that falls short of where the mouth's outline is
+    drawn shows the fill of the opening as a dark arc across it (``render.compositing``).
     """
 
     pinned: torch.Tensor
 
-    def __init__(self, size: int = 256, grid: int = 32, sigma: float = 0.035, refinements: int = 2):
+    def __init__(self, size: int = 256, grid: int = 48, sigma: float = 0.025, refinements: int = 4):
         super().__init__()
-        self.size, self.grid = size, grid  # 32: a lattice step of 1/8 IOD; the flow is smoother than that
+        self.size, self.grid = size, grid  # 48: a lattice step of 1/12 IOD, finer than the kernel
         self.sigma_px, self.refinements = sigma * size, refinements
         self.register_buffer("pinned", border_points(size), persistent=False)
 

@@ -66,6 +66,9 @@ from ..types import FaceTrack
 
 LIBRARY_VERSION = 1
 GRID = 64  # side of the shading lattice over the template's aligned crop (a step of 1/15 IOD)
+# The warp that places that lattice on a face: the kernel the shipped library was measured with, so
+# that `build-library` on the same clips remakes it (the live engine's is narrower).
+_LATTICE_WARP = {"grid": GRID, "sigma": 0.035, "refinements": 2}
 REGIONS = ("forehead", "glabella", "eyes", "nasolabial", "chin")
 # The emotions a library describes (neutral is the reference, so it has no entry), and the words
 # that label a clip with each; the file name carries the label (MEAD: mead_W009_happy.mp4).
@@ -333,7 +336,7 @@ def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256,
     label = label or clip_label(path)
     if label is None:
         raise InvalidRequest(f"{path}: the file name names no emotion ({', '.join(('neutral', *LIBRARY_EMOTIONS))})")
-    engine = create_engine("warp", size=size, grid=GRID)
+    engine = create_engine("warp", size=size, **_LATTICE_WARP)
     template_points = None if template is None else engine_points(template_to_crop(template, size))
     canonical, luminance, patches, faces, face_points = [], [], [], [], []
     source = FileSource(str(path))
@@ -406,7 +409,7 @@ def carry_lattice(values: np.ndarray, from_template: np.ndarray, to_template: np
     """(..., GRID, GRID) values on ``from_template``'s lattice, resampled onto ``to_template``'s."""
     from ..engines import create_engine
 
-    engine = create_engine("warp", size=size, grid=GRID)
+    engine = create_engine("warp", size=size, **_LATTICE_WARP)
     crop_x, crop_y = _lattice_positions(engine, engine_points(template_to_crop(from_template, size)),
                                         engine_points(template_to_crop(to_template, size)), size)
     return sample_lattice(values, crop_x, crop_y, size)

@@ -21,9 +21,9 @@ _CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the 
 _SUBPIXEL_BITS = 4  # polygons are drawn to 1/16 pixel
 _EDGE_SLACK = 0.15  # share of a pixel by which the carried and the drawn mouth may differ at an edge they share
 _STILL_PX, _STILL_GAIN = 0.01, 1e-4  # flow (frame pixels) and log gain below which a pixel keeps its bytes
-# Shares of the lattice by which the live eyes and lips reach past their contours: the lips' skin
-# edge moves with every syllable, and a take's closed lips there would blur it.
-_EYES_MARGIN, _LIPS_MARGIN = 0.01, 0.03
+# Share of the lattice by which the live lips reach past their contour: the lips' skin edge moves
+# with every syllable, and a take's closed lips there would blur it.
+_LIPS_MARGIN = 0.03
 _EXEMPLAR_DETAIL = 0.015  # IODs: finer detail than a Gaussian of this sigma stays the live face's
 _EXEMPLAR_STEP = 0.75  # the exemplar's blur in coarse-grid pixels, at least: the grid is as coarse as that allows
 # Each eye's opening as a polygon: outer corner, upper lid, inner corner, lower lid back.
@@ -152,13 +152,17 @@ def lattice_mask(lattice_points: np.ndarray, grid: int, feather: float = 0.05) -
 def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: float,
                   feather: float = 0.025) -> np.ndarray:
     """(grid, grid) float32 0..1: where a person's own expressive face (``Exemplar``) may show: the
-    face inside its outline but outside the eye openings and the lips, at ``upper`` above the upper
-    eyelids (brows, glabella, forehead) and ``lower`` below them (the skin around the eyes, cheeks,
+    face inside its outline but outside the lips, at ``upper`` above the upper eyelids (brows,
+    glabella, forehead) and ``lower`` below them (the eyes, the skin around them, cheeks,
     nasolabial folds, chin), feathered by a Gaussian of ``feather`` * grid. ``lattice_points`` as
     for ``lattice_mask``.
 
-    The eyes stay live because their gaze is the person's now, the lips because they carry the
-    speech (the warp shapes them, and ``MouthChange`` fills what they uncover).
+    The lips stay live because they carry the speech (the warp shapes them, and ``MouthChange``
+    fills what they uncover). The eyes are the take's: its lids, lashes and the look of the eye
+    between them are where the judge reads sadness, surprise and fear on a real face
+    (``tools/eval_regions.py``), and the flow that lays the take's landmarks onto the live face,
+    irises and lids among them, puts its irises where the live ones look and closes its lids
+    where the live ones blink.
     """
     mask = np.zeros((grid, grid), np.float32)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lattice_points[list(FACE_OVAL)]).astype(np.int32)), 1.0)
@@ -167,13 +171,9 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
     lids = max(0, int(np.floor(lattice_points[[i for lid in UPPER_LID for i in lid], 1].min())))
     mask[lids:] *= lower
     mask[:lids] *= upper
-    kept = np.zeros_like(mask)
-    for openings, margin in ((EYE_OPENINGS, _EYES_MARGIN), ((OUTER_LIP_CONTOUR,), _LIPS_MARGIN)):
-        live = np.zeros_like(mask)
-        for opening in openings:
-            cv2.fillPoly(live, [np.round(lattice_points[list(opening)]).astype(np.int32)], 1.0)
-        radius = max(1, int(round(margin * grid)))
-        kept = np.maximum(kept, cv2.dilate(live, disc_kernel(radius)))
+    lips = np.zeros_like(mask)
+    cv2.fillPoly(lips, [np.round(lattice_points[list(OUTER_LIP_CONTOUR)]).astype(np.int32)], 1.0)
+    kept = cv2.dilate(lips, disc_kernel(max(1, int(round(_LIPS_MARGIN * grid)))))
     mask = cv2.GaussianBlur(mask * (1.0 - kept), (0, 0), feather * grid)
     return np.clip((mask - 0.01) / 0.99, 0.0, 1.0)  # the Gaussian's far tail cut, as in ``lattice_mask``
 
