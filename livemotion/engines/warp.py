@@ -77,7 +77,7 @@ class WarpEngine(torch.nn.Module):
     there, once (``render.compositing.warp_face``), so the edit adds no blur at any face size.
     The crop border is pinned, so the flow is zero there.
 
-    The kernel (sigma 0.025 of the crop, about 1/6 IOD) and four corrections deliver 0.96 of the
+    The kernel (sigma 0.025 of the crop, about 1/10 IOD) and four corrections deliver 0.96 of the
     asked motion at the control points of real edits, where a kernel of 0.035 with two delivered
     0.90: what falls short is short-distance motion, a lid narrowing between brow and cheek or a
     lip moving against its neighbour. A lip that falls short of where the mouth's outline is
