@@ -35,9 +35,9 @@ import numpy as np
 
 from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier, to_json
 from livemotion.expression.library import labelled_clips
-from livemotion.face.mesh import EYE_CORNERS, FACE_OVAL, INNER_BROW, LOWER_LID, OUTER_BROW, OUTER_LIP_CONTOUR, UPPER_LID
+from livemotion.face.mesh import FACE_OVAL, INNER_BROW, LOWER_INNER_LIP, OUTER_BROW, OUTER_LIP_CONTOUR, UPPER_INNER_LIP
 from livemotion.face.tracking import FaceTracker
-from livemotion.render.compositing import disc_kernel
+from livemotion.render.compositing import EYE_OPENINGS, disc_kernel
 from livemotion.types import FaceTrack
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -48,10 +48,6 @@ REGIONS = ("eyes", "lids", "brows", "mouth", "skin")
 # Mesh vertices an expression barely moves: nose bridge and tip, forehead, the face's sides.
 _STEADY = (1, 4, 5, 6, 168, 197, 195, 10, 151, 234, 454, 93, 323)
 _EYES_MARGIN, _LIDS_MARGIN, _MOUTH_MARGIN = 0.12, 0.06, 0.12  # IOD beyond each region's points
-
-
-def _lids(side: int) -> list[int]:
-    return [*UPPER_LID[side], *LOWER_LID[side], *EYE_CORNERS[side]]
 
 
 def _hulls(shape: tuple[int, ...], groups: list[np.ndarray], margin: float) -> np.ndarray:
@@ -66,9 +62,9 @@ def _hulls(shape: tuple[int, ...], groups: list[np.ndarray], margin: float) -> n
 
 def region_masks(points: np.ndarray, shape: tuple[int, ...], interocular: float) -> dict[str, np.ndarray]:
     """{region: (H, W) float32 0..1} for a face's landmarks ``points`` (NUM_LANDMARKS, 2) pixels."""
-    eyes = _hulls(shape, [points[_lids(s) + list(INNER_BROW[s]) + list(OUTER_BROW[s])] for s in (0, 1)],
+    eyes = _hulls(shape, [points[[*EYE_OPENINGS[s], *INNER_BROW[s], *OUTER_BROW[s]]] for s in (0, 1)],
                   _EYES_MARGIN * interocular)
-    lids = _hulls(shape, [points[_lids(s)] for s in (0, 1)], _LIDS_MARGIN * interocular)
+    lids = _hulls(shape, [points[list(EYE_OPENINGS[s])] for s in (0, 1)], _LIDS_MARGIN * interocular)
     mouth = _hulls(shape, [points[list(OUTER_LIP_CONTOUR)]], _MOUTH_MARGIN * interocular)
     face = _hulls(shape, [points[list(FACE_OVAL)]], 0.02 * interocular)
     return {"eyes": eyes, "lids": lids, "brows": np.clip(eyes - lids, 0.0, 1.0), "mouth": mouth,
@@ -93,7 +89,9 @@ def swapped(base: np.ndarray, other: np.ndarray, mask: np.ndarray) -> np.ndarray
 
 
 def _mouth_opening(track: FaceTrack) -> float:
-    return float(np.linalg.norm(track.landmarks[13, :2] - track.landmarks[14, :2]) / track.interocular)
+    """The lips' distance on the midline, in interocular distances, as tracked (the head's roll included)."""
+    upper, lower = track.landmarks[UPPER_INNER_LIP, :2], track.landmarks[LOWER_INNER_LIP, :2]
+    return float(np.linalg.norm(upper - lower) / track.interocular)
 
 
 def _tracked(path: Path) -> tuple[list[np.ndarray], list[FaceTrack], float]:
