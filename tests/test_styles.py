@@ -51,9 +51,12 @@ def test_a_stored_style_is_an_emotion_every_run_can_name(raised, tmp_path):
 def test_a_damaged_style_is_left_out_and_named(raised, tmp_path):
     save_style(raised)
     (styles_dir() / "broken.npz").write_bytes(b"not a style")
+    whole = (styles_dir() / "wonder.npz").read_bytes()
+    (styles_dir() / "truncated.npz").write_bytes(whole[: len(whole) // 2])  # a zip cut short: BadZipFile
     assert [s.name for s in list_styles()] == ["wonder"]
-    with pytest.raises(InvalidRequest, match="is not a livemotion style"):
-        load_style(styles_dir() / "broken.npz")
+    for name in ("broken", "truncated"):
+        with pytest.raises(InvalidRequest, match="is not a livemotion style"):
+            load_style(styles_dir() / f"{name}.npz")
 
 
 def test_style_names_that_would_be_ambiguous_are_refused(raised):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidRequest
-from ..io.files import data_dir, private_folder
+from ..io.files import FolderIndex, data_dir, private_folder
 from .library import LIBRARY_EMOTIONS, ExpressionLibrary, load_library, measure_people
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -48,18 +48,24 @@ def profile_path(name: str) -> Path:
     return profiles_dir() / f"{check_name(name)}.npz"
 
 
+def _profile_info(path: Path) -> ProfileInfo | None:
+    try:
+        library = load_library(path)
+    except InvalidRequest:
+        return None
+    if not library.personal:
+        return None
+    emotions = tuple(e for e, own in zip(LIBRARY_EMOTIONS, library.measured) if own)
+    return ProfileInfo(path.stem, path, emotions, path.stat().st_size)
+
+
+_PROFILES = FolderIndex(_profile_info)
+
+
 def list_profiles() -> list[ProfileInfo]:
-    """The profiles stored for this user, by name; files that are not profiles are left out."""
-    infos = []
-    for path in sorted(profiles_dir().glob("*.npz")):
-        try:
-            library = load_library(path)
-        except InvalidRequest:
-            continue
-        if library.personal:
-            emotions = tuple(e for e, own in zip(LIBRARY_EMOTIONS, library.measured) if own)
-            infos.append(ProfileInfo(path.stem, path, emotions, path.stat().st_size))
-    return infos
+    """The profiles stored for this user, by name; files that are not profiles are left out.
+    Each file is read once, and again only when it changes (``FolderIndex``)."""
+    return _PROFILES(profiles_dir())
 
 
 def load_profile(name: str) -> ExpressionLibrary:

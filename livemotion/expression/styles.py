@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..errors import InvalidRequest
 from ..face.mesh import NUM_LANDMARKS
-from ..io.files import data_dir, private_folder, write_whole
+from ..io.files import FolderIndex, data_dir, private_folder, write_whole
 from . import au
 from .library import (
     GRID,
@@ -90,7 +91,7 @@ def load_style(path: str | Path) -> Style:
                           float(data["opening"]), data["shading"].astype(np.float32), str(data["source"]),
                           int(data["windows"]))
             version, regions = int(data["version"]), tuple(data["regions"])
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise InvalidRequest(f"{path} is not a livemotion style ({error}): make it with `livemotion style CLIP "
                              "--name NAME`") from None
     if version != STYLE_VERSION or regions != REGIONS or style.geometry.shape != (NUM_LANDMARKS, 2) \
@@ -99,15 +100,20 @@ def load_style(path: str | Path) -> Style:
     return style
 
 
+def _style_or_none(path: Path) -> Style | None:
+    try:
+        return load_style(path)
+    except InvalidRequest:
+        return None
+
+
+_STYLES = FolderIndex(_style_or_none)
+
+
 def list_styles() -> list[Style]:
-    """The stored styles, by name; files that are not styles are left out."""
-    found = []
-    for path in sorted(styles_dir().glob("*.npz")):
-        try:
-            found.append(load_style(path))
-        except InvalidRequest:
-            continue
-    return found
+    """The stored styles, by name; files that are not styles are left out. Each file is read
+    once, and again only when it changes (``FolderIndex``)."""
+    return _STYLES(styles_dir())
 
 
 def free_style_path(name: str, overwrite: bool = False) -> Path:

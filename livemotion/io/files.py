@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import platformdirs
+
+T = TypeVar("T")
 
 
 def data_dir(kind: str) -> Path:
@@ -39,3 +44,40 @@ def write_whole(path: str | Path, data: bytes, private: bool = False) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+class FolderIndex(Generic[T]):
+    """The files of one kind in a folder, each read once and again only when it changes.
+
+    Listing a folder is a directory read; reading every file in it on every call is not (a profile
+    is ~600 kB), and the control API lists profiles and styles in every reply. A file is read anew
+    when its size, modification time or inode changes; files that ``read`` refuses (None) are left
+    out, and so are files that vanish between the listing and the read.
+    """
+
+    def __init__(self, read: Callable[[Path], T | None], pattern: str = "*.npz"):
+        self._read, self._pattern = read, pattern
+        self._known: dict[Path, tuple[tuple[int, int, int], T | None]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, folder: Path) -> list[T]:
+        """What ``read`` made of each file in ``folder`` matching the pattern, by file name."""
+        found: list[T] = []
+        with self._lock:
+            seen = set()
+            for path in sorted(folder.glob(self._pattern)):
+                try:
+                    status = path.stat()
+                except OSError:
+                    continue
+                key = (status.st_mtime_ns, status.st_size, status.st_ino)
+                seen.add(path)
+                cached = self._known.get(path)
+                if cached is None or cached[0] != key:
+                    cached = self._known[path] = (key, self._read(path))
+                if cached[1] is not None:
+                    found.append(cached[1])
+            for gone in set(self._known) - seen:
+                if gone.parent == folder:
+                    del self._known[gone]
+        return found
