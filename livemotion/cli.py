@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .expression.drive import Driver
     from .io.sources import CameraOptions
     from .render.editor import ExpressionEditor
+    from .runtime.session import SessionState
     from .runtime.stats import PipelineStats
 
 SOURCE_HELP = ("what to read: 'demo' (built-in clip, 640x480) or 'demo:WxH', 'webcam' or 'webcam:N' "
@@ -268,8 +269,8 @@ def _camera_options(parser: argparse.ArgumentParser) -> None:
 def _camera(args: argparse.Namespace, spec: str | None = None) -> CameraOptions:
     """The camera options given; for the webcam ``spec`` a live run used last, its remembered
     size, frame rate and mirroring fill in what is not given (unless --fresh)."""
-    from . import settings
     from .io.sources import CameraOptions
+    from .runtime import settings
 
     saved = {} if args.fresh or spec is None else settings.last_camera()
     if saved.get("source") != spec:
@@ -281,7 +282,7 @@ def _camera(args: argparse.Namespace, spec: str | None = None) -> CameraOptions:
 def _source_choice(args: argparse.Namespace) -> tuple[str, CameraOptions]:
     """What ``run`` reads: ``--source``, else the webcam the last live run used (unless --fresh),
     else the demo; with its camera options (``_camera``)."""
-    from . import settings
+    from .runtime import settings
 
     spec = args.source or (None if args.fresh else settings.last_camera().get("source")) or "demo"
     return spec, _camera(args, spec)
@@ -408,7 +409,7 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
     """What ``run`` shows, as a control ``set`` message: the command line's choices, over a preset's,
     over (live runs only, unless --fresh) the user's last settings. File runs never depend on
     what happened before: without an emotion they pass the face through."""
-    from . import settings
+    from .runtime import settings
 
     chosen: dict[str, Any] = {}
     if live and not args.fresh:
@@ -450,16 +451,14 @@ def _driver(args: argparse.Namespace) -> Driver | None:
     return Driver(open_source(args.drive), neutral=open_source(args.drive_neutral) if args.drive_neutral else None)
 
 
-def _editor(args: argparse.Namespace, chosen: dict[str, Any], requests: RequestSource | None,
+def _editor(args: argparse.Namespace, state: SessionState, requests: RequestSource | None,
             driver: DriveSource | None = None) -> ExpressionEditor:
     from .engines.backends import create_backend
     from .render.editor import ExpressionEditor
-    from .server.control import ControlState
 
-    state = ControlState(**{key: value for key, value in chosen.items() if key in ControlState.__dataclass_fields__})
     request = dataclasses.replace(state.request(), active=state.active and not state.bypass)
     backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
-    library = resolve_library(chosen.get("library"), chosen.get("profile"))
+    library = resolve_library(state.library, state.profile)
     controller = ExpressionController(request, library=library)
     request.target(controller.presets)  # names only the library's emotions and styles
     if isinstance(requests, Schedule):
@@ -484,13 +483,14 @@ def _status_printer() -> Callable[[PipelineStats], None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import settings
     from .contrib.preview import PreviewSheet
     from .face.tracking import FaceTracker
     from .io.sinks import open_sink, refuse_overwriting_source
     from .io.sources import WebcamSource, open_source
+    from .runtime import settings
     from .runtime.live import LiveRunner
     from .runtime.pipeline import Pipeline, run
+    from .runtime.session import SessionState
 
     spec, camera = _source_choice(args)
     refuse_overwriting_source(args.sink, spec)  # before anything is opened
@@ -498,11 +498,11 @@ def _run(args: argparse.Namespace) -> int:
     live = args.live if args.live is not None else (isinstance(source, WebcamSource) or args.sink.startswith("vcam"))
     driver = None
     try:
-        chosen = _run_settings(args, live)
+        state = SessionState.from_values(_run_settings(args, live))
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
         driver = _driver(args)
-        editor = _editor(args, chosen, args.schedule, driver)
+        editor = _editor(args, state, args.schedule, driver)
         pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=editor, overlay=args.overlay)
         sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
     except BaseException:
@@ -512,7 +512,7 @@ def _run(args: argparse.Namespace) -> int:
         raise
     try:
         if live:
-            settings.remember(chosen)  # the next live run starts from here
+            settings.remember(state)  # the next live run starts from here
             if isinstance(source, WebcamSource):
                 settings.remember_camera({"source": spec, "size": camera.size, "fps": camera.fps,
                                           "mirror": camera.mirror})
@@ -785,12 +785,14 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    from . import settings
+    from .runtime import settings
+    from .runtime.session import SessionState
 
     if args.action in ("save", "delete") and not args.name:
         raise InvalidRequest(f"say which preset: `livemotion presets {args.action} NAME`")
     if args.action == "save":
-        settings.save_preset(args.name, {"emotion": args.emotion, "intensity": args.intensity, "aus": args.au})
+        settings.save_preset(args.name, SessionState.from_values({"emotion": args.emotion, "intensity": args.intensity,
+                                                                  "aus": args.au}))
         print(f"livemotion: saved preset {args.name!r}: {args.emotion} at {args.intensity}", file=sys.stderr)
     elif args.action == "delete":
         settings.delete_preset(args.name)

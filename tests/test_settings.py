@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from livemotion import settings
 from livemotion.cli import _run_settings, build_parser, main
+from livemotion.runtime import settings
+from livemotion.runtime.session import SessionState
 from livemotion.server.control import ControlError, Controls
 
 
@@ -59,9 +60,8 @@ def test_presets_from_the_api_and_the_command_line(capsys):
 
 
 def test_live_runs_start_from_the_last_settings_file_runs_never_do():
-    settings.remember({"emotion": "surprised", "intensity": 0.7, "aus": {}, "active": True, "bypass": False,
-                       "library": None, "profile": None})
-    settings.save_preset("grim", {"emotion": "sad", "intensity": 0.5, "aus": {}})
+    settings.remember(SessionState(emotion="surprised", intensity=0.7, active=True))
+    settings.save_preset("grim", SessionState(emotion="sad", intensity=0.5))
 
     def chosen(*extra, live=True):
         return _run_settings(build_parser().parse_args(["run", "--sink", "out.mp4", *extra]), live)
@@ -82,7 +82,7 @@ def test_the_last_webcam_and_its_options_come_back_unless_fresh():
 
     assert choice() == ("demo", CameraOptions())  # nothing remembered yet
     settings.remember_camera({"source": "webcam:1", "size": [1280, 720], "fps": 30.0, "mirror": True})
-    settings.remember({"emotion": "sad"})  # other settings are kept beside the camera
+    settings.remember(SessionState(emotion="sad"))  # other settings are kept beside the camera
     assert choice() == ("webcam:1", CameraOptions((1280, 720), 30.0, True))
     assert choice("--size", "640x480") == ("webcam:1", CameraOptions((640, 480), 30.0, True))
     assert choice("--fresh") == ("demo", CameraOptions())

@@ -44,8 +44,9 @@ from ..face.tracking import FaceTracker
 from ..io.sources import CameraOptions
 from ..render.editor import ExpressionEditor
 from ..runtime.pipeline import Pipeline
+from ..runtime.session import SessionState
 from ..runtime.stats import PipelineStats
-from .control import ControlError, Controls, ControlState, parse_message
+from .control import ControlError, Controls, parse_message
 from .uploads import animated_clip, read_upload, uploaded_style
 from .webrtc import Broadcaster, BroadcastTrack, DrivingTrack, FilteredTrack, Stream
 
@@ -108,7 +109,7 @@ class LivemotionServer:
         # One engine for every stream: frames of different streams ready within 4 ms share one call.
         self.backend = BatchingBackend(backend or create_backend(config.backend, device=config.device),
                                        window=config.batch_window)
-        self.controls = Controls(ControlState(library=config.library, profile=config.profile), remember=config.remember)
+        self.controls = Controls(SessionState(library=config.library, profile=config.profile), remember=config.remember)
         self.stats = PipelineStats(window=600)
         self.peers: set[Any] = set()
         self.streams: list[Stream] = []

@@ -30,53 +30,31 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import jsonschema
 
-from .. import settings
 from ..errors import InvalidRequest
 from ..expression.au import AU_NUMBERS, EMOTION_AUS
-from ..expression.controller import MAX_OPENING, DriveSource, ExpressionRequest, Presets, Schedule
+from ..expression.controller import DriveSource, Presets, Schedule
 from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
-from ..expression.pose import MAX_TURN, PoseEdit
 from ..expression.profiles import list_profiles, resolve_library
-from ..expression.regions import REGIONS
 from ..expression.styles import list_styles
+from ..runtime import settings
 from ..runtime.calibration import CalibrationSession
 from ..runtime.pipeline import StreamControl
+from ..runtime.session import EXPRESSION_KEYS, SESSION_KEYS, SessionState, value_schemas
 from ..types import Frame
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4096
 
-_AU_KEY = r"^[RL]?(" + "|".join(str(n) for n in EMOTION_AUS) + r")$"
 SCHEMA = {
     "oneOf": [
-        {
+        {  # the session's own keys (``runtime.session.SessionState``), or a preset's name
             "type": "object",
-            "properties": {
-                "type": {"const": "set"},
-                "emotion": {"type": "string", "maxLength": 40},  # an emotion or a style (checked on the library)
-                "intensity": {"type": "number", "minimum": 0, "maximum": 1},
-                "aus": {"type": "object", "patternProperties": {_AU_KEY: {"type": "number", "minimum": 0, "maximum": 1}},
-                        "additionalProperties": False, "maxProperties": 40},
-                "schedule": {"type": ["string", "null"], "maxLength": 1000},
-                "bypass": {"type": "boolean"},
-                "active": {"type": "boolean"},
-                "library": {"type": ["string", "null"], "maxLength": 1000, "pattern": "\\.npz$"},
-                "profile": {"type": ["string", "null"], "maxLength": 40},
-                "preset": {"type": "string", "maxLength": 40},
-                "pose": {"type": "object", "additionalProperties": False, "properties": {
-                    "yaw": {"type": "number", "minimum": -MAX_TURN, "maximum": MAX_TURN},
-                    "pitch": {"type": "number", "minimum": -MAX_TURN, "maximum": MAX_TURN},
-                    "roll": {"type": "number", "minimum": -180, "maximum": 180},
-                    "face_camera": {"type": "number", "minimum": 0, "maximum": 1}}},
-                "regions": {"type": "object", "propertyNames": {"enum": list(REGIONS)},
-                            "additionalProperties": {"type": "string", "maxLength": 50}},
-                "opening": {"type": "number", "minimum": -MAX_OPENING, "maximum": MAX_OPENING},
-            },
+            "properties": {"type": {"const": "set"}, **value_schemas(), "preset": {"type": "string", "maxLength": 40}},
             "required": ["type"],
             "additionalProperties": False,
         },
@@ -98,7 +76,6 @@ SCHEMA = {
     ]
 }
 _TYPES = ("set", "reset_neutral", "subscribe", "get", "calibrate", "preset")
-EXPRESSION_KEYS = ("emotion", "intensity", "aus", "pose", "regions", "opening")  # setting one turns editing on
 
 
 class ControlError(InvalidRequest):
@@ -140,31 +117,6 @@ def _parse(text: str | bytes) -> dict[str, Any]:
     return message
 
 
-@dataclass(frozen=True)
-class ControlState:
-    """What the control API has set; replaced whole on every change."""
-
-    emotion: str = "neutral"
-    intensity: float = 1.0
-    aus: dict[str, float] = field(default_factory=dict)
-    schedule: str | None = None
-    bypass: bool = False
-    active: bool = False
-    library: str | None = None  # expression library file; None: the shipped one
-    profile: str | None = None  # calibration profile (instead of a library file)
-    pose: dict[str, float] = field(default_factory=dict)  # ``PoseEdit`` fields: yaw, pitch, roll, face_camera
-    regions: dict[str, str] = field(default_factory=dict)  # what drives each face region (``expression.regions``)
-    opening: float = 0.0  # the mouth's opening change where its source is "manual", interocular distances
-
-    def request(self) -> ExpressionRequest:
-        return ExpressionRequest(self.emotion, self.intensity, self.aus, active=self.active,
-                                 pose=PoseEdit(**self.pose), regions=self.regions, opening=self.opening)
-
-    def as_message(self) -> dict[str, Any]:
-        return {"type": "state", **asdict(self), "profiles": [info.name for info in list_profiles()],
-                "presets": sorted(settings.presets()), "styles": [style.name for style in list_styles()]}
-
-
 class Controls:
     """The shared state every stream of a server follows, and the streams it is applied to.
 
@@ -172,9 +124,9 @@ class Controls:
     its ``StreamControl`` methods: a new immutable request, bypass, schedule, or a neutral reset.
     """
 
-    def __init__(self, state: ControlState | None = None, remember: bool = False):
-        self.state = state or ControlState()
-        self.remember = remember  # keep every change in the user's settings (``livemotion.settings``)
+    def __init__(self, state: SessionState | None = None, remember: bool = False):
+        self.state = state or SessionState()
+        self.remember = remember  # keep every change in the user's settings (``runtime.settings``)
         self._streams: list[StreamControl] = []
         self._lock = threading.Lock()
         self._library: ExpressionLibrary = resolve_library(self.state.library, self.state.profile)
@@ -228,9 +180,7 @@ class Controls:
         if kind == "set" and "preset" in message:  # a preset is the set message it was saved as
             message = {**settings.preset(message["preset"]), **{k: v for k, v in message.items() if k != "preset"}}
         if kind == "set":
-            changes = {key: message[key] for key in ("emotion", "intensity", "aus", "schedule", "bypass", "active",
-                                                     "library", "profile", "pose", "regions", "opening")
-                       if key in message}
+            changes = {key: message[key] for key in SESSION_KEYS if key in message}
             choosing = "library" in message or "profile" in message
             library = self._library
             if choosing:  # one replaces the other
@@ -238,7 +188,7 @@ class Controls:
                 library = resolve_library(changes["library"], changes["profile"])
             if any(key in message for key in EXPRESSION_KEYS) and "active" not in message:
                 changes["active"] = True  # choosing an expression turns editing on
-            state = replace(self.state, **changes)
+            state = self.state.changed(changes)
             try:
                 self._check_names(state, library)
             except InvalidRequest:
@@ -253,7 +203,7 @@ class Controls:
                 if choosing:
                     stream.set_library(self._library)
             if self.remember:
-                settings.remember(asdict(self.state))
+                settings.remember(self.state)
         elif kind == "reset_neutral":
             for stream in self._streams:
                 stream.reset_neutral()
@@ -261,7 +211,7 @@ class Controls:
             return self._calibrate(message)
         elif kind == "preset":
             if message["action"] == "save":
-                settings.save_preset(message["name"], asdict(self.state))
+                settings.save_preset(message["name"], self.state)
             else:
                 settings.delete_preset(message["name"])
         return self.reply()
@@ -273,9 +223,11 @@ class Controls:
         shown = target.aus.max(axis=(0, 2)) if self.state.active else None
         aus = {} if shown is None else {str(n): round(float(shown[i]), 2) for i, n in enumerate(AU_NUMBERS)
                                         if n in EMOTION_AUS}
-        return {**self.state.as_message(), "shown_aus": aus, "driving": self.driver is not None}
+        return {"type": "state", **self.state.values(), "profiles": [info.name for info in list_profiles()],
+                "presets": sorted(settings.presets()), "styles": [style.name for style in list_styles()],
+                "shown_aus": aus, "driving": self.driver is not None}
 
-    def _check_names(self, state: ControlState, library: ExpressionLibrary) -> None:
+    def _check_names(self, state: SessionState, library: ExpressionLibrary) -> None:
         """``InvalidRequest`` unless every emotion ``state`` names (its own, its regions', its
         schedule's) is one of ``library``'s emotions or styles."""
         state.request().target(self._fitted(library))

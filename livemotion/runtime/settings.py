@@ -1,6 +1,6 @@
 """What the user set last, and their named presets, kept between runs.
 
-Both are control-API ``set`` messages stored as JSON in the user's config directory
+Both hold ``session.SessionState`` values, stored as JSON in the user's config directory
 (``$LIVEMOTION_CONFIG_DIR``, else the platform's, e.g. ``~/.config/livemotion``), readable by the
 user only: ``settings.json`` (the last emotion, intensity, AUs, library or profile, bypass,
 whether editing was on, and the last webcam with its size, frame rate and mirroring) and
@@ -20,15 +20,12 @@ from typing import Any
 
 import platformdirs
 
-from .errors import InvalidRequest
-from .io.files import write_whole
+from ..errors import InvalidRequest
+from ..io.files import write_whole
+from .session import EXPRESSION_KEYS, REMEMBERED_KEYS, SessionState
 
 log = logging.getLogger(__name__)
 
-PRESET_FIELDS = ("emotion", "intensity", "aus", "regions", "opening", "pose")  # an expression, region mix included
-# ControlState fields kept from one start to the next. Not the region mix or the pose: a mix made
-# for one run (--drive, --pose alone) would silently hide the next run's emotion.
-REMEMBERED = ("emotion", "intensity", "aus", "bypass", "active", "library", "profile")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,39}$")
 
 
@@ -63,11 +60,12 @@ def _write(name: str, data: dict[str, Any]) -> None:
 
 def last_settings() -> dict[str, Any]:
     """The last settings as a control ``set`` message (without ``type``); {} when none."""
-    return {key: value for key, value in _read("settings.json").items() if key in REMEMBERED}
+    return {key: value for key, value in _read("settings.json").items() if key in REMEMBERED_KEYS}
 
 
-def remember(state: dict[str, Any]) -> None:
-    _write("settings.json", {**_read("settings.json"), **{key: state[key] for key in REMEMBERED if key in state}})
+def remember(state: SessionState) -> None:
+    """Keep ``state``'s remembered keys (``session.REMEMBERED_KEYS``) for the next start."""
+    _write("settings.json", {**_read("settings.json"), **state.values(REMEMBERED_KEYS)})
 
 
 def last_camera() -> dict[str, Any]:
@@ -96,12 +94,13 @@ def preset(name: str) -> dict[str, Any]:
     if found is None:
         raise InvalidRequest(f"no preset {name!r} (presets: {', '.join(presets()) or 'none yet'}): save one with "
                              f"`livemotion presets save {name} --emotion ...`")
-    return {key: value for key, value in found.items() if key in PRESET_FIELDS}
+    return {key: value for key, value in found.items() if key in EXPRESSION_KEYS}
 
 
-def save_preset(name: str, values: dict[str, Any]) -> None:
+def save_preset(name: str, state: SessionState) -> None:
+    """Keep ``state``'s expression (``session.EXPRESSION_KEYS``) under ``name``."""
     stored = presets()
-    stored[check_preset_name(name)] = {key: values[key] for key in PRESET_FIELDS if key in values}
+    stored[check_preset_name(name)] = state.values(EXPRESSION_KEYS)
     _write("presets.json", stored)
 
 
