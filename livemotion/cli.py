@@ -17,7 +17,7 @@ from . import __version__
 from .engines.backends import BACKENDS
 from .errors import InvalidRequest, LivemotionError
 from .expression.au import EMOTION_AUS, EMOTIONS
-from .expression.controller import MAX_OPENING, DriveSource, ExpressionController, ExpressionRequest, RequestSource, Schedule
+from .expression.controller import MAX_OPENING, ExpressionRequest, Schedule
 from .expression.library import LIBRARY_EMOTIONS
 from .expression.pose import MAX_TURN, PoseEdit
 from .expression.profiles import resolve_library
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
     from .expression.drive import Driver
     from .io.sources import CameraOptions
-    from .render.editor import ExpressionEditor
-    from .runtime.session import SessionState
     from .runtime.stats import PipelineStats
 
 SOURCE_HELP = ("what to read: 'demo' (built-in clip, 640x480) or 'demo:WxH', 'webcam' or 'webcam:N' "
@@ -451,21 +449,6 @@ def _driver(args: argparse.Namespace) -> Driver | None:
     return Driver(open_source(args.drive), neutral=open_source(args.drive_neutral) if args.drive_neutral else None)
 
 
-def _editor(args: argparse.Namespace, state: SessionState, requests: RequestSource | None,
-            driver: DriveSource | None = None) -> ExpressionEditor:
-    from .engines.backends import create_backend
-    from .render.editor import ExpressionEditor
-
-    request = dataclasses.replace(state.request(), active=state.active and not state.bypass)
-    backend = create_backend(args.backend, device=args.device, fp16=args.fp16)
-    library = resolve_library(state.library, state.profile)
-    controller = ExpressionController(request, library=library)
-    request.target(controller.presets)  # names only the library's emotions and styles
-    if isinstance(requests, Schedule):
-        requests.check(controller.presets)
-    return ExpressionEditor(backend, controller, schedule=requests, driver=driver)
-
-
 def _progress(total: int | None, label: str, quiet: bool = False) -> tqdm:
     """A progress bar of frames (count, fps, time left) on stderr when it is a terminal; silent when
     stderr is a file or a pipe (tqdm's disable=None), or with --quiet."""
@@ -484,12 +467,11 @@ def _status_printer() -> Callable[[PipelineStats], None]:
 
 def _run(args: argparse.Namespace) -> int:
     from .contrib.preview import PreviewSheet
-    from .face.tracking import FaceTracker
     from .io.sinks import open_sink, refuse_overwriting_source
     from .io.sources import WebcamSource, open_source
     from .runtime import settings
     from .runtime.live import LiveRunner
-    from .runtime.pipeline import Pipeline, run
+    from .runtime.pipeline import build_pipeline, run
     from .runtime.session import SessionState
 
     spec, camera = _source_choice(args)
@@ -502,8 +484,10 @@ def _run(args: argparse.Namespace) -> int:
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
         driver = _driver(args)
-        editor = _editor(args, state, args.schedule, driver)
-        pipeline = Pipeline(FaceTracker(max_faces=args.max_faces), editor=editor, overlay=args.overlay)
+        pipeline = build_pipeline(dataclasses.replace(state.request(), active=state.active and not state.bypass),
+                                  library=resolve_library(state.library, state.profile), backend=args.backend,
+                                  device=args.device, fp16=args.fp16, max_faces=args.max_faces,
+                                  schedule=args.schedule, driver=driver, overlay=args.overlay)
         sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
     except BaseException:
         source.close()
@@ -525,6 +509,7 @@ def _run(args: argparse.Namespace) -> int:
             with _progress(total, source.name[-30:], args.quiet) as bar:
                 stats = run(source, pipeline, sink, max_frames=args.frames, preview=preview, on_frame=bar.update)
     finally:
+        pipeline.close()
         if driver is not None:  # the --drive face's tracker and camera
             driver.close()
     if not args.quiet:
@@ -588,13 +573,10 @@ def _free_outputs(folder: Path, stem: str, suffixes: tuple[str, ...], overwrite:
 
 def _demo(args: argparse.Namespace) -> int:
     from .contrib.preview import EmotionSheet
-    from .engines.backends import create_backend
-    from .face.tracking import FaceTracker
     from .io.demo import quietest_frame
     from .io.sinks import open_sink
     from .io.sources import DemoSource
-    from .render.editor import ExpressionEditor
-    from .runtime.pipeline import Pipeline, run
+    from .runtime.pipeline import build_pipeline, run
 
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -609,11 +591,10 @@ def _demo(args: argparse.Namespace) -> int:
     if args.frames:
         total = min(total, args.frames)
     source = DemoSource(fps=fps, frames=total, neutral=True)
-    controller = ExpressionController(library=resolve_library(None, args.profile))
-    pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend("auto"), controller, schedule))
     sheet = EmotionSheet(str(sheet_path), {i: e for i, e in apexes.items() if i < total})
-    sink = open_sink(str(video), source.size, source.fps)
-    with _progress(total, "demo", args.quiet) as bar:
+    with build_pipeline(library=resolve_library(None, args.profile), max_faces=1, schedule=schedule) as pipeline, \
+            _progress(total, "demo", args.quiet) as bar:
+        sink = open_sink(str(video), source.size, source.fps)
         stats = run(source, pipeline, sink, preview=sheet, on_frame=bar.update)
     if not args.quiet:
         print(stats.report(), file=sys.stderr)

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 
 from livemotion.engines.backends import EngineBackend, create_backend
-from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.controller import ExpressionRequest
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sinks import open_sink
 from livemotion.io.sources import DemoSource
-from livemotion.render.editor import ExpressionEditor
-from livemotion.runtime.pipeline import Pipeline
+from livemotion.runtime.pipeline import build_pipeline
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -75,13 +74,9 @@ def made_up_clip(path: Path, aus: dict[str, float] | None, frames: int = 16) -> 
     """The demo's talking astronaut at 320x240, 30 fps, with ``aus`` held by livemotion's own editor
     (None: as she is)."""
     sink = open_sink(str(path), (320, 240), 30.0)
-    editor = None
-    if aus is not None:
-        controller = ExpressionController(ExpressionRequest("neutral", 1.0, aus, active=True), fade_step=1.0,
-                                          transition=0.0)
-        editor = ExpressionEditor(create_backend("torch"), controller)
-    with FaceTracker(max_faces=1) as tracker:
-        pipeline = Pipeline(tracker, editor)
+    request = ExpressionRequest("neutral", 1.0, aus or {}, active=True)
+    with build_pipeline(request, edit=aus is not None, backend="torch", max_faces=1, fade_step=1.0,
+                        transition=0.0) as pipeline:
         for frame in DemoSource(size=(320, 240), frames=frames):
             sink.write(pipeline.process(frame).output)
     sink.close()

@@ -30,15 +30,14 @@ import cv2
 import numpy as np
 
 from livemotion.engines.backends import NUM_POINTS, create_backend
-from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.controller import ExpressionRequest
 from livemotion.expression.library import ExpressionLibrary
 from livemotion.expression.profiles import load_profile
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.sinks import open_sink
 from livemotion.io.sources import MemorySource, open_source
-from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.live import LiveRunner
-from livemotion.runtime.pipeline import Pipeline
+from livemotion.runtime.pipeline import Pipeline, build_pipeline
 from livemotion.runtime.stats import StageSummary
 
 
@@ -71,10 +70,9 @@ def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray
         source.close()
 
 
-def editor(emotion: str, backend: str = "torch", library: ExpressionLibrary | None = None) -> ExpressionEditor:
-    device = "cuda" if backend == "tensorrt" else "cpu"
-    return ExpressionEditor(create_backend(backend, device=device),
-                            ExpressionController(ExpressionRequest(emotion, 1.0, active=True), library=library))
+def pipeline_for(emotion: str, max_faces: int, backend: str = "torch", library: ExpressionLibrary | None = None) -> Pipeline:
+    return build_pipeline(ExpressionRequest(emotion, 1.0, active=True), library=library, backend=backend,
+                          device="cuda" if backend == "tensorrt" else "cpu", max_faces=max_faces)
 
 
 def bench_streams(backend_name: str, streams: list[int], repeats: int = 20) -> dict[int, float]:
@@ -109,8 +107,7 @@ def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: 
                library: ExpressionLibrary | None = None) -> dict:
     stages: dict[str, list[float]] = {}
     source = MemorySource(frames)
-    with FaceTracker(max_faces=max_faces) as tracker:
-        pipeline = Pipeline(tracker, editor(emotion, backend, library))
+    with pipeline_for(emotion, max_faces, backend, library) as pipeline:
         for frame in source:
             start = time.perf_counter()
             processed = pipeline.process(frame)
@@ -121,10 +118,10 @@ def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: 
 
 
 def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: ExpressionLibrary | None = None) -> dict:
-    with tempfile.TemporaryDirectory() as folder, FaceTracker(max_faces=max_faces) as tracker:
+    with tempfile.TemporaryDirectory() as folder, pipeline_for(emotion, max_faces, library=library) as pipeline:
         source = MemorySource(frames, fps=30.0)
         sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps)
-        stats = LiveRunner(source, Pipeline(tracker, editor(emotion, library=library)), sink, pace=True).run()
+        stats = LiveRunner(source, pipeline, sink, pace=True).run()
     summary = stats.summary()
     return {"fps_out": stats.frames_out / stats.wall_seconds, "frames_in": stats.frames_in,
             "frames_out": stats.frames_out, "dropped": stats.dropped,

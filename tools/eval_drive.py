@@ -22,17 +22,14 @@ import numpy as np
 
 from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier
 from livemotion.contrib.preview import face_tile
-from livemotion.engines.backends import create_backend
-from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.controller import ExpressionRequest
 from livemotion.expression.drive import Driver
 from livemotion.expression.library import labelled_clips
 from livemotion.expression.regions import DRIVEN
-from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sources import FileSource
-from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.animate import animate_photo
-from livemotion.runtime.pipeline import Pipeline
+from livemotion.runtime.pipeline import build_pipeline
 from livemotion.types import Box
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,10 +67,8 @@ def mimic(source: Path, driver: Path, neutral: Path) -> list[np.ndarray]:
     """``run --drive``: the driver's expression on the brows, eyes, cheeks and corners; the speech kept."""
     driving = Driver(FileSource(str(driver)), neutral=FileSource(str(neutral)))
     request = ExpressionRequest(regions={**DRIVEN, "mouth_opening": "live"}, active=True)
-    editor = ExpressionEditor(create_backend("auto"), ExpressionController(request), driver=driving)
     frames = FileSource(str(source))
-    with FaceTracker(max_faces=1) as tracker:
-        pipeline = Pipeline(tracker, editor)
+    with build_pipeline(request, max_faces=1, driver=driving) as pipeline:
         outputs = [pipeline.process(frame).output.image for frame in frames]
     driving.close()
     return outputs

@@ -53,9 +53,8 @@ from livemotion.contrib.evaluation import (
     to_json,
 )
 from livemotion.contrib.preview import face_tile
-from livemotion.engines.backends import create_backend
 from livemotion.expression.au import EMOTIONS
-from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.controller import ExpressionRequest
 from livemotion.expression.library import ExpressionLibrary, clip_label, load_library
 from livemotion.expression.styles import attach_styles, list_styles
 from livemotion.face.mesh import OUTER_LIP_CONTOUR
@@ -63,8 +62,7 @@ from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.sources import open_source
 from livemotion.render.compositing import EYE_OPENINGS, disc_kernel
-from livemotion.render.editor import ExpressionEditor
-from livemotion.runtime.pipeline import Pipeline
+from livemotion.runtime.pipeline import build_pipeline
 from livemotion.types import Box, FaceTrack, Frame
 
 _SETTLE_S = 0.8  # fade-in (4 frames) + the 0.5 s onset: judge after this
@@ -194,11 +192,8 @@ def added_jitter(points_in: np.ndarray, points_out: np.ndarray, start: int) -> f
 
 def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> list[np.ndarray]:
     still = len(clip.frames) == 1  # a still is edited at full strength, without a fade-in or onset
-    controller = ExpressionController(ExpressionRequest(emotion, intensity, active=True), library=library,
-                                      fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5)
-    editor = ExpressionEditor(create_backend("torch"), controller)
-    with FaceTracker(static_images=still) as tracker:
-        pipeline = Pipeline(tracker, editor)
+    with build_pipeline(ExpressionRequest(emotion, intensity, active=True), library=library, backend="torch",
+                        static_images=still, fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5) as pipeline:
         return [pipeline.process(frame).output.image for frame in clip.frames]
 
 

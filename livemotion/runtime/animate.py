@@ -19,14 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engines.backends import create_backend
 from ..errors import InvalidRequest
-from ..expression.controller import ExpressionController, ExpressionRequest
+from ..expression.controller import ExpressionRequest
 from ..expression.library import ExpressionLibrary
 from ..face.tracking import FaceTracker
-from ..render.editor import ExpressionEditor
 from ..types import FaceTrack, Frame
-from .pipeline import Pipeline
+from .pipeline import build_pipeline
 
 HOLD_NEUTRAL = 0.15  # share of the clip before the onset starts
 ONSET = 0.35  # share of the clip the onset takes (a smoothstep: no jerk at either end)
@@ -79,9 +77,9 @@ def animate_photo(photo: np.ndarray, emotion: str, seconds: float = 2.0, fps: fl
     height, width = photo.shape[:2]
     centre = ((found.box.x0 + found.box.x1) / 2, (found.box.y0 + found.box.y1) / 2)
     face_size = found.box.x1 - found.box.x0
-    controller = ExpressionController(library=library, fade_step=1.0, transition=0.0)  # the curve is ours
-    ExpressionRequest(emotion, intensity).target(controller.presets)  # an emotion or style the library has
-    pipeline = Pipeline(FaceTracker(max_faces=1), ExpressionEditor(create_backend(backend, engine="warp-fine"), controller))
+    # The curve is ours: no fade or onset of the controller's own. Refuses an emotion the library lacks.
+    pipeline = build_pipeline(ExpressionRequest(emotion, intensity), library=library, backend=backend,
+                              engine="warp-fine", max_faces=1, fade_step=1.0, transition=0.0)
     try:
         for index in range(max(1, round(seconds * fps))):
             t = index / fps
@@ -91,11 +89,11 @@ def animate_photo(photo: np.ndarray, emotion: str, seconds: float = 2.0, fps: fl
             moved = cv2.warpAffine(photo, motion, (width, height), flags=cv2.INTER_CUBIC,
                                    borderMode=cv2.BORDER_REFLECT101)
             strength = intensity * intensity_curve(t, seconds, offset)
-            controller.request = ExpressionRequest(emotion, strength, {"43": round(blink(t), 3)}, active=True)
+            pipeline.set_request(ExpressionRequest(emotion, strength, {"43": round(blink(t), 3)}, active=True))
             frame = Frame(moved, index, Fraction(index) / Fraction(fps), time.perf_counter())
             yield pipeline.process(frame).output, strength
     finally:
-        pipeline.tracker.close()
+        pipeline.close()
 
 
 def read_photo(data: bytes, name: str) -> np.ndarray:

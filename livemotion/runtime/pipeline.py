@@ -1,5 +1,6 @@
 """The pipeline: source -> tracker -> smoothing -> editor (expression control, engine, compositor) -> sink.
 
+``build_pipeline`` wires the stages (every command, the server, the tools and the tests use it);
 ``Pipeline.process`` turns one input ``Frame`` into one output ``Frame``; ``run`` drives a
 source through it into a sink. A frame whose face cannot be edited (none, lost, or an editor
 failure) passes through unchanged: the output never goes black or freezes because of us.
@@ -17,12 +18,14 @@ import numpy as np
 
 from ..contrib.overlay import draw_overlay
 from ..contrib.preview import Preview
-from ..expression.controller import DriveSource, ExpressionRequest, Schedule
+from ..engines.backends import EngineBackend, create_backend
+from ..expression.controller import DriveSource, ExpressionController, ExpressionRequest, RequestSource, Schedule
 from ..expression.library import ExpressionLibrary
 from ..face.smoothing import TrackSmoother
 from ..face.tracking import FaceTracker
 from ..io.sinks import FrameSink
 from ..io.sources import FrameSource
+from ..render.editor import ExpressionEditor
 from ..types import FaceTrack, Frame, TrackResult
 from .stats import PipelineStats
 
@@ -69,6 +72,8 @@ class StreamControl(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Processed:
+    """What ``Pipeline.process`` made of one frame."""
+
     output: Frame
     track: TrackResult
     timings: dict[str, float]  # stage -> ms, in pipeline order
@@ -80,8 +85,9 @@ class Pipeline:
     fades out instead of snapping off, then frames pass through untouched."""
 
     def __init__(self, tracker: FaceTracker, editor: FrameEditor | None = None, overlay: bool = False,
-                 smoother: TrackSmoother | None = None, hold_frames: int = 4):
+                 smoother: TrackSmoother | None = None, hold_frames: int = 4, owns_tracker: bool = False):
         self.tracker, self.editor, self.overlay = tracker, editor, overlay
+        self._owns_tracker = owns_tracker  # ``close`` closes it (``build_pipeline`` made it)
         self.smoother = smoother or TrackSmoother()
         self.hold_frames = hold_frames
         self.bypass = False  # True: every frame passes through unedited (still tracked, for stats)
@@ -125,7 +131,20 @@ class Pipeline:
         if self.editor is not None:
             self.editor.reset_neutral()
 
+    def close(self) -> None:
+        """Free the tracker if this pipeline made it (a shared one is its owner's to close)."""
+        if self._owns_tracker:
+            self.tracker.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def process(self, frame: Frame) -> Processed:
+        """Track, smooth and edit one frame. The output is the input's picture when there is no
+        face, the stream is bypassed, or the editor fails (logged once): never a black frame."""
         timings: dict[str, float] = {}
         start = time.perf_counter()
         track = self._stabilize(self.tracker.track(frame.image), float(frame.pts))
@@ -144,6 +163,36 @@ class Pipeline:
             image = draw_overlay(image, track)
             timings["overlay"] = (time.perf_counter() - start) * 1e3
         return Processed(frame.with_image(image), track, timings)
+
+
+def build_pipeline(request: ExpressionRequest | None = None, *, library: ExpressionLibrary | None = None,
+                   edit: bool = True, backend: EngineBackend | str = "auto", engine: str = "warp",
+                   device: str = "cpu", fp16: bool = False, tracker: FaceTracker | None = None, max_faces: int = 2,
+                   static_images: bool = False, schedule: RequestSource | None = None,
+                   driver: DriveSource | None = None, overlay: bool = False, fade_step: float = 0.25,
+                   transition: float = 0.5) -> Pipeline:
+    """One stream's stages, wired: tracker -> smoothing -> controller -> engine -> compositor.
+
+    ``request`` (default: none yet, the face passes through) and ``schedule`` say what to show,
+    from ``library`` (default: the shipped one); their emotion names are checked against it here,
+    before any frame. ``edit=False``: tracking only. ``backend`` is a backend name (created here
+    for ``engine`` on ``device``) or an instance to share between streams. ``tracker``: a tracker
+    to share (else one is made, ``max_faces``, ``static_images`` for unrelated stills, and closed
+    with the pipeline). ``fade_step`` and ``transition``: the controller's fade and onset (1.0
+    and 0.0 for a still, where there is no earlier frame to fade from).
+    """
+    editor = None
+    if edit:
+        controller = ExpressionController(request, library=library, fade_step=fade_step, transition=transition)
+        controller.request.target(controller.presets)  # names only the library's emotions and styles
+        if isinstance(schedule, Schedule):
+            schedule.check(controller.presets)
+        engine_backend = create_backend(backend, engine, device=device, fp16=fp16) if isinstance(backend, str) \
+            else backend
+        editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver)
+    owns_tracker = tracker is None
+    tracker = tracker or FaceTracker(max_faces=max_faces, static_images=static_images)
+    return Pipeline(tracker, editor, overlay=overlay, owns_tracker=owns_tracker)
 
 
 def deliver(frame: Frame, processed: Processed, sink: FrameSink, stats: PipelineStats,

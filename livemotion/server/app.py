@@ -40,10 +40,8 @@ from ..engines.backends import EngineBackend, create_backend
 from ..engines.batching import BatchingBackend
 from ..errors import InvalidRequest
 from ..expression.drive import Driver
-from ..face.tracking import FaceTracker
 from ..io.sources import CameraOptions
-from ..render.editor import ExpressionEditor
-from ..runtime.pipeline import Pipeline
+from ..runtime.pipeline import build_pipeline
 from ..runtime.session import SessionState
 from ..runtime.stats import PipelineStats
 from .control import ControlError, Controls, parse_message
@@ -171,7 +169,7 @@ class LivemotionServer:
 
     def _new_stream(self) -> Stream:
         """A stream with its own tracker and editor; the engine backend is the server's, shared."""
-        pipeline = Pipeline(FaceTracker(max_faces=self.config.max_faces), ExpressionEditor(self.backend))
+        pipeline = build_pipeline(backend=self.backend, max_faces=self.config.max_faces)
         stream = Stream(pipeline, self.stats, observer=self.controls.feed_calibration)
         self.controls.attach(pipeline)
         self.streams.append(stream)
