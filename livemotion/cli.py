@@ -466,7 +466,7 @@ def _status_printer() -> Callable[[PipelineStats], None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .contrib.preview import PreviewSheet
+    from .io.preview import PreviewSheet
     from .io.sinks import open_sink, refuse_overwriting_source
     from .io.sources import WebcamSource, open_source
     from .runtime import settings
@@ -543,7 +543,7 @@ def _build_engine(args: argparse.Namespace) -> int:
 
 
 def _build_library(args: argparse.Namespace) -> int:
-    from .expression.library import build_library
+    from .expression.measure import build_library
 
     out = Path(args.out)
     if out.suffix != ".npz":
@@ -572,8 +572,8 @@ def _free_outputs(folder: Path, stem: str, suffixes: tuple[str, ...], overwrite:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .contrib.preview import EmotionSheet
     from .io.demo import quietest_frame
+    from .io.preview import EmotionSheet
     from .io.sinks import open_sink
     from .io.sources import DemoSource
     from .runtime.pipeline import build_pipeline, run

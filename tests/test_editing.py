@@ -11,20 +11,15 @@ import torch
 
 from livemotion.engines import create_engine
 from livemotion.engines.backends import create_backend
-from livemotion.engines.warp import backward_flow
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
-from livemotion.expression.controller import (
-    ExpressionController,
-    ExpressionRequest,
-    MouthPosture,
-    canonical_landmarks,
-    to_image,
-)
+from livemotion.expression.controller import ExpressionController, ExpressionRequest, MouthPosture
 from livemotion.expression.library import REGIONS, load_library
 from livemotion.face import mesh
+from livemotion.face.alignment import align, engine_points
+from livemotion.face.canonical import canonical_landmarks, to_image
+from livemotion.face.flow import backward_flow
 from livemotion.face.mesh import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
-from livemotion.render.alignment import align, engine_points
 from livemotion.render.compositing import EYE_OPENINGS, FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
 from livemotion.types import FaceTrack, Frame

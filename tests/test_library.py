@@ -4,17 +4,8 @@ import numpy as np
 import pytest
 
 from livemotion.errors import InvalidRequest
-from livemotion.expression.library import (
-    GRID,
-    LIBRARY_EMOTIONS,
-    REGIONS,
-    ClipMeasure,
-    build_library,
-    clip_label,
-    labelled_clips,
-    lips_apart_of_jaw,
-    load_library,
-)
+from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, REGIONS, load_library
+from livemotion.expression.measure import ClipMeasure, build_library, clip_label, labelled_clips, lips_apart_of_jaw
 from livemotion.face.mesh import CHIN, INNER_BROW, LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
 
 

@@ -13,7 +13,8 @@ from livemotion.engines.backends import create_backend
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
-from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, ClipMeasure, _face_exemplar, load_library
+from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, load_library
+from livemotion.expression.measure import ClipMeasure, _face_exemplar
 from livemotion.expression.profiles import (
     calibrate_from_clips,
     delete_profile,
@@ -22,6 +23,7 @@ from livemotion.expression.profiles import (
     profile_path,
     save_profile,
 )
+from livemotion.face.alignment import MOUTH_PATCH, align, mouth_patch_transform
 from livemotion.face.mesh import (
     FACE_OVAL,
     INNER_BROW,
@@ -33,15 +35,7 @@ from livemotion.face.mesh import (
     MOUTH_RIGHT_CORNER,
     OUTER_LIP_CONTOUR,
 )
-from livemotion.render.alignment import align
-from livemotion.render.compositing import (
-    MOUTH_PATCH,
-    FaceLayers,
-    MouthChange,
-    lattice_mask,
-    mouth_patch_transform,
-    warp_face,
-)
+from livemotion.render.compositing import FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
 from livemotion.server.control import ControlError, Controls
 from livemotion.types import FaceTrack, Frame

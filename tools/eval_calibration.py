@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from livemotion.expression.au import EMOTIONS
-from livemotion.expression.library import LIBRARY_EMOTIONS, labelled_clips, measure_people
+from livemotion.expression.library import LIBRARY_EMOTIONS
+from livemotion.expression.measure import labelled_clips, measure_people
 from livemotion.expression.profiles import calibrate_from_clips
 from livemotion.io.sinks import open_sink
 from livemotion.io.sources import FileSource

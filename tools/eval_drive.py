@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier
-from livemotion.contrib.preview import face_tile
 from livemotion.expression.controller import ExpressionRequest
 from livemotion.expression.drive import Driver
-from livemotion.expression.library import labelled_clips
+from livemotion.expression.measure import labelled_clips
 from livemotion.expression.regions import DRIVEN
 from livemotion.io.demo import portrait
+from livemotion.io.preview import face_tile
 from livemotion.io.sources import FileSource
 from livemotion.runtime.animate import animate_photo
 from livemotion.runtime.pipeline import build_pipeline

@@ -44,24 +44,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemotion.contrib.evaluation import (
-    FER_CLASS_OF,
-    dlib_face,
-    emotion_classifier,
-    inner_lip_gap,
-    landmark_jitter,
-    to_json,
-)
-from livemotion.contrib.preview import face_tile
+from livemotion.contrib.evaluation import FER_CLASS_OF, dlib_face, emotion_classifier, inner_lip_gap, landmark_jitter, to_json
 from livemotion.expression.au import EMOTIONS
 from livemotion.expression.controller import ExpressionRequest
-from livemotion.expression.library import ExpressionLibrary, clip_label, load_library
+from livemotion.expression.library import ExpressionLibrary, load_library
+from livemotion.expression.measure import clip_label
 from livemotion.expression.styles import attach_styles, list_styles
+from livemotion.face.masks import disc_kernel
 from livemotion.face.mesh import OUTER_LIP_CONTOUR
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
+from livemotion.io.preview import face_tile
 from livemotion.io.sources import open_source
-from livemotion.render.compositing import EYE_OPENINGS, disc_kernel
+from livemotion.render.compositing import EYE_OPENINGS
 from livemotion.runtime.pipeline import build_pipeline
 from livemotion.types import Box, FaceTrack, Frame
 

@@ -34,10 +34,11 @@ import cv2
 import numpy as np
 
 from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier, to_json
-from livemotion.expression.library import labelled_clips
+from livemotion.expression.measure import labelled_clips
+from livemotion.face.masks import disc_kernel
 from livemotion.face.mesh import FACE_OVAL, INNER_BROW, LOWER_INNER_LIP, OUTER_BROW, OUTER_LIP_CONTOUR, UPPER_INNER_LIP
 from livemotion.face.tracking import FaceTracker
-from livemotion.render.compositing import EYE_OPENINGS, disc_kernel
+from livemotion.render.compositing import EYE_OPENINGS
 from livemotion.types import FaceTrack
 
 sys.path.insert(0, str(Path(__file__).parent))

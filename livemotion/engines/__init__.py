@@ -1,44 +1,18 @@
-"""Generator engines: the torch modules that edit an aligned face crop, and the backends that run them.
+"""Generator engines: the torch modules that turn a face's landmark motion into an edit, and the backends that run them.
 
 This package is the engine *code*. The engines' build *recipes* (ONNX export settings, TensorRT
 profiles) are the ``engines/*.toml`` files at the repository's top, installed inside this package
 as ``livemotion.engines.recipes`` (see ``pyproject.toml``).
 
-A new engine is one file: define an ``nn.Module`` with the ``forward(crop, source, target)``
-signature of ``WarpEngine``, decorate it with ``@register_engine("name")``, import it below, and
-add its recipe ``engines/<name>.toml``.
+A new engine is one file: an ``nn.Module`` whose ``forward(source, target)`` takes (B, N, 2)
+control points in crop pixels and returns (B, 2, G, G) a backward flow on a lattice over the crop
+(see ``warp.WarpEngine``), decorated with ``@register_engine("name")`` (``registry``), imported
+below, with its recipe ``engines/<name>.toml``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from . import warp  # noqa: F401  (registers the built-in engines)
+from .registry import available_engines, create_engine, register_engine
 
-import torch
-
-from ..errors import InvalidRequest
-
-_ENGINES: dict[str, Callable[..., torch.nn.Module]] = {}
-
-
-def register_engine(name: str) -> Callable[[type[torch.nn.Module]], type[torch.nn.Module]]:
-    """Class decorator: make the engine available as ``name`` to ``create_engine`` and the backends."""
-    def add(cls: type[torch.nn.Module]) -> type[torch.nn.Module]:
-        _ENGINES[name] = cls
-        return cls
-
-    return add
-
-
-def create_engine(name: str, **options: object) -> torch.nn.Module:
-    """A new instance of the engine registered as ``name``, in eval mode."""
-    if name not in _ENGINES:
-        raise InvalidRequest(f"unknown engine {name!r}: available are {', '.join(sorted(_ENGINES))}")
-    return _ENGINES[name](**options).eval()
-
-
-def available_engines() -> list[str]:
-    """Names of the registered engines."""
-    return sorted(_ENGINES)
-
-
-from . import warp  # noqa: E402,F401  (registers the built-in engines)
+__all__ = ["available_engines", "create_engine", "register_engine"]

@@ -34,7 +34,7 @@ import torch
 
 from ..errors import BackendUnavailable, EngineBuildError, InvalidRequest
 from ..face.mesh import CONTROL_POINTS, FACE_OVAL
-from . import available_engines, create_engine
+from .registry import available_engines, create_engine
 
 # Control points the editor hands every engine: the steering vertices plus the pinned ring.
 NUM_POINTS = len(CONTROL_POINTS) + len(FACE_OVAL)

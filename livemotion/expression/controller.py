@@ -20,12 +20,12 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..errors import InvalidRequest
-from ..face.mesh import eye_centres
+from ..face.canonical import canonical_landmarks, inner_lip_gap, to_image
 from ..face.smoothing import CausalWindow, Transition
 from ..types import FaceTrack
 from . import au
 from .library import REGIONS as SHADING_REGIONS
-from .library import ExpressionLibrary, inner_lip_gap, load_library
+from .library import ExpressionLibrary, load_library
 from .pose import MAX_TURN, PoseEdit, turned_points
 from .regions import (
     LANDMARK_REGIONS,
@@ -54,18 +54,6 @@ _FADE_START = 0.5  # tracking confidence below which the edit has faded out comp
 _GRIN_FROM, _GRIN_SPAN = 0.15, 0.15
 _AU12 = au.AU_NUMBERS.index(12)
 MAX_OPENING = 0.3  # largest manual change of the mouth opening, interocular distances (a wide-open mouth)
-
-
-def canonical_landmarks(track: FaceTrack) -> np.ndarray:
-    """(NUM_LANDMARKS, 2) landmarks in the canonical face frame (see ``au``)."""
-    origin = 0.5 * sum(eye_centres(track.landmarks))
-    return ((track.landmarks - origin) @ track.rotation / track.interocular)[:, :2]
-
-
-def to_image(track: FaceTrack, canonical_displacement: np.ndarray) -> np.ndarray:
-    """Map (N, 2) canonical displacements onto the live face: (N, 2) pixels, following pose and size."""
-    d3 = np.concatenate([canonical_displacement, np.zeros((len(canonical_displacement), 1))], axis=1)
-    return (d3 @ track.rotation.T)[:, :2] * track.interocular
 
 
 class NeutralBaseline:

@@ -25,12 +25,13 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import SourceError
+from ..face.canonical import canonical_landmarks, inner_lip_gap
 from ..face.smoothing import CausalWindow
 from ..face.tracking import FaceTracker
 from ..io.sources import FrameSource
 from ..types import FaceTrack
-from .controller import DriveReading, canonical_landmarks
-from .library import inner_lip_gap, load_library
+from .controller import DriveReading
+from .library import load_library
 
 
 class Driver:

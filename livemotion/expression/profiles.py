@@ -18,7 +18,9 @@ from pathlib import Path
 
 from ..errors import InvalidRequest
 from ..io.files import FolderIndex, data_dir, private_folder
-from .library import LIBRARY_EMOTIONS, ExpressionLibrary, load_library, measure_people
+from .library import LIBRARY_EMOTIONS, ExpressionLibrary, load_library
+from .measure import measure_people
+from .styles import attach_styles
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 NAME_RULE = "1-40 letters, digits, '-' or '_', starting with a letter or digit"
@@ -121,8 +123,6 @@ def calibrate_from_clips(neutral: str | Path, clips: Mapping[str, str | Path],
 def resolve_library(library: str | None = None, profile: str | None = None) -> ExpressionLibrary:
     """The library a run uses: a profile, a library file, or the shipped one; with the stored
     reference styles (``styles``) as extra emotions."""
-    from .styles import attach_styles
-
     if library and profile:
         raise InvalidRequest("choose a library file or a profile, not both")
     return attach_styles(load_profile(profile) if profile else load_library(library))

@@ -26,21 +26,9 @@ from ..errors import InvalidRequest
 from ..face.mesh import NUM_LANDMARKS
 from ..io.files import FolderIndex, data_dir, private_folder, write_whole
 from . import au
-from .library import (
-    GRID,
-    REGIONS,
-    ClipMeasure,
-    ExpressionLibrary,
-    carry_lattice,
-    clip_posture,
-    load_library,
-    log_ratio,
-    measure_clip,
-    region_masks,
-    skin_mask,
-    speech_basis,
-    template_lattice,
-)
+from .controller import NeutralBaseline, estimate_aus
+from .library import GRID, REGIONS, ExpressionLibrary, carry_lattice, load_library, region_masks, skin_mask, template_lattice
+from .measure import ClipMeasure, clip_posture, log_ratio, measure_clip, speech_basis
 from .regions import SOURCES
 
 STYLE_VERSION = 1
@@ -188,7 +176,6 @@ def _starts(frames: int) -> range:
 
 def _calmest_window(clip: ClipMeasure) -> ClipMeasure:
     """The window whose face shows the least emotion (AU reading against a typical calm face)."""
-    from .controller import NeutralBaseline, estimate_aus
 
     typical = NeutralBaseline().features
     fields = au.fields(clip.canonical.mean(axis=0))

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import SinkError
 from ..types import Frame
+from .vcam import VirtualCameraSink
 
 # Container format, codec and encoder options per file type: H.264 where it fits, VP9 for WebM.
 _Format = tuple[str, str, dict[str, object]]
@@ -152,8 +153,6 @@ def _stdout_sink(_: str, size: tuple[int, int], fps: float) -> FrameSink:
 
 
 def _virtual_camera_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:
-    from .vcam import VirtualCameraSink
-
     return VirtualCameraSink(size, fps, device=spec.partition(":")[2] or None)
 
 

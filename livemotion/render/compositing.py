@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..face.alignment import Alignment
+from ..face.masks import disc_kernel
 from ..face.mesh import EYE_CORNERS, FACE_OVAL, LOWER_LID, OUTER_LIP_CONTOUR, UPPER_LID
-from .alignment import Alignment
 
 _CAVITY = np.array([60.0, 28.0, 30.0])  # RGB of a shadowed mouth interior, the brightest a filled cavity gets
 _SUBPIXEL_BITS = 4  # polygons are drawn to 1/16 pixel
@@ -50,32 +51,6 @@ _LID_FOLD = 1.0  # iris radii of lid skin above a lifted lid that fold into its 
 # An eye is redrawn fully where its white is this much brighter than the skin around it, not at
 # all where it is no brighter (a ramp, so a face near the line does not flicker between the two).
 _WHITE_CONTRAST = 0.15
-MOUTH_PATCH = (40, 120)  # (height, width) of a mouth-interior exemplar, in its own normalised frame
-# Where the inner lips' corners and midpoints sit in that frame (x, y as fractions of width, height):
-# the patch reaches a little past the opening so a pasted interior has lip to blend into.
-_MOUTH_ANCHORS = {78: (0.08, 0.5), 308: (0.92, 0.5), 13: (0.5, 0.12), 14: (0.5, 0.88)}
-
-
-def mouth_patch_transform(landmarks: np.ndarray) -> np.ndarray:
-    """(2, 3) affine from a mouth-interior patch (``MOUTH_PATCH``) to the image of ``landmarks``.
-
-    Least squares over the inner lips' corners and midpoints, so the patch follows the mouth's
-    width, opening and roll. Args: landmarks (NUM_LANDMARKS, 2) pixels.
-    """
-    height, width = MOUTH_PATCH
-    patch = np.array([(fx * width, fy * height, 1.0) for fx, fy in _MOUTH_ANCHORS.values()])
-    image = landmarks[list(_MOUTH_ANCHORS), :2]
-    solution, *_ = np.linalg.lstsq(patch, image, rcond=None)
-    return solution.T.astype(np.float64)
-
-
-def mouth_patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(*MOUTH_PATCH, 3) uint8: the mouth region of ``image`` in the patch frame (for exemplars)."""
-    height, width = MOUTH_PATCH
-    return cv2.warpAffine(image, mouth_patch_transform(landmarks), (width, height),
-                          flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-
-
 @dataclass(frozen=True)
 class Exemplar:
     """The person's own expressive face (a calibration frame, as an aligned crop) to show in part of
@@ -83,7 +58,7 @@ class Exemplar:
     nasolabial folds and chin (Zhang et al.'s per-region exemplars, 2006), all on the lattice of
     ``FaceLayers``."""
 
-    image: np.ndarray  # (S, S, 3) uint8 the exemplar's aligned crop (``render.alignment.align``, same size)
+    image: np.ndarray  # (S, S, 3) uint8 the exemplar's aligned crop (``face.alignment.align``, same size)
     flow: np.ndarray  # (G, G, 2) float32 backward flow, crop pixels: where each edited-face point is on it
     weight: np.ndarray  # (G, G) float32 0..1 how much of it shows (the region, feathered, times intensity)
 
@@ -118,11 +93,6 @@ class EyeChange:
     iris_centre: np.ndarray  # (2,) as tracked
     iris_radius: float
     strength: float = 1.0  # 0..1 how fully the eye may be redrawn (less on a turned head)
-
-
-def disc_kernel(radius: int) -> np.ndarray:
-    """A filled disc of ``radius`` pixels as a morphology kernel."""
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def _pixel_box(points: np.ndarray, before: int, after: int, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:

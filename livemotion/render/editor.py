@@ -22,9 +22,9 @@ from ..expression.controller import (
 )
 from ..expression.library import GRID, ExpressionLibrary, sample_lattice, template_to_crop
 from ..expression.library import REGIONS as SHADING_REGIONS
+from ..face.alignment import align, engine_points, lattice_coordinates, mouth_patch_transform
 from ..face.mesh import INNER_LIP_CONTOUR, IRIS_CENTRES, IRIS_RIMS, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
-from .alignment import align, engine_points, lattice_coordinates
 from .compositing import (
     EYE_OPENINGS,
     Exemplar,
@@ -33,7 +33,6 @@ from .compositing import (
     MouthChange,
     exemplar_mask,
     lattice_mask,
-    mouth_patch_transform,
     warp_face,
 )
 

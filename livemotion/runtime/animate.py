@@ -23,6 +23,7 @@ from ..errors import InvalidRequest
 from ..expression.controller import ExpressionRequest
 from ..expression.library import ExpressionLibrary
 from ..face.tracking import FaceTracker
+from ..io.sinks import open_sink
 from ..types import FaceTrack, Frame
 from .pipeline import build_pipeline
 
@@ -113,8 +114,6 @@ def write_clip(photo: np.ndarray, out: str | Path, emotion: str, seconds: float 
                intensity: float = 1.0, offset: bool = False, library: ExpressionLibrary | None = None,
                on_frame: Callable[[], object] | None = None) -> None:
     """``animate_photo`` written to the video file ``out`` (its sink: whole or not at all)."""
-    from ..io.sinks import open_sink
-
     frames = animate_photo(photo, emotion, seconds, fps, intensity, offset, library)
     sink = open_sink(str(out), (photo.shape[1], photo.shape[0]), fps)
     try:

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidRequest
-from ..expression.controller import canonical_landmarks
-from ..expression.library import LIBRARY_EMOTIONS, inner_lip_gap, load_library
+from ..expression.library import LIBRARY_EMOTIONS, load_library
 from ..expression.profiles import calibrate_from_clips, check_name, profile_path, save_profile
+from ..face.canonical import canonical_landmarks, inner_lip_gap
 from ..io.sinks import FrameSink, open_sink
 from ..types import FaceTrack, Frame
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..contrib.preview import Preview
+from ..io.preview import Preview
 from ..io.sinks import FrameSink
 from ..io.sources import FrameSource
 from ..types import Frame

@@ -16,16 +16,16 @@ from typing import Protocol
 
 import numpy as np
 
-from ..contrib.overlay import draw_overlay
-from ..contrib.preview import Preview
 from ..engines.backends import EngineBackend, create_backend
 from ..expression.controller import DriveSource, ExpressionController, ExpressionRequest, RequestSource, Schedule
 from ..expression.library import ExpressionLibrary
 from ..face.smoothing import TrackSmoother
 from ..face.tracking import FaceTracker
+from ..io.preview import Preview
 from ..io.sinks import FrameSink
 from ..io.sources import FrameSource
 from ..render.editor import ExpressionEditor
+from ..render.overlay import draw_overlay
 from ..types import FaceTrack, Frame, TrackResult
 from .stats import PipelineStats
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from ..face.mesh import CONTROL_POINTS, FACE_OVAL, eye_centres
 from ..types import FaceTrack
+from .mesh import CONTROL_POINTS, FACE_OVAL, eye_centres
 
 _IOD_IN_CROP = 0.24  # inter-ocular distance as a share of the crop side: the crop spans ~4 IODs
 _CENTRE_BELOW_EYES = 0.55  # crop centre, in IODs below the eye midpoint (between eyes and mouth)
@@ -72,3 +73,31 @@ def engine_points(crop_landmarks: np.ndarray) -> np.ndarray:
     oval = crop_landmarks[list(FACE_OVAL)]
     centre = oval.mean(axis=0)
     return np.concatenate([crop_landmarks[CONTROL_POINTS], centre + _RING_SCALE * (oval - centre)])
+
+
+# ---- the mouth patch: the inner lips' own frame, for mouth-interior exemplars -----------------------
+
+MOUTH_PATCH = (40, 120)  # (height, width) of a mouth-interior exemplar, in its own normalised frame
+# Where the inner lips' corners and midpoints sit in that frame (x, y as fractions of width, height):
+# the patch reaches a little past the opening so a pasted interior has lip to blend into.
+_MOUTH_ANCHORS = {78: (0.08, 0.5), 308: (0.92, 0.5), 13: (0.5, 0.12), 14: (0.5, 0.88)}
+
+
+def mouth_patch_transform(landmarks: np.ndarray) -> np.ndarray:
+    """(2, 3) affine from a mouth-interior patch (``MOUTH_PATCH``) to the image of ``landmarks``.
+
+    Least squares over the inner lips' corners and midpoints, so the patch follows the mouth's
+    width, opening and roll. Args: landmarks (NUM_LANDMARKS, 2) pixels.
+    """
+    height, width = MOUTH_PATCH
+    patch = np.array([(fx * width, fy * height, 1.0) for fx, fy in _MOUTH_ANCHORS.values()])
+    image = landmarks[list(_MOUTH_ANCHORS), :2]
+    solution, *_ = np.linalg.lstsq(patch, image, rcond=None)
+    return solution.T.astype(np.float64)
+
+
+def mouth_patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(*MOUTH_PATCH, 3) uint8: the mouth region of ``image`` in the patch frame (for exemplars)."""
+    height, width = MOUTH_PATCH
+    return cv2.warpAffine(image, mouth_patch_transform(landmarks), (width, height),
+                          flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
