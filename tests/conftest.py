@@ -53,6 +53,12 @@ def still_tracker():
 
 
 @pytest.fixture(scope="session")
+def astronaut_track(astronaut, still_tracker):
+    """The astronaut portrait, tracked as a still."""
+    return still_tracker.track(astronaut)
+
+
+@pytest.fixture(scope="session")
 def demo_video(tmp_path_factory) -> Path:
     """40 frames of the demo clip at 25 fps written as H.264 by our own sink."""
     path = tmp_path_factory.mktemp("media") / "demo25.mp4"

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import corner_lift
 
 from livemotion.cli import main
 from livemotion.engines.backends import create_backend
@@ -27,9 +28,7 @@ def corner_lifts(path) -> np.ndarray:
             if not isinstance(track, FaceTrack):
                 lifts.append(np.nan)
                 continue
-            lm = track.landmarks
-            eyes = lm[[33, 133, 263, 362], 1].mean()
-            lifts.append((eyes - lm[[MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean()) / track.interocular)
+            lifts.append(corner_lift(track, against="eyes"))
     source.close()
     return np.array(lifts)
 

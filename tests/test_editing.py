@@ -1,16 +1,14 @@
 """Emotion editing: AU fields move the right landmarks, the edit keeps what it must keep."""
 
 import dataclasses
-import functools
-from fractions import Fraction
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import corner_lift, edit_still, torch_engine
 
 from livemotion.engines import create_engine
-from livemotion.engines.backends import create_backend
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
 from livemotion.expression.controller import ExpressionController, ExpressionRequest, MouthPosture
@@ -20,28 +18,17 @@ from livemotion.face.alignment import align, engine_points
 from livemotion.face.canonical import canonical_landmarks, to_image
 from livemotion.face.flow import backward_flow
 from livemotion.face.mesh import LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, UPPER_INNER_LIP
+from livemotion.face.tracking import FaceTracker
+from livemotion.io.demo import jaw_opening
+from livemotion.io.sources import DemoSource
 from livemotion.render.compositing import EYE_OPENINGS, FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
-from livemotion.types import FaceTrack, Frame
-
-
-@pytest.fixture(scope="module")
-def astronaut_track(astronaut):
-    from livemotion.face.tracking import FaceTracker
-
-    with FaceTracker(static_images=True) as tracker:
-        return tracker.track(astronaut)
-
-
-@functools.cache
-def backend():
-    return create_backend("torch")
+from livemotion.runtime.pipeline import build_pipeline
+from livemotion.types import FaceTrack
 
 
 def edit(image, track, emotion=None, aus=None, intensity=1.0):
-    request = ExpressionRequest(emotion or "neutral", intensity, aus or {}, active=True)
-    editor = ExpressionEditor(backend(), ExpressionController(request, fade_step=1.0))  # a still: no fade-in
-    return editor.edit(Frame(image, 0, Fraction(0), 0.0), track, {}), editor.last_plan
+    return edit_still(image, track, ExpressionRequest(emotion or "neutral", intensity, aus or {}, active=True))
 
 
 def unit_field(track, number, side=None):
@@ -205,13 +192,6 @@ def test_a_fold_holds_back_only_the_vertices_around_it():
 
 # ---- end to end, judged by re-tracking the output ------------------------------------------------
 
-def corner_lift(track: FaceTrack) -> float:
-    """How far the mouth corners sit above the middle of the lips, in IODs."""
-    lm = track.landmarks
-    middle = 0.5 * (lm[UPPER_INNER_LIP, 1] + lm[LOWER_INNER_LIP, 1])
-    return float((middle - lm[[MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1].mean()) / track.interocular)
-
-
 def inner_gap(track: FaceTrack) -> float:
     return float((track.landmarks[LOWER_INNER_LIP, 1] - track.landmarks[UPPER_INNER_LIP, 1]) / track.interocular)
 
@@ -315,12 +295,7 @@ def test_the_parting_scales_the_speakers_articulation_and_leaves_p_b_m_closed():
 @pytest.mark.parametrize("emotion", ["happy", "surprised", "sad", "angry"])
 def test_articulation_survives_an_emotion_on_the_talking_demo(tracker, emotion):
     """The demo clip's jaw_opening is the ground truth of its speech: the output's mouth must follow it."""
-    from livemotion.face.tracking import FaceTracker
-    from livemotion.io.demo import jaw_opening
-    from livemotion.io.sources import DemoSource
-    from livemotion.runtime.pipeline import Pipeline
-
-    pipeline = Pipeline(tracker, ExpressionEditor(backend(), ExpressionController(ExpressionRequest(emotion, active=True))))
+    pipeline = build_pipeline(ExpressionRequest(emotion, active=True), backend=torch_engine(), tracker=tracker)
     truth, gaps_in, gaps_out = [], [], []
     with FaceTracker() as judge:
         for frame in DemoSource(frames=60):

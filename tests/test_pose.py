@@ -1,29 +1,21 @@
 """Head-pose edits: the face turns the way asked, facing the camera undoes a turn, limits are refused."""
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import edit_still
 
-from livemotion.engines.backends import create_backend
 from livemotion.errors import InvalidRequest
-from livemotion.expression.controller import ExpressionController, ExpressionRequest
+from livemotion.expression.controller import ExpressionRequest
 from livemotion.expression.pose import PoseEdit, axis_rotation, turn_rotation
 from livemotion.expression.regions import EXPRESSION_REGIONS
-from livemotion.render.editor import ExpressionEditor
-from livemotion.types import FaceTrack, Frame
+from livemotion.types import FaceTrack
 
 
 def turned(image, track, pose):
     """The image with only the head pose edited (the live expression kept)."""
     request = ExpressionRequest(pose=pose, regions=dict.fromkeys(EXPRESSION_REGIONS, "live"), active=True)
-    editor = ExpressionEditor(create_backend("torch"), ExpressionController(request, fade_step=1.0, transition=0.0))
-    return editor.edit(Frame(image, 0, Fraction(0), 0.0), track, {})
-
-
-@pytest.fixture(scope="module")
-def astronaut_track(astronaut, still_tracker):
-    return still_tracker.track(astronaut)
+    return edit_still(image, track, request)[0]
 
 
 @pytest.mark.parametrize("axis, degrees", [("yaw", 12.0), ("yaw", -12.0), ("pitch", 10.0), ("pitch", -10.0), ("roll", 15.0)])

@@ -1,30 +1,20 @@
 """Per-region mixing: a region kept live keeps its bytes; the others show the edit."""
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import edit_still
 
-from livemotion.engines.backends import create_backend
 from livemotion.errors import InvalidRequest
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
 from livemotion.expression.library import load_library
 from livemotion.expression.regions import LANDMARK_REGIONS, REGIONS, landmark_region
 from livemotion.face import mesh
-from livemotion.render.editor import ExpressionEditor
-from livemotion.types import Frame
-
-
-@pytest.fixture(scope="module")
-def astronaut_track(astronaut, still_tracker):
-    return still_tracker.track(astronaut)
 
 
 def edited(image, track, emotion, live=(), **sources):
     regions = {**{region: "live" for region in live}, **sources}
-    request = ExpressionRequest(emotion, 1.0, regions=regions, active=True)
-    editor = ExpressionEditor(create_backend("torch"), ExpressionController(request, fade_step=1.0, transition=0.0))
-    return editor.edit(Frame(image, 0, Fraction(0), 0.0), track, {}), editor.last_plan
+    return edit_still(image, track, ExpressionRequest(emotion, 1.0, regions=regions, active=True))
 
 
 def box(track, ids, pad=3):

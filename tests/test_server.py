@@ -53,8 +53,16 @@ def test_host_and_origin_matrix_on_every_route():
             assert 403 not in results[case] and results[case][:4] == [200] * 4, case
 
 
-def test_off_loopback_the_pages_and_their_script_work_with_the_token():
+def test_off_loopback_every_request_needs_the_token_and_the_pages_carry_it():
     async def body(server, url):
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for suffix in ("/", "/?token=wrong", f"/?token={server.config.token}"):
+                async with session.get(f"{url}{suffix}") as response:
+                    statuses.append(response.status)
+            async with session.ws_connect(f"{url}/ws", headers={"Authorization": f"Bearer {server.config.token}"}) as ws:
+                await ws.send_str('{"type": "get"}')
+                statuses.append(json.loads((await ws.receive()).data)["type"])
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP address
         async with aiohttp.ClientSession(cookie_jar=jar) as session:
             async with session.get(f"{url}/static/livemotion.js") as response:
@@ -65,9 +73,12 @@ def test_off_loopback_the_pages_and_their_script_work_with_the_token():
                 script = response.status  # the page's script, loaded as the browser would: no token in its URL
         async with aiohttp.ClientSession() as stranger, stranger.get(f"{url}/static/livemotion.js") as response:
             other = response.status
-        return before, page, script, other
+        return statuses, (before, page, script, other)
 
-    assert asyncio.run(serving(ServerConfig(host="0.0.0.0", port=free_port()), body)) == (401, 200, 200, 401)
+    # Bound to every interface (so a token is generated); the test itself only talks over 127.0.0.1.
+    statuses, pages = asyncio.run(serving(ServerConfig(host="0.0.0.0", port=free_port()), body))
+    assert statuses == [401, 401, 200, "state"]  # no token, a wrong one, the right one; a socket with the bearer
+    assert pages == (401, 200, 200, 401)  # a page opened with the token sets the cookie its script then uses
 
 
 # ---- the control socket --------------------------------------------------------------------------
