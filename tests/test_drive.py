@@ -125,11 +125,11 @@ def test_driven_regions_take_the_drivers_motion_pose_and_mouth(astronaut, still_
     controller = ExpressionController(ExpressionRequest(regions=regions, active=True), fade_step=1.0, transition=0.0)
     plan = controller.plan(track, 0.0, drive=reading)
     assert plan.pose[0] == pytest.approx(8.0)
-    assert plan.opening > 0.1  # opened to the driver's 0.35 above the lips-together gap
+    assert plan.lip_gap_change > 0.1  # opened to the driver's 0.35 above the lips-together gap
     unturned = ExpressionController(ExpressionRequest(regions={**regions, "head_pose": "live"}, active=True),
                                     fade_step=1.0, transition=0.0).plan(track, 0.0, drive=reading)
     rise = (unturned.source - unturned.target)[:, 1]  # pixels up
     brows, lids = list(both(INNER_BROW) + both(OUTER_BROW)), list(both(UPPER_LID))
     assert rise[brows].min() > 0.03 * track.interocular and np.abs(rise[lids]).max() < 0.01 * track.interocular
     alone = controller.plan(track, 0.04)  # no driver connected: driven regions show nothing
-    assert alone.opening == 0.0 and not np.any(alone.pose)
+    assert alone.lip_gap_change == 0.0 and not np.any(alone.pose)

@@ -12,7 +12,7 @@ from livemotion.engines import create_engine
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
 from livemotion.expression.controller import ExpressionController, ExpressionRequest, MouthPosture
-from livemotion.expression.library import REGIONS, load_library
+from livemotion.expression.library import SHADING_REGIONS, load_library
 from livemotion.face import mesh
 from livemotion.face.alignment import align, engine_points
 from livemotion.face.canonical import canonical_landmarks, to_image
@@ -98,7 +98,7 @@ def test_shading_is_the_identity_at_intensity_zero(astronaut, astronaut_track):
 def test_shading_darkens_the_brow_furrow_for_angry(astronaut, astronaut_track):
     library = load_library()
     angry = library.shading[library.emotion_index("angry")]
-    assert angry[REGIONS.index("glabella")].min() < -0.02  # the shipped library: a furrow between the brows
+    assert angry[SHADING_REGIONS.index("glabella")].min() < -0.02  # the shipped library: a furrow between the brows
     out, _ = edit(astronaut, astronaut_track, "angry")
     x, y = astronaut_track.landmarks[mesh.GLABELLA, :2].round().astype(int)
     r = int(0.12 * astronaut_track.interocular)
@@ -217,7 +217,7 @@ def test_neutral_closes_a_grin_over_the_teeth(still_tracker, astronaut, astronau
     # The astronaut grins with her teeth showing; "neutral" must close the lips and drop the corners.
     out, plan = edit(astronaut, astronaut_track, "neutral")
     assert plan.current[au.AU_NUMBERS.index(12)].min() > 0.5  # the smile was seen
-    assert plan.opening < -0.05  # and the grin's open posture
+    assert plan.lip_gap_change < -0.05  # and the grin's open posture
     after = still_tracker.track(out)
     assert corner_lift(after) < corner_lift(astronaut_track) - 0.03
     assert inner_gap(after) < 0.85 * inner_gap(astronaut_track)
@@ -249,10 +249,10 @@ def test_a_mouth_that_talks_with_the_lips_apart_is_not_closed(still_tracker):
         track = dataclasses.replace(calm, landmarks=landmarks)
         neutral, surprised = (controller.plan(track, index / 30) for controller in controllers.values())
         if index >= 30:
-            assert abs(neutral.opening) < 0.005
+            assert abs(neutral.lip_gap_change) < 0.005
             gap = neutral.target[LOWER_INNER_LIP, 1] - neutral.target[UPPER_INNER_LIP, 1]
             assert gap == pytest.approx(landmarks[LOWER_INNER_LIP, 1] - landmarks[UPPER_INNER_LIP, 1], abs=0.5)
-            assert -0.005 < surprised.opening <= surprise + 1e-6
+            assert -0.005 < surprised.lip_gap_change <= surprise + 1e-6
 
 
 def test_sad_lowers_the_corners(still_tracker, astronaut, astronaut_track):
@@ -277,7 +277,7 @@ def test_angry_pulls_the_lips_back_from_the_teeth_with_the_jaw_still(astronaut_t
     wanted = library.parting[library.emotion_index("angry")]
     assert change[LOWER_INNER_LIP, 1] - change[UPPER_INNER_LIP, 1] == pytest.approx(wanted, rel=0.1)
     assert abs(change[mesh.CHIN]).max() < 0.1 * wanted
-    assert parted.opening == pytest.approx(closed.opening + wanted, rel=0.05)
+    assert parted.lip_gap_change == pytest.approx(closed.lip_gap_change + wanted, rel=0.05)
 
 
 def test_the_parting_scales_the_speakers_articulation_and_leaves_p_b_m_closed():
@@ -315,12 +315,12 @@ def test_articulation_survives_an_emotion_on_the_talking_demo(tracker, emotion):
 
 
 def test_request_validation():
-    presets = ExpressionController().presets
+    fitted = ExpressionController().fitted
     for name in ("live", "happy@0.5", "no way"):
         with pytest.raises(InvalidRequest, match="unknown emotion"):
             ExpressionRequest(name, active=True)
     with pytest.raises(InvalidRequest, match="unknown emotion 'bored'.*`livemotion style` makes a style"):
-        ExpressionRequest("bored", active=True).target(presets)  # could be a style's name; the library has none
+        ExpressionRequest("bored", active=True).target(fitted)  # could be a style's name; the library has none
     for key in ("99", "X12", "12R", ""):
         with pytest.raises(InvalidRequest):
             au.au_vector({key: 0.5})
@@ -332,7 +332,7 @@ def test_request_validation():
         request.intensity = 0.5  # type: ignore[misc]  # requests are replaced whole, never changed in place
     with pytest.raises(TypeError):
         request.aus["12"] = 0.9  # type: ignore[index]
-    explicit = ExpressionRequest("happy", 1.0, {"12": 0.2, "R6": 0.0}, active=True).target(presets).aus[0]
+    explicit = ExpressionRequest("happy", 1.0, {"12": 0.2, "R6": 0.0}, active=True).target(fitted).aus[0]
     row12, row6 = au.AU_NUMBERS.index(12), au.AU_NUMBERS.index(6)
-    happy6 = presets.aus[presets.library.emotion_index("happy"), row6, 1]
+    happy6 = fitted.aus[fitted.library.emotion_index("happy"), row6, 1]
     assert explicit[row12].tolist() == [0.2, 0.2] and explicit[row6].tolist() == [0.0, happy6]

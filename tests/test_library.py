@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from livemotion.errors import InvalidRequest
-from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, REGIONS, load_library
+from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, SHADING_REGIONS, load_library
 from livemotion.expression.measure import ClipMeasure, build_library, clip_label, labelled_clips, lips_apart_of_jaw
 from livemotion.face.mesh import CHIN, INNER_BROW, LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
 
@@ -34,7 +34,7 @@ def test_builder_recovers_each_made_up_expression(made_up_clips, tmp_path):
     assert brows[row("surprised")] < -0.02 and brows[row("surprised")] < brows[row("angry")] - 0.02
     right, left = library.geometry[row("contemptuous"), [MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER], 1]
     assert right < left - 0.02  # one-sided
-    assert library.shading.shape == (len(LIBRARY_EMOTIONS), len(REGIONS), GRID, GRID)
+    assert library.shading.shape == (len(LIBRARY_EMOTIONS), len(SHADING_REGIONS), GRID, GRID)
     assert np.isfinite(library.shading).all() and np.abs(library.shading).max() <= 0.35
     path = tmp_path / "made_up.npz"
     library.save(path)

@@ -297,13 +297,13 @@ def test_the_state_says_which_au_values_the_active_emotion_shows():
 
 def test_a_style_made_while_serving_can_be_named_at_once():
     """`livemotion style` in another shell while `serve` runs: the next message naming it finds it."""
-    from livemotion.expression.library import GRID, REGIONS, load_library
+    from livemotion.expression.library import GRID, SHADING_REGIONS, load_library
     from livemotion.expression.styles import Style, save_style
 
     controls = Controls()
     library = load_library()
     save_style(Style("grin", library.template, 0.02 * library.speech, 0.01,
-                     np.zeros((len(REGIONS), GRID, GRID), np.float32), "made.mp4", 3))
+                     np.zeros((len(SHADING_REGIONS), GRID, GRID), np.float32), "made.mp4", 3))
     reply = controls.apply(parse_message('{"type": "set", "emotion": "grin", "regions": {"brows": "grin@0.5"}}'))
     assert reply["emotion"] == "grin" and reply["styles"] == ["grin"]
     assert controls.library.emotions[-1] == "grin"

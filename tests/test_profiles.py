@@ -132,7 +132,7 @@ def test_a_new_opening_shows_the_persons_own_mouth_interior(profile, astronaut, 
     # the editor hands the compositor the interior of the emotion asked for, from the profile
     plan = ExpressionController(ExpressionRequest("happy", 1.0, active=True), library=profile,
                                 fade_step=1.0, transition=0.0).plan(track)
-    change = ExpressionEditor._mouth_change(replace(plan, opening=0.1), plan.target[:, :2], profile)
+    change = ExpressionEditor._mouth_change(replace(plan, lip_gap_change=0.1), plan.target[:, :2], profile)
     assert change is not None and np.array_equal(change.interior, profile.mouth_interior(ROW("happy")))
 
 

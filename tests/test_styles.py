@@ -39,9 +39,9 @@ def test_a_stored_style_is_an_emotion_every_run_can_name(raised, tmp_path):
     library = resolve_library()
     assert library.emotions == (*LIBRARY_EMOTIONS, "wonder")
     controller = ExpressionController(library=library)
-    target = ExpressionRequest("wonder", 0.5, active=True).target(controller.presets)
+    target = ExpressionRequest("wonder", 0.5, active=True).target(controller.fitted)
     assert target.emotions[0, library.emotion_index("wonder")] == 0.5  # its own row, at the intensity asked
-    assert controller.presets.aus[library.emotion_index("wonder")].max() > 0.3  # its motion reads as AUs (AU4)
+    assert controller.fitted.aus[library.emotion_index("wonder")].max() > 0.3  # its motion reads as AUs (AU4)
     with pytest.raises(InvalidRequest, match="exists"):
         save_style(raised)
     with pytest.raises(InvalidRequest, match="not written"):

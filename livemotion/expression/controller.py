@@ -24,8 +24,7 @@ from ..face.canonical import canonical_landmarks, inner_lip_gap, to_image
 from ..face.smoothing import CausalWindow, Transition
 from ..types import FaceTrack
 from . import au
-from .library import REGIONS as SHADING_REGIONS
-from .library import ExpressionLibrary, load_library
+from .library import SHADING_REGIONS, ExpressionLibrary, load_library
 from .pose import MAX_TURN, PoseEdit, turned_points
 from .regions import (
     LANDMARK_REGIONS,
@@ -165,66 +164,80 @@ class ExpressionRequest:
         """The regions kept exactly as the live face has them."""
         return frozenset(region for region, source in self.regions.items() if source == "live")
 
-    def target(self, presets: Presets) -> ExpressionTarget:
+    def target(self, fitted: FittedLibrary) -> ExpressionTarget:
         """What each region shows (see ``ExpressionTarget``); ``InvalidRequest`` for an emotion the
         library does not know (a style that was never made)."""
-        library = presets.library
-        count = len(library.emotions)
+        count = len(fitted.library.emotions)
 
         def shown(emotion: str, intensity: float, sliders: bool) -> tuple[np.ndarray, np.ndarray]:
+            """(AU intensities (len(AU_NUMBERS), 2), library emotion weights (E,)) of ``emotion``,
+            the request's AU sliders over it when ``sliders``."""
             weights, aus = np.zeros(count), np.zeros((len(au.AU_NUMBERS), 2))
             if emotion != "neutral":
-                row = library.emotion_index(emotion)
+                row = fitted.library.emotion_index(emotion)
                 weights[row] = intensity
-                aus = intensity * presets.aus[row]
+                aus = intensity * fitted.aus[row]
             return (au.au_vector(dict(self.aus), base=aus) if sliders else aus), weights
 
-        parts = []
-        for region in (*LANDMARK_REGIONS, "mouth_opening"):
+        strength, aus, emotions = [], [], []
+        for region in LANDMARK_REGIONS:
             source = self.source_of(region)
             if source.kind == "emotion":
-                parts.append((1.0, *shown(source.emotion, source.intensity, False)))
+                region_aus, weights = shown(source.emotion, source.intensity, False)
             elif source.kind == "edit":
-                parts.append((1.0, *shown(self.emotion, self.intensity, True)))
+                region_aus, weights = shown(self.emotion, self.intensity, True)
             elif source.kind == "manual":
-                parts.append((1.0, *shown("neutral", 0.0, True)))
+                region_aus, weights = shown("neutral", 0.0, True)
             else:  # live: nothing; drive: the own expression neutralised, the driver's motion added in ``plan``
-                parts.append((float(source.kind == "drive"), *shown("neutral", 0.0, False)))
-        mouth = self.source_of("mouth_opening").kind
-        opening = np.array([float(mouth in ("edit", "emotion")), self.opening if mouth == "manual" else 0.0])
-        pose = self.pose.vector() if self.source_of("head_pose").kind in ("edit", "manual") else np.zeros(4)
-        return ExpressionTarget(np.array([p[0] for p in parts[:-1]]), np.array([p[1] for p in parts[:-1]]),
-                                np.array([p[2] for p in parts]), opening, pose)
+                region_aus, weights = shown("neutral", 0.0, False)
+            strength.append(0.0 if source.kind == "live" else 1.0)
+            aus.append(region_aus)
+            emotions.append(weights)
+        mouth = self.source_of("mouth_opening")
+        if mouth.kind == "emotion":
+            mouth_emotions = shown(mouth.emotion, mouth.intensity, False)[1]
+        elif mouth.kind == "edit":
+            mouth_emotions = shown(self.emotion, self.intensity, True)[1]
+        else:
+            mouth_emotions = np.zeros(count)
+        turned = self.source_of("head_pose").kind in ("edit", "manual")
+        return ExpressionTarget(
+            shown=np.array(strength), aus=np.array(aus), emotions=np.array(emotions), mouth_emotions=mouth_emotions,
+            posture=float(mouth.kind in ("edit", "emotion")),
+            manual_opening=self.opening if mouth.kind == "manual" else 0.0,
+            pose=self.pose.vector() if turned else np.zeros(4))
 
 
 @dataclass(frozen=True)
 class ExpressionTarget:
-    """An expression to show, per face region: how much each landmark region shows its source (0:
-    kept live), the AU intensities and library emotions (their detail and shading) it shows, the
-    mouth opening's posture, and the head's turn (``PoseEdit.vector``)."""
+    """An expression to show, per face region. ``L`` = len(LANDMARK_REGIONS), ``E`` = the library's
+    emotions (styles included)."""
 
-    shown: np.ndarray  # (len(LANDMARK_REGIONS),) 0..1
-    aus: np.ndarray  # (len(LANDMARK_REGIONS), len(AU_NUMBERS), 2)
-    emotions: np.ndarray  # (len(LANDMARK_REGIONS) + 1, E): each landmark region's, then the mouth opening's
-    opening: np.ndarray  # (2,) share of the emotion's mouth posture shown, and a manual change (IODs)
-    pose: np.ndarray  # (4,) yaw, pitch, roll (degrees), face_camera (0..1)
+    shown: np.ndarray  # (L,) 0..1 how much each landmark region shows its source (0: kept live)
+    aus: np.ndarray  # (L, len(AU_NUMBERS), 2) the AU intensities each region shows
+    emotions: np.ndarray  # (L, E) the library emotions each region shows (their detail and shading)
+    mouth_emotions: np.ndarray  # (E,) the library emotions whose mouth posture and interior the opening shows
+    posture: float  # 0..1 share of those emotions' mouth posture applied (0: the opening is live, driven or manual)
+    manual_opening: float  # change of the mouth's opening where its source is "manual", IODs
+    pose: np.ndarray  # (4,) yaw, pitch, roll (degrees), face_camera (0..1): ``PoseEdit.vector``
 
     def packed(self) -> np.ndarray:
-        """One vector, so that a change of request unfolds as one transition."""
-        return np.concatenate([self.shown, self.aus.ravel(), self.emotions.ravel(), self.opening, self.pose])
+        """One vector, so that a change of request unfolds as one transition (``Transition``)."""
+        return np.concatenate([self.shown, self.aus.ravel(), self.emotions.ravel(), self.mouth_emotions,
+                               [self.posture, self.manual_opening], self.pose])
 
     @classmethod
     def unpacked(cls, vector: np.ndarray, emotions: int) -> ExpressionTarget:
         """The target ``packed`` made, for a library of ``emotions`` rows."""
-        sizes = np.cumsum([len(LANDMARK_REGIONS), len(LANDMARK_REGIONS) * len(au.AU_NUMBERS) * 2,
-                           (len(LANDMARK_REGIONS) + 1) * emotions, 2])
-        shown, aus, weights, opening, pose = np.split(vector, sizes)
-        return cls(shown, aus.reshape(len(LANDMARK_REGIONS), -1, 2), weights.reshape(len(LANDMARK_REGIONS) + 1, -1),
-                   opening, pose)
+        regions = len(LANDMARK_REGIONS)
+        sizes = np.cumsum([regions, regions * len(au.AU_NUMBERS) * 2, regions * emotions, emotions, 2])
+        shown, aus, weights, mouth, (posture, manual), pose = np.split(vector, sizes)
+        return cls(shown, aus.reshape(regions, -1, 2), weights.reshape(regions, -1), mouth, float(posture),
+                   float(manual), pose)
 
 
 @dataclass(frozen=True)
-class Presets:
+class FittedLibrary:
     """A library's emotions in the controller's terms, fitted once per library.
 
     Each emotion's measured landmark motion is split into what the AU fields express (``aus``,
@@ -239,7 +252,7 @@ class Presets:
     lips_apart: np.ndarray  # (NUM_LANDMARKS, 2) canonical motion per unit of the lips' parting
 
     @classmethod
-    def fit(cls, library: ExpressionLibrary) -> Presets:
+    def fit(cls, library: ExpressionLibrary) -> FittedLibrary:
         unit_fields = au.fields(library.template)
         neutral = (au.feature_operator() @ library.template.ravel()).reshape(2, -1)
         aus, detail = [], []
@@ -285,10 +298,10 @@ class Schedule:
             raise InvalidRequest("empty schedule: write SECONDS:EMOTION[@INTENSITY],... e.g. 0:neutral,2:happy@0.8")
         self.steps.sort(key=lambda step: step[0])
 
-    def check(self, presets: Presets) -> None:
+    def check(self, fitted: FittedLibrary) -> None:
         """``InvalidRequest`` when a step names an emotion the library does not know (a style never made)."""
         for _, request in self.steps:
-            request.target(presets)
+            request.target(fitted)
 
     def request_at(self, seconds: float) -> ExpressionRequest:
         current = self.steps[0][1]
@@ -348,20 +361,40 @@ class MouthPosture:
 
 @dataclass(frozen=True)
 class ExpressionPlan:
-    """The edit for one frame: where each landmark should go, and the expression values involved."""
+    """The edit for one frame: where each landmark should go, and the expression values involved.
+    ``E`` = the library's emotions (styles included)."""
 
     source: np.ndarray  # (NUM_LANDMARKS, 2) tracked landmarks, pixels
     target: np.ndarray  # (NUM_LANDMARKS, 2) edited landmarks, pixels
     current: np.ndarray  # (len(AU_NUMBERS), 2) AU intensities the face shows now
     change: np.ndarray  # (len(LANDMARK_REGIONS), len(AU_NUMBERS), 2) applied change of the emotion AUs, per region
-    emotions: np.ndarray  # (E,) the strongest use of each library emotion (its mouth interior)
-    shading: np.ndarray  # (E, len(library.REGIONS)) weight of each emotion's shading in each shading region
-    opening: float  # change of the inner-lip gap, canonical units (posture and parting; articulation kept)
+    emotions: np.ndarray  # (E,) the strongest use of each library emotion (for its mouth interior and exemplar)
+    shading: np.ndarray  # (E, len(SHADING_REGIONS)) weight of each emotion's shading in each shading region
+    lip_gap_change: float  # change of the inner-lip gap, canonical units (posture and parting; articulation kept)
     pose: np.ndarray = field(default_factory=lambda: np.zeros(4))  # applied head turn (``PoseEdit.vector``)
+
+    @classmethod
+    def unchanged(cls, source: np.ndarray, current: np.ndarray, emotions: int) -> ExpressionPlan:
+        """The plan that leaves the face as it is (editing off)."""
+        return cls(source, source, current, np.zeros((len(LANDMARK_REGIONS), *current.shape)), np.zeros(emotions),
+                   np.zeros((emotions, len(SHADING_REGIONS))), 0.0)
 
     @property
     def is_identity(self) -> bool:
+        """True when nothing moves and nothing is shaded: the frame passes through as it is."""
         return np.array_equal(self.source, self.target) and not np.any(self.shading)
+
+
+@dataclass(frozen=True)
+class FaceReading:
+    """What the face shows in one frame (``ExpressionController._read``)."""
+
+    canonical: np.ndarray  # (NUM_LANDMARKS, 2) landmarks in the canonical face frame
+    unit_fields: np.ndarray  # (len(AU_NUMBERS), 2, NUM_LANDMARKS, 2) each AU half's motion on this face
+    current: np.ndarray  # (len(AU_NUMBERS), 2) AU intensities shown, smoothed, above the noise floor
+    gap: float  # the inner-lip gap, canonical units
+    posture: float  # the mouth's slow posture (``MouthPosture``): its least open of the last second
+    speaking: float  # 0..1 how much the person is talking
 
 
 class ExpressionController:
@@ -390,12 +423,13 @@ class ExpressionController:
 
     @property
     def library(self) -> ExpressionLibrary:
-        return self.presets.library
+        """The library the emotions come from now."""
+        return self.fitted.library
 
     def use_library(self, library: ExpressionLibrary) -> None:
         """Take emotions from ``library`` from the next frame on; a calibration profile also says
         what the person's neutral face is."""
-        self.presets = Presets.fit(library)
+        self.fitted = FittedLibrary.fit(library)
         self.baseline.know(au.features(library.template) if library.personal else None)
 
     def reset(self) -> None:
@@ -406,60 +440,94 @@ class ExpressionController:
     def plan(self, track: FaceTrack, t: float = 0.0, request: ExpressionRequest | None = None,
              drive: DriveReading | None = None) -> ExpressionPlan:
         """The edit for ``track`` at media time ``t`` seconds; ``request`` overrides the controller's
-        (schedules); ``drive``: the driving face now, for the regions whose source is "drive"."""
+        (schedules); ``drive``: the driving face now, for the regions whose source is "drive".
+
+        Steps: read the face; ease towards the request's target; follow the tracking confidence;
+        move each landmark region as its source says; set the mouth's opening and parting with the
+        articulation kept; turn the head.
+        """
+        face = self._read(track, t)
+        source = track.landmarks[:, :2]
+        request = request or self.request  # read once: another thread may replace it meanwhile
+        fitted = self.fitted
+        count = len(fitted.library.emotions)
+        if not request.active:
+            self._gain = 0.0
+            return ExpressionPlan.unchanged(source, face.current, count)
+        wanted = ExpressionTarget.unpacked(self._transition(request.target(fitted).packed(), t), count)
+        self._follow_confidence(track.confidence)
+        sources = {region: request.source_of(region).kind for region in REGIONS}
+        change, emotions, displacement = self._region_motion(face, wanted, sources, drive)
+        lip_gap_change, mouth_motion = self._mouth_motion(face, wanted, sources, drive, request.live)
+        pose = self._head_turn(wanted, sources, drive)
+        target = turned_points(source + to_image(track, displacement + mouth_motion), track.landmarks, track.rotation,
+                               pose)
+        mouth = self._gain * wanted.posture * wanted.mouth_emotions
+        return ExpressionPlan(source, target, face.current, change, np.maximum(emotions.max(axis=0), mouth),
+                              emotions[shading_owner(SHADING_REGIONS)].T, lip_gap_change, pose)
+
+    def _read(self, track: FaceTrack, t: float) -> FaceReading:
+        """The AUs the face shows against the person's neutral, and the mouth's posture."""
         canonical = canonical_landmarks(track)
         features = (au.feature_operator() @ canonical.ravel()).reshape(2, -1)  # == au.features(canonical)
         self.baseline.observe(features)
         if self._fields is None or self._frames_since_fields >= _FIELDS_REFRESH:
             self._fields, self._frames_since_fields = au.fields(canonical), 0  # geometry barely changes
         self._frames_since_fields += 1
-        unit_fields = self._fields
-        reading = self._reading(estimate_aus(features, self.baseline.features, unit_fields))
+        reading = self._reading(estimate_aus(features, self.baseline.features, self._fields))
         current = np.maximum(reading - self.noise_floor, 0.0)  # soft threshold: no edits from jitter
         gap = float(inner_lip_gap(canonical))
         posture, speaking = self.mouth(gap, t)
-        source = track.landmarks[:, :2]
-        request = request or self.request  # read once: another thread may replace it meanwhile
-        presets = self.presets
-        library = presets.library
-        count = len(library.emotions)
-        if not request.active:
-            self._gain = 0.0
-            return ExpressionPlan(source, source, current, np.zeros((len(LANDMARK_REGIONS), *current.shape)),
-                                  np.zeros(count), np.zeros((count, len(SHADING_REGIONS))), 0.0)
-        wanted = ExpressionTarget.unpacked(self._transition(request.target(presets).packed(), t), count)
-        confident = float(np.clip((track.confidence - _FADE_START) / (1.0 - _FADE_START), 0.0, 1.0))
+        return FaceReading(canonical, self._fields, current, gap, posture, speaking)
+
+    def _follow_confidence(self, confidence: float) -> None:
+        """The edit's strength follows the tracking confidence, at most ``fade_step`` a frame."""
+        confident = float(np.clip((confidence - _FADE_START) / (1.0 - _FADE_START), 0.0, 1.0))
         self._gain += float(np.clip(confident - self._gain, -self.fade_step, self.fade_step))
-        shown = self._gain * wanted.shown  # (L,) per landmark region
+
+    def _region_motion(self, face: FaceReading, wanted: ExpressionTarget, sources: dict[str, str],
+                       drive: DriveReading | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each landmark moved as its own region's source says (the regions partition the mesh).
+
+        Returns the AU change per region (L, len(AU_NUMBERS), 2), the library emotions per region
+        (L, E), and the landmarks' canonical motion (NUM_LANDMARKS, 2), the mouth's opening kept.
+        """
+        fitted, current = self.fitted, face.current
+        shown = self._gain * wanted.shown  # (L,)
         change = np.zeros((len(LANDMARK_REGIONS), *current.shape))
         change[:, _EMOTION_ROWS] = shown[:, None, None] * (wanted.aus[:, _EMOTION_ROWS] - current[_EMOTION_ROWS])
-        emotions = shown[:, None] * wanted.emotions[:-1]  # (L, E)
-        # Each landmark moves as its own region's source says (the regions partition the mesh).
-        owner, everyone = presets.regions, np.arange(len(canonical))
-        by_region = np.einsum("rks,ksnd->rnd", change, unit_fields) + np.einsum("re,end->rnd", emotions, presets.detail)
+        emotions = shown[:, None] * wanted.emotions  # (L, E)
+        owner, everyone = fitted.regions, np.arange(len(face.canonical))
+        by_region = (np.einsum("rks,ksnd->rnd", change, face.unit_fields)
+                     + np.einsum("re,end->rnd", emotions, fitted.detail))  # (L, NUM_LANDMARKS, 2)
         displacement = by_region[owner, everyone]
-        sources = {region: request.source_of(region).kind for region in REGIONS}
         driven = np.array([sources[region] == "drive" for region in LANDMARK_REGIONS])
         if drive is not None and driven.any():
             displacement = displacement + (shown * driven)[owner][:, None] * drive.motion
-        displacement = au.keep_mouth_opening(displacement, canonical)
-        grin = float(np.clip((current[_AU12].mean() - _GRIN_FROM) / _GRIN_SPAN, 0.0, 1.0))
-        opening = self._gain * self._opening_change(sources["mouth_opening"], wanted, drive, gap, posture, speaking, grin)
-        # Lips pulled back from the teeth beyond what the jaw explains (pressing them is the geometry's).
+        return change, emotions, au.keep_mouth_opening(displacement, face.canonical)
+
+    def _mouth_motion(self, face: FaceReading, wanted: ExpressionTarget, sources: dict[str, str],
+                      drive: DriveReading | None, live: frozenset[str]) -> tuple[float, np.ndarray]:
+        """The change of the inner-lip gap (canonical units) and the lips' and jaw's motion
+        (NUM_LANDMARKS, 2) that makes it: the posture's opening, and the lips pulled back from
+        the teeth beyond what the jaw explains (pressing them is the geometry's)."""
+        library = self.library
+        grin = float(np.clip((face.current[_AU12].mean() - _GRIN_FROM) / _GRIN_SPAN, 0.0, 1.0))
+        opening = self._gain * self._opening_change(sources["mouth_opening"], wanted, drive, face.gap, face.posture,
+                                                    face.speaking, grin)
         parting = self._gain * self.mouth.applied_opening(
-            wanted.opening[0] * float(wanted.emotions[-1] @ np.maximum(library.parting, 0.0)), gap, speaking)
-        mouth_motion = opening * library.speech + parting * presets.lips_apart  # lips and jaw
-        live = request.live
+            wanted.posture * float(wanted.mouth_emotions @ np.maximum(library.parting, 0.0)), face.gap, face.speaking)
+        motion = opening * library.speech + parting * self.fitted.lips_apart
         if live:  # never a live region
-            mouth_motion = mouth_motion * edited_landmarks(owner, live - {"mouth_corners"})[:, None]
-        displacement = displacement + mouth_motion
+            motion = motion * edited_landmarks(self.fitted.regions, live - {"mouth_corners"})[:, None]
+        return opening + parting, motion
+
+    def _head_turn(self, wanted: ExpressionTarget, sources: dict[str, str], drive: DriveReading | None) -> np.ndarray:
+        """The head's turn (``PoseEdit.vector``): the request's, or the driver's within ``MAX_TURN``."""
         pose = self._gain * wanted.pose
         if drive is not None and sources["head_pose"] == "drive":
             pose = pose + self._gain * np.clip(np.append(drive.pose, 0.0), -MAX_TURN, MAX_TURN)
-        target = turned_points(source + to_image(track, displacement), track.landmarks, track.rotation, pose)
-        mouth = self._gain * wanted.opening[0] * wanted.emotions[-1]
-        return ExpressionPlan(source, target, current, change, np.maximum(emotions.max(axis=0), mouth),
-                              emotions[shading_owner(SHADING_REGIONS)].T, opening + parting, pose)
+        return pose
 
     def _opening_change(self, kind: str, wanted: ExpressionTarget, drive: DriveReading | None, gap: float,
                         posture: float, speaking: float, grin: float) -> float:
@@ -481,8 +549,8 @@ class ExpressionController:
                 return 0.0
             return mouth.closed + drive.opening - gap
         rest = mouth.closed + speaking * max(0.0, self.library.rest_gap - mouth.closed)
-        asked = float(wanted.emotions[-1] @ self.library.opening)
+        asked = float(wanted.mouth_emotions @ self.library.opening)
         held_open = min(0.0, rest - posture)  # negative: what would close the mouth down to rest
         speech = max(held_open, -max(asked, 0.0))  # of that, only what the emotion's opening covers
         posture_change = grin * held_open + (1.0 - grin) * speech + asked
-        return mouth.applied_change(wanted.opening[0] * posture_change + wanted.opening[1], gap, speaking)
+        return mouth.applied_change(wanted.posture * posture_change + wanted.manual_opening, gap, speaking)

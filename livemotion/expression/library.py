@@ -62,7 +62,7 @@ GRID = 64  # side of the shading lattice over the template's aligned crop (a ste
 # The warp that places that lattice on a face: the kernel the shipped library was measured with, so
 # that `build-library` on the same clips remakes it (the live engine's is narrower).
 LATTICE_WARP = {"sigma": 0.035, "refinements": 2}  # sigma: a share of the crop's side
-REGIONS = ("forehead", "glabella", "eyes", "nasolabial", "chin")
+SHADING_REGIONS = ("forehead", "glabella", "eyes", "nasolabial", "chin")  # where the library keeps creases
 # The emotions a library describes (neutral is the reference, so it has no entry), and the words
 # that label a clip with each; the file name carries the label (MEAD: mead_W009_happy.mp4).
 EMOTION_WORDS = {
@@ -79,7 +79,7 @@ class ExpressionLibrary:
     rest_gap: float  # inner-lip gap of a neutral face at rest (lips together), canonical units
     geometry: np.ndarray  # (E, NUM_LANDMARKS, 2) posture change per emotion, mouth opening factored out
     opening: np.ndarray  # (E,) change of the resting inner-lip gap per emotion, canonical units
-    shading: np.ndarray  # (E, len(REGIONS), GRID, GRID) float32 log luminance ratio, template lattice
+    shading: np.ndarray  # (E, len(SHADING_REGIONS), GRID, GRID) float32 log luminance ratio, template lattice
     sources: tuple[str, ...]  # the clips it was built from
     measured: np.ndarray = field(default_factory=lambda: np.ones(len(LIBRARY_EMOTIONS), bool))  # (E,) from its own clips
     mouths: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 3), np.uint8))
@@ -130,7 +130,7 @@ class ExpressionLibrary:
             speech=self.speech.astype(np.float32), rest_gap=self.rest_gap, geometry=self.geometry.astype(np.float32),
             opening=self.opening.astype(np.float32), parting=self.parting.astype(np.float32),
             shading=self.shading.astype(np.float16),
-            emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(REGIONS), sources=np.array(self.sources),
+            emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(SHADING_REGIONS), sources=np.array(self.sources),
             measured=self.measured, mouths=self.mouths, faces=self.faces, face_points=self.face_points,
             personal=self.personal)
         write_whole(path, buffer.getvalue(), private)
@@ -188,7 +188,7 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
         raise InvalidRequest(f"{path} is not an expression library ({error}): {rebuild}") from None
     shapes_ok = (library.template.shape == (NUM_LANDMARKS, 2)
                  and library.geometry.shape == (len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2)
-                 and library.shading.shape == (len(LIBRARY_EMOTIONS), len(REGIONS), GRID, GRID)
+                 and library.shading.shape == (len(LIBRARY_EMOTIONS), len(SHADING_REGIONS), GRID, GRID)
                  and library.measured.shape == (len(LIBRARY_EMOTIONS),) == library.parting.shape
                  and library.mouths.shape[0] == len(LIBRARY_EMOTIONS)
                  and library.faces.shape[0] == len(LIBRARY_EMOTIONS) == library.face_points.shape[0])
@@ -219,7 +219,7 @@ def template_lattice(template: np.ndarray, size: int = 256) -> tuple[np.ndarray,
 
 
 def region_masks(template: np.ndarray, size: int = 256) -> np.ndarray:
-    """(len(REGIONS), GRID, GRID) float32 soft masks of the skin regions on the template lattice.
+    """(len(SHADING_REGIONS), GRID, GRID) float32 soft masks of the skin regions on the template lattice.
 
     Each region is a Gaussian blob around anatomical anchors; all are restricted to skin (inside
     the face, away from the eyes, the brows' hair and the lips) and never sum above 1.

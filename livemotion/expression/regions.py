@@ -46,7 +46,7 @@ _FEATURES = {  # the vertices that define each landmark region; every other vert
 LANDMARK_REGIONS = tuple(_FEATURES)
 REGIONS = (*LANDMARK_REGIONS, "mouth_opening", "head_pose")
 EXPRESSION_REGIONS = REGIONS[:-1]  # all but the head: keeping these live leaves only a pose edit
-# The library's shading regions (``library.REGIONS``) that belong to each landmark region.
+# The library's shading regions (``library.SHADING_REGIONS``) that belong to each landmark region.
 SHADING_OF = {"brows": ("forehead", "glabella"), "eyes": ("eyes",), "cheeks": ("nasolabial",), "mouth_corners": ("chin",)}
 SOURCES = ("edit", "live", "drive", "manual")  # besides an emotion's name
 DRIVEN = dict.fromkeys(LANDMARK_REGIONS, "drive")  # mimic's default: the expression, not the speech or the pose

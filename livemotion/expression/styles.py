@@ -27,7 +27,16 @@ from ..face.mesh import NUM_LANDMARKS
 from ..io.files import FolderIndex, data_dir, private_folder, write_whole
 from . import au
 from .controller import NeutralBaseline, estimate_aus
-from .library import GRID, REGIONS, ExpressionLibrary, carry_lattice, load_library, region_masks, skin_mask, template_lattice
+from .library import (
+    GRID,
+    SHADING_REGIONS,
+    ExpressionLibrary,
+    carry_lattice,
+    load_library,
+    region_masks,
+    skin_mask,
+    template_lattice,
+)
 from .measure import ClipMeasure, clip_posture, log_ratio, measure_clip, speech_basis
 from .regions import SOURCES
 
@@ -47,7 +56,7 @@ class Style:
     template: np.ndarray  # (NUM_LANDMARKS, 2) the neutral face it was measured against, canonical units
     geometry: np.ndarray  # (NUM_LANDMARKS, 2) posture change, mouth opening factored out
     opening: float  # change of the resting inner-lip gap, canonical units
-    shading: np.ndarray  # (len(REGIONS), GRID, GRID) log luminance ratio on ``template``'s lattice
+    shading: np.ndarray  # (len(SHADING_REGIONS), GRID, GRID) log luminance ratio on ``template``'s lattice
     source: str  # the clip's file name
     windows: int  # sliding windows the median was taken over
 
@@ -55,7 +64,7 @@ class Style:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, version=STYLE_VERSION, name=self.name, template=self.template.astype(np.float32),
                             geometry=self.geometry.astype(np.float32), opening=self.opening,
-                            shading=self.shading.astype(np.float16), regions=np.array(REGIONS), source=self.source,
+                            shading=self.shading.astype(np.float16), regions=np.array(SHADING_REGIONS), source=self.source,
                             windows=self.windows)
         write_whole(path, buffer.getvalue(), private=True)
 
@@ -82,8 +91,8 @@ def load_style(path: str | Path) -> Style:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise InvalidRequest(f"{path} is not a livemotion style ({error}): make it with `livemotion style CLIP "
                              "--name NAME`") from None
-    if version != STYLE_VERSION or regions != REGIONS or style.geometry.shape != (NUM_LANDMARKS, 2) \
-            or style.shading.shape != (len(REGIONS), GRID, GRID):
+    if version != STYLE_VERSION or regions != SHADING_REGIONS or style.geometry.shape != (NUM_LANDMARKS, 2) \
+            or style.shading.shape != (len(SHADING_REGIONS), GRID, GRID):
         raise InvalidRequest(f"{path} is a style of another livemotion version: make it anew with `livemotion style`")
     return style
 

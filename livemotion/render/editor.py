@@ -20,8 +20,7 @@ from ..expression.controller import (
     ExpressionRequest,
     RequestSource,
 )
-from ..expression.library import GRID, ExpressionLibrary, sample_lattice, template_to_crop
-from ..expression.library import REGIONS as SHADING_REGIONS
+from ..expression.library import GRID, SHADING_REGIONS, ExpressionLibrary, sample_lattice, template_to_crop
 from ..face.alignment import align, engine_points, lattice_coordinates, mouth_patch_transform
 from ..face.mesh import INNER_LIP_CONTOUR, IRIS_CENTRES, IRIS_RIMS, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
@@ -194,7 +193,7 @@ class ExpressionEditor:
         """The mouth's change for the compositor (``target``: frame pixels); a new opening shows the
         person's own mouth interior of the strongest emotion asked for, when the library (a
         calibration profile) has one."""
-        if abs(plan.opening) < _MOUTH_CHANGE_MIN:
+        if abs(plan.lip_gap_change) < _MOUTH_CHANGE_MIN:
             return None
         interior = library.mouth_interior(int(np.argmax(plan.emotions))) if plan.emotions.any() else None
         return MouthChange(plan.source[list(INNER_LIP_CONTOUR)], target[list(INNER_LIP_CONTOUR)],

@@ -184,9 +184,9 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
     editor = None
     if edit:
         controller = ExpressionController(request, library=library, fade_step=fade_step, transition=transition)
-        controller.request.target(controller.presets)  # names only the library's emotions and styles
+        controller.request.target(controller.fitted)  # names only the library's emotions and styles
         if isinstance(schedule, Schedule):
-            schedule.check(controller.presets)
+            schedule.check(controller.fitted)
         engine_backend = create_backend(backend, engine, device=device, fp16=fp16) if isinstance(backend, str) \
             else backend
         editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver)

@@ -37,7 +37,7 @@ import jsonschema
 
 from ..errors import InvalidRequest
 from ..expression.au import AU_NUMBERS, EMOTION_AUS
-from ..expression.controller import DriveSource, Presets, Schedule
+from ..expression.controller import DriveSource, FittedLibrary, Schedule
 from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
 from ..expression.profiles import list_profiles, resolve_library
 from ..expression.styles import list_styles
@@ -131,7 +131,7 @@ class Controls:
         self._lock = threading.Lock()
         self._library: ExpressionLibrary = resolve_library(self.state.library, self.state.profile)
         self.calibration: CalibrationSession | None = None
-        self._presets: Presets | None = None  # the library fitted to the AUs, for ``shown_aus``
+        self._fitted_library: FittedLibrary | None = None  # the library fitted to the AUs, for ``shown_aus``
         self._bypass_before_calibration = False
         self.driver: DriveSource | None = None  # the driving face (mimic) every stream reads, if one is connected
 
@@ -234,10 +234,10 @@ class Controls:
         if state.schedule:
             Schedule(state.schedule).check(self._fitted(library))
 
-    def _fitted(self, library: ExpressionLibrary) -> Presets:
-        if self._presets is None or self._presets.library is not library:
-            self._presets = Presets.fit(library)
-        return self._presets
+    def _fitted(self, library: ExpressionLibrary) -> FittedLibrary:
+        if self._fitted_library is None or self._fitted_library.library is not library:
+            self._fitted_library = FittedLibrary.fit(library)
+        return self._fitted_library
 
     def restore(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         """Apply the user's last settings (less the ``skip`` keys, chosen anew); settings that no
