@@ -49,6 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``livemotion`` command's parser: every command and option, with its help."""
     parser = _Parser(
         prog="livemotion",
         description="Real-time emotion filter for video calls: tracks the face in a video and "
@@ -838,6 +839,7 @@ def _stop_on_signals() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``livemotion`` command; the exit status (0 ok, 2 bad input or a refusal in one line, 130 interrupted)."""
     logging.basicConfig(level=logging.WARNING, format="livemotion: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     _stop_on_signals()

@@ -22,10 +22,12 @@ class Frame:
 
     @property
     def width(self) -> int:
+        """Pixels across."""
         return int(self.image.shape[1])
 
     @property
     def height(self) -> int:
+        """Pixels down."""
         return int(self.image.shape[0])
 
     def with_image(self, image: np.ndarray) -> Frame:
@@ -57,6 +59,7 @@ class Box:
 
     @property
     def area(self) -> float:
+        """Square pixels inside the box (0 if empty)."""
         return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
 
 

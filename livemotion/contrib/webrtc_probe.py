@@ -35,6 +35,7 @@ async def wait_for_port(port: int, timeout: float = 60.0) -> None:
 
 
 def stamp(image: np.ndarray, index: int) -> np.ndarray:
+    """``image`` with ``number`` written into its top-left corner as a binary code that survives VP8."""
     out = image.copy()
     for bit in range(BITS):
         out[:BLOCK, bit * BLOCK:(bit + 1) * BLOCK] = 255 if (index >> bit) & 1 else 0
@@ -42,6 +43,7 @@ def stamp(image: np.ndarray, index: int) -> np.ndarray:
 
 
 def read_stamp(image: np.ndarray) -> int:
+    """The number ``stamp`` wrote into ``image``, or None where it cannot be read."""
     blocks = image[4:BLOCK - 4].reshape(BLOCK - 8, -1, 3)[:, : BITS * BLOCK].reshape(BLOCK - 8, BITS, BLOCK, 3)
     return int(sum(1 << bit for bit in range(BITS) if blocks[:, bit, 4:-4].mean() > 127))
 
@@ -56,6 +58,7 @@ class NumberedTrack(VideoStreamTrack):
         self._index = 0
 
     async def recv(self) -> av.VideoFrame:
+        """The next numbered frame, paced at the track's frame rate."""
         pts, time_base = await self.next_timestamp()
         index = self._index % (1 << BITS)
         image = stamp(self.frame_source(self._index), index)
@@ -68,6 +71,8 @@ class NumberedTrack(VideoStreamTrack):
 
 @dataclass
 class Returned:
+    """One frame the server sent back: its number, picture and when it arrived."""
+
     index: int
     latency_ms: float
     image: np.ndarray
@@ -76,9 +81,12 @@ class Returned:
 
 @dataclass
 class ProbeResult:
+    """What one probe session sent and got back."""
+
     returned: list[Returned] = field(default_factory=list)
 
     def latencies(self) -> np.ndarray:
+        """Round-trip milliseconds of every frame that came back."""
         return np.array([r.latency_ms for r in self.returned])
 
 

@@ -41,6 +41,9 @@ NUM_POINTS = len(CONTROL_POINTS) + len(FACE_OVAL)
 
 
 class EngineBackend(Protocol):
+    """Runs an engine: ``backend(source, target)`` with (B, N, 2) float32 control points in crop pixels returns (B, 2, G,
+    G) float32 the backward flow on the engine's lattice. One instance may serve many streams."""
+
     name: str
     size: int  # side of the aligned crop the control points are given in, pixels
     grid: int  # side of the lattice the flow comes back on
@@ -66,6 +69,8 @@ def build_spec(engine: str) -> dict[str, Any]:
 
 
 class TorchBackend:
+    """The engine run by torch (CPU or CUDA)."""
+
     name = "torch"
 
     def __init__(self, engine: str = "warp", size: int = 256, device: str = "cpu", **_: object):
@@ -114,6 +119,8 @@ def _write_cached(path: Path, write: Callable[[Path], object]) -> None:
 
 
 class OnnxRuntimeBackend:
+    """The engine exported to ONNX and run by ONNX Runtime (its worker threads told not to spin)."""
+
     name = "onnxruntime"
 
     def __init__(self, engine: str = "warp", size: int = 256, device: str = "cpu", **_: object):
@@ -152,6 +159,8 @@ def plan_key(onnx_path: Path, gpu_name: str, capability: tuple[int, int], trt_ve
 
 
 class TensorRTBackend:
+    """The engine built into a cached TensorRT plan for this GPU (NVIDIA only)."""
+
     name = "tensorrt"
 
     def __init__(self, engine: str = "warp", size: int = 256, device: str = "cuda", fp16: bool = True, **_: object):

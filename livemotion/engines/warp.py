@@ -42,6 +42,7 @@ class WarpEngine(torch.nn.Module):
         self.register_buffer("pinned", border_points(size), persistent=False)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, N, 2) source and target control points, crop pixels -> (B, 2, grid, grid) backward flow, crop pixels."""
         pinned = self.pinned[None].expand(source.shape[0], -1, -1).to(source.dtype)
         return backward_flow(torch.cat([source, pinned], 1), torch.cat([target, pinned], 1),
                              self.size, self.grid, self.sigma_px, self.refinements)

@@ -67,6 +67,8 @@ class Handle:
 
 @dataclass(frozen=True)
 class ActionUnit:
+    """One FACS Action Unit: its handle vertices, how far each moves per unit intensity, and its fall-off."""
+
     number: int
     name: str
     handles: tuple[Handle, ...]

@@ -80,11 +80,13 @@ class NeutralBaseline:
         self.reset()
 
     def reset(self) -> None:
+        """Forget what was learned: start again from the prior calm face."""
         self.features = self._prior.copy()
         self.frames_learned = 0
         self._previous: np.ndarray | None = None
 
     def observe(self, features: np.ndarray) -> None:
+        """Learn from one frame's ``features`` (2, features) if the face is still."""
         previous, self._previous = self._previous, features
         if previous is None or np.abs(features - previous).max() > self.still_threshold:
             return  # moving: an expression or speech in progress, not a resting face
@@ -157,6 +159,7 @@ class ExpressionRequest:
                                  f"got {self.opening}")
 
     def source_of(self, region: str) -> RegionSource:
+        """What drives ``region`` (``regions.RegionSource``); absent from ``regions``: the edit."""
         return parse_source(region, self.regions.get(region, "edit"))
 
     @property
@@ -253,6 +256,7 @@ class FittedLibrary:
 
     @classmethod
     def fit(cls, library: ExpressionLibrary) -> FittedLibrary:
+        """``library``'s emotions split into AU intensities and detail on its own template."""
         unit_fields = au.fields(library.template)
         neutral = (au.feature_operator() @ library.template.ravel()).reshape(2, -1)
         aus, detail = [], []
@@ -268,13 +272,15 @@ class FittedLibrary:
 class RequestSource(Protocol):
     """Requests over time, asked once a frame (``Schedule``)."""
 
-    def request_at(self, seconds: float) -> ExpressionRequest: ...
+    def request_at(self, seconds: float) -> ExpressionRequest:
+        """The request in force ``seconds`` after the schedule started."""
 
 
 class DriveSource(Protocol):
     """A driving face, read once a frame (``drive.Driver``); None until it has a reading."""
 
-    def read(self, seconds: float) -> DriveReading | None: ...
+    def read(self, seconds: float) -> DriveReading | None:
+        """The driving face at media time ``seconds``, or None before it has a reading."""
 
 
 class Schedule:
@@ -304,6 +310,7 @@ class Schedule:
             request.target(fitted)
 
     def request_at(self, seconds: float) -> ExpressionRequest:
+        """The last step at or before ``seconds`` (the first step before it starts)."""
         current = self.steps[0][1]
         for when, request in self.steps:
             if when <= seconds:
@@ -326,6 +333,7 @@ class MouthPosture:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the mouth's history: its posture and speaking range are learned anew."""
         self._history: deque[tuple[float, float]] = deque()
         self.closed = self.contact
         self.high = self.contact  # the top of the speaking range (90th percentile)

@@ -124,6 +124,7 @@ class Driver:
                               f"frames; it needs {self.learn_frames}")
 
     def close(self) -> None:
+        """Stop reading the driving face: its tracker and its source are closed."""
         with self._lock:
             self._tracker.close()
         if self.source is not None:

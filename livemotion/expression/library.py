@@ -74,6 +74,8 @@ LIBRARY_EMOTIONS = tuple(EMOTION_WORDS)
 
 @dataclass(frozen=True)
 class ExpressionLibrary:
+    """What each emotion does to a face, on a template face (see the module's text). ``E`` = len(emotions)."""
+
     template: np.ndarray  # (NUM_LANDMARKS, 2) neutral face, canonical units (mean over people; a profile: the person's)
     speech: np.ndarray  # (NUM_LANDMARKS, 2) canonical motion per unit of inner-lip gap while talking
     rest_gap: float  # inner-lip gap of a neutral face at rest (lips together), canonical units
@@ -100,6 +102,7 @@ class ExpressionLibrary:
         return LIBRARY_EMOTIONS + self.styles
 
     def emotion_index(self, emotion: str) -> int:
+        """The row of ``emotion`` (a library emotion or a style); ``InvalidRequest`` naming the known ones otherwise."""
         if emotion not in self.emotions:
             styles = f"; styles: {', '.join(self.styles)}" if self.styles else ""
             raise InvalidRequest(f"unknown emotion {emotion!r}: use one of neutral, {', '.join(LIBRARY_EMOTIONS)}"

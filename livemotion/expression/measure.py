@@ -130,6 +130,8 @@ def _lattice_luminance(image: np.ndarray, track: FaceTrack, alignment: Alignment
 
 @dataclass(frozen=True)
 class Posture:
+    """A clip's face with speech factored out: its shape, its inner-lip gap and its luminance on the template lattice."""
+
     shape: np.ndarray  # (NUM_LANDMARKS, 2)
     gap: float
     luminance: np.ndarray  # (GRID, GRID)

@@ -29,6 +29,8 @@ CALIBRATION_FRAMES = 300  # frames of each calibration clip measured (10 s of ne
 
 @dataclass(frozen=True)
 class ProfileInfo:
+    """A stored profile as the lists show it: name, file, the emotions measured on the person, size."""
+
     name: str
     path: Path
     emotions: tuple[str, ...]  # measured on the person (the others come from the shipped library)
@@ -41,12 +43,14 @@ def profiles_dir() -> Path:
 
 
 def check_name(name: str) -> str:
+    """``name`` if a profile may be called so, else ``InvalidRequest`` saying what is allowed."""
     if not _NAME.match(name):
         raise InvalidRequest(f"profile name {name!r} is not allowed: use {NAME_RULE}")
     return name
 
 
 def profile_path(name: str) -> Path:
+    """Where profile ``name`` is stored."""
     return profiles_dir() / f"{check_name(name)}.npz"
 
 
@@ -101,6 +105,7 @@ def save_profile(name: str, library: ExpressionLibrary, overwrite: bool = False)
 
 
 def delete_profile(name: str) -> Path:
+    """Remove profile ``name``; its path, or ``InvalidRequest`` if there is none."""
     path = profile_path(name)
     if not path.exists():
         raise InvalidRequest(f"no profile {name!r}: `livemotion profiles` lists them")

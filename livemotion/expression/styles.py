@@ -61,6 +61,7 @@ class Style:
     windows: int  # sliding windows the median was taken over
 
     def save(self, path: str | Path) -> None:
+        """Write the style to ``path``, whole or not at all, user-only."""
         buffer = io.BytesIO()
         np.savez_compressed(buffer, version=STYLE_VERSION, name=self.name, template=self.template.astype(np.float32),
                             geometry=self.geometry.astype(np.float32), opening=self.opening,
@@ -75,6 +76,7 @@ def styles_dir() -> Path:
 
 
 def check_style_name(name: str) -> str:
+    """``name`` if a style may be called so (not an emotion or a region source), else ``InvalidRequest``."""
     if not _NAME.match(name) or name in (*au.EMOTIONS, *SOURCES):
         raise InvalidRequest(f"style name {name!r} is not allowed: use {_NAME_RULE}")
     return name
@@ -123,6 +125,7 @@ def free_style_path(name: str, overwrite: bool = False) -> Path:
 
 
 def save_style(style: Style, overwrite: bool = False) -> Path:
+    """Store ``style`` under its name (``overwrite`` to replace one); its path."""
     path = free_style_path(style.name, overwrite)
     private_folder(path.parent)
     style.save(path)
@@ -130,6 +133,7 @@ def save_style(style: Style, overwrite: bool = False) -> Path:
 
 
 def delete_style(name: str) -> Path:
+    """Remove style ``name``; its path, or ``InvalidRequest`` if there is none."""
     path = styles_dir() / f"{check_style_name(name)}.npz"
     if not path.exists():
         raise InvalidRequest(f"no style {name!r}: `livemotion styles` lists them")

@@ -28,6 +28,7 @@ class Alignment:
     size: int
 
     def points_to_crop(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) frame pixels -> (N, 2) crop pixels."""
         return points @ self.to_crop[:, :2].T + self.to_crop[:, 2]
 
     @property

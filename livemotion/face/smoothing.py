@@ -30,6 +30,7 @@ class OneEuroFilter:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the history: the next value passes through as it is."""
         self._value: np.ndarray | None = None
         self._speed: np.ndarray | None = None
         self._time: float | None = None
@@ -61,6 +62,7 @@ class TrackSmoother:
         self._filter = OneEuroFilter(min_cutoff, beta, d_cutoff)
 
     def reset(self) -> None:
+        """Forget the face: the next track passes through as it is."""
         self._filter.reset()
 
     def __call__(self, track: FaceTrack, t: float) -> FaceTrack:
@@ -79,6 +81,7 @@ class CausalWindow:
         self._items: deque[np.ndarray] = deque(maxlen=size)
 
     def reset(self) -> None:
+        """Forget the window's history."""
         self._items.clear()
 
     def __call__(self, value: np.ndarray) -> np.ndarray:

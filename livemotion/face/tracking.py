@@ -95,6 +95,7 @@ class FaceTracker:
                 self._mesh.process(warm_up)
 
     def track(self, image: np.ndarray) -> TrackResult:
+        """The largest face in ``image`` ((H, W, 3) uint8 RGB) as a ``FaceTrack``, or ``NoFace`` saying why not."""
         height, width = image.shape[:2]
         result = self._mesh.process(image)
         faces = result.multi_face_landmarks or []
@@ -122,6 +123,7 @@ class FaceTracker:
         )
 
     def close(self) -> None:
+        """Free MediaPipe's graph."""
         self._mesh.close()
 
     def __enter__(self) -> FaceTracker:

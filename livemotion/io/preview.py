@@ -17,9 +17,11 @@ from ..types import Box, FaceTrack, Frame, TrackResult
 class Preview(Protocol):
     """What the runners feed every written frame to, and ask to write itself at the end."""
 
-    def offer(self, frame: Frame, output: np.ndarray, track: TrackResult) -> None: ...
+    def offer(self, frame: Frame, output: np.ndarray, track: TrackResult) -> None:
+        """Consider one processed frame (input, output and its track) for the sheet."""
 
-    def write(self) -> None: ...
+    def write(self) -> None:
+        """Write the sheet; ``SinkError`` if it cannot be written."""
 
 
 def _writable(path: str) -> str:
@@ -65,10 +67,12 @@ class PreviewSheet:
         self._rows: list[np.ndarray] = []
 
     def offer(self, frame: Frame, output: np.ndarray, track: TrackResult) -> None:
+        """Keep the frame if it is one of the evenly spread ones."""
         if frame.index in self._picks:
             self._rows.append(np.hstack([frame.image, np.full((frame.image.shape[0], 8, 3), 255, np.uint8), output]))
 
     def write(self) -> None:
+        """Write input | output of the kept frames as one PNG."""
         if not self._rows:
             return
         width = max(row.shape[1] for row in self._rows)
@@ -85,6 +89,7 @@ class EmotionSheet:
         self._columns: list[np.ndarray] = []
 
     def offer(self, frame: Frame, output: np.ndarray, track: TrackResult) -> None:
+        """Keep the face of the frame if it is an emotion's apex."""
         emotion = self.apexes.get(frame.index)
         if emotion is None:
             return
@@ -93,6 +98,7 @@ class EmotionSheet:
                                         face_tile(output, box, f"{emotion}: output", self.side)]))
 
     def write(self) -> None:
+        """Write the contact sheet: inputs above outputs, one column per emotion."""
         if not self._columns:
             return
         gap = np.full((self._columns[0].shape[0], 6, 3), 255, np.uint8)

@@ -35,9 +35,13 @@ _FINE_TIME_BASE = Fraction(1, 90_000)  # keeps any source's timestamps exact to 
 
 
 class FrameSink(Protocol):
-    def write(self, frame: Frame) -> None: ...
+    """Where output frames go: a file, the y4m pipe, the virtual camera."""
 
-    def close(self) -> None: ...
+    def write(self, frame: Frame) -> None:
+        """Write one frame; ``SinkError`` says what went wrong."""
+
+    def close(self) -> None:
+        """Finish: a file is complete and renamed into place."""
 
 
 class _PyAVSink:

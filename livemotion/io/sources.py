@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class FrameSource(Protocol):
+    """Where frames come from: iterate for ``Frame`` records in order; ``size``, ``fps`` and ``frame_count`` (None:
+    unknown) describe them."""
+
     name: str
     fps: float
     size: tuple[int, int]  # (width, height)
@@ -35,7 +38,8 @@ class FrameSource(Protocol):
 
     def __iter__(self) -> Iterator[Frame]: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the device or file."""
 
 
 class DemoSource:
@@ -52,6 +56,7 @@ class DemoSource:
             yield Frame(image, index, Fraction(index) / Fraction(self.fps), time.perf_counter())
 
     def close(self) -> None:
+        """Nothing to release."""
         pass
 
 
@@ -68,6 +73,7 @@ class MemorySource:
             yield Frame(image, index, Fraction(index) / Fraction(self.fps), time.perf_counter())
 
     def close(self) -> None:
+        """Nothing to release."""
         pass
 
 
@@ -148,6 +154,7 @@ class FileSource:
                            f"read {index} frames{expected}")
 
     def close(self) -> None:
+        """Close the container."""
         self._container.close()
 
 
@@ -161,6 +168,7 @@ class CameraOptions:
 
     @property
     def is_default(self) -> bool:
+        """True when nothing was asked of the camera."""
         return self == CameraOptions()
 
 
@@ -217,6 +225,7 @@ class WebcamSource:
             index += 1
 
     def close(self) -> None:
+        """Release the camera."""
         self._capture.release()
 
 

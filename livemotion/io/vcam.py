@@ -49,6 +49,7 @@ class FramePacer:
         self._next: float | None = None
 
     def wait(self) -> None:
+        """Sleep until the next frame is due at the source's rate."""
         now = self.clock()
         if self._next is not None and now < self._next:
             self.sleep(self._next - now)
@@ -97,13 +98,16 @@ class VirtualCameraSink:
 
     @property
     def device(self) -> str:
+        """The device livemotion writes to, as the call apps list it."""
         return self.camera.device
 
     def write(self, frame: Frame) -> None:
+        """Send one frame to the virtual camera in its native pixel format, paced."""
         image = frame.image if self._convert is None else self._convert(frame.image)
         if self._pacer is not None:
             self._pacer.wait()
         self.camera.send(image)
 
     def close(self) -> None:
+        """Release the device."""
         self.camera.close()

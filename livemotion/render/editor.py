@@ -89,6 +89,8 @@ class ExpressionEditor:
         self.last_plan: ExpressionPlan | None = None
 
     def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray:
+        """The frame's picture with the expression edited: plan (controller), flows (engine), shading and compositing.
+        ``timings`` receives each stage's milliseconds; the input picture itself when the plan moves nothing."""
         start = time.perf_counter()
         request = None
         schedule = self.schedule  # read once: the control API may replace it meanwhile

@@ -78,6 +78,7 @@ class CalibrationSession:
 
     # ---- what the page shows ---------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        """Where the session stands, for the page: phase, the current emotion, countdown, each take's check."""
         with self._lock:
             step = self.steps[self._step] if self._step < len(self.steps) else None
             length = self.countdown if self._phase == "countdown" else self._take_seconds(step)
@@ -157,6 +158,7 @@ class CalibrationSession:
 
     # ---- the user's answers ------------------------------------------------------------------
     def accept(self) -> None:
+        """Keep the take just made and go on to the next emotion."""
         with self._lock:
             self._require("review")
             take = self._take
@@ -167,11 +169,13 @@ class CalibrationSession:
             self._advance()
 
     def retake(self) -> None:
+        """Drop the take just made and record it again."""
         with self._lock:
             self._require("review")
             self._phase, self._phase_start, self._check = "countdown", None, None
 
     def skip(self) -> None:
+        """Skip the current emotion (it comes from the shipped library)."""
         with self._lock:
             if self._phase not in ("countdown", "review"):
                 raise InvalidRequest(f"nothing to skip while {self._phase}")

@@ -60,6 +60,7 @@ class LiveRunner:
         self._errors: list[BaseException] = []
 
     def stop(self) -> None:
+        """Ask the threads to end; ``run`` returns after the sink is closed."""
         self._stop.set()
 
     def _guarded(self, work: Callable[[], None], done: LatestSlot[Any]) -> Callable[[], None]:
@@ -94,6 +95,8 @@ class LiveRunner:
             deliver(*item, self.sink, self.stats, self.preview)
 
     def run(self, on_status: Callable[[PipelineStats], None] | None = None, status_every: float = 0.5) -> PipelineStats:
+        """Capture, process and write until the source ends, ``max_frames``, ``stop`` or Ctrl-C; the stats. ``on_status``
+        is called twice a second."""
         done = LatestSlot[None]()  # closed when the output thread has written its last frame
         threads = [
             threading.Thread(target=self._guarded(self._capture, self._frames), name="livemotion-capture", daemon=True),

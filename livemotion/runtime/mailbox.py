@@ -43,11 +43,13 @@ class LatestSlot(Generic[T]):
         return item
 
     def get(self, timeout: float | None = None) -> T | None:
+        """The newest item, waiting for one (None once closed)."""
         with self._condition:
             self._condition.wait_for(lambda: self._full or self._closed, timeout)
             return self._take() if self._full else None
 
     async def get_async(self) -> T | None:
+        """``get`` for asyncio code."""
         loop = asyncio.get_running_loop()
         while True:
             with self._condition:
@@ -64,6 +66,7 @@ class LatestSlot(Generic[T]):
                     self._async_waiters = [(lp, w) for lp, w in self._async_waiters if w is not waiter]
 
     def close(self) -> None:
+        """Wake every waiter; later gets return None."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
@@ -77,6 +80,7 @@ class LatestSlot(Generic[T]):
 
     @property
     def closed(self) -> bool:
+        """True once ``close`` was called."""
         return self._closed and not self._full
 
 

@@ -38,17 +38,23 @@ class FrameEditor(Protocol):
     ``render.editor.ExpressionEditor`` is the one the CLI and the server use.
     """
 
-    def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray: ...
+    def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray:
+        """``frame``'s picture with the face of ``track`` edited; stage times go into ``timings``."""
 
-    def set_request(self, request: ExpressionRequest) -> None: ...
+    def set_request(self, request: ExpressionRequest) -> None:
+        """Edit towards ``request`` from the next frame on."""
 
-    def set_schedule(self, schedule: Schedule | None) -> None: ...
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        """Take requests from ``schedule`` over time (None: the request)."""
 
-    def set_driver(self, driver: DriveSource | None) -> None: ...
+    def set_driver(self, driver: DriveSource | None) -> None:
+        """Regions whose source is "drive" follow ``driver`` (None: no driving face)."""
 
-    def set_library(self, library: ExpressionLibrary) -> None: ...
+    def set_library(self, library: ExpressionLibrary) -> None:
+        """Take the emotions from ``library`` from the next frame on."""
 
-    def reset_neutral(self) -> None: ...
+    def reset_neutral(self) -> None:
+        """Learn the person's neutral face anew."""
 
 
 class StreamControl(Protocol):
@@ -57,17 +63,23 @@ class StreamControl(Protocol):
     Each call replaces one whole value that the stream's worker reads once per frame.
     """
 
-    def set_request(self, request: ExpressionRequest) -> None: ...
+    def set_request(self, request: ExpressionRequest) -> None:
+        """Edit towards ``request`` from the next frame on."""
 
-    def set_bypass(self, bypass: bool) -> None: ...
+    def set_bypass(self, bypass: bool) -> None:
+        """Pass frames through unedited (still tracked) while ``bypass``."""
 
-    def set_schedule(self, schedule: Schedule | None) -> None: ...
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        """Take requests from ``schedule`` over time (None: the request)."""
 
-    def set_driver(self, driver: DriveSource | None) -> None: ...
+    def set_driver(self, driver: DriveSource | None) -> None:
+        """Regions whose source is "drive" follow ``driver`` (None: no driving face)."""
 
-    def set_library(self, library: ExpressionLibrary) -> None: ...
+    def set_library(self, library: ExpressionLibrary) -> None:
+        """Take the emotions from ``library`` from the next frame on."""
 
-    def reset_neutral(self) -> None: ...
+    def reset_neutral(self) -> None:
+        """Learn the person's neutral face anew."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,25 +121,31 @@ class Pipeline:
 
     # ---- StreamControl ---------------------------------------------------------------------------
     def set_request(self, request: ExpressionRequest) -> None:
+        """Edit towards ``request`` from the next frame on."""
         if self.editor is not None:
             self.editor.set_request(request)
 
     def set_bypass(self, bypass: bool) -> None:
+        """Pass frames through unedited (still tracked) while ``bypass``."""
         self.bypass = bypass
 
     def set_schedule(self, schedule: Schedule | None) -> None:
+        """Take requests from ``schedule`` over time (None: the request)."""
         if self.editor is not None:
             self.editor.set_schedule(schedule)
 
     def set_driver(self, driver: DriveSource | None) -> None:
+        """Regions whose source is "drive" follow ``driver`` (None: no driving face)."""
         if self.editor is not None:
             self.editor.set_driver(driver)
 
     def set_library(self, library: ExpressionLibrary) -> None:
+        """Take the emotions from ``library`` from the next frame on."""
         if self.editor is not None:
             self.editor.set_library(library)
 
     def reset_neutral(self) -> None:
+        """Learn the person's neutral face anew."""
         if self.editor is not None:
             self.editor.reset_neutral()
 

@@ -30,6 +30,7 @@ _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,39}$")
 
 
 def config_dir() -> Path:
+    """The user's livemotion config folder: ``$LIVEMOTION_CONFIG_DIR``, else the platform's."""
     return Path(os.environ.get("LIVEMOTION_CONFIG_DIR") or platformdirs.user_config_dir("livemotion", appauthor=False))
 
 
@@ -75,16 +76,19 @@ def last_camera() -> dict[str, Any]:
 
 
 def remember_camera(camera: dict[str, Any]) -> None:
+    """Keep the webcam a live run used, with its size, frame rate and mirroring."""
     _write("settings.json", {**_read("settings.json"), "camera": camera})
 
 
 def check_preset_name(name: str) -> str:
+    """``name`` if a preset may be called so, else ``InvalidRequest`` saying what is allowed."""
     if not _PRESET_NAME.match(name):
         raise InvalidRequest(f"preset name {name!r} is not allowed: use 1-40 letters, digits, spaces, '-' or '_'")
     return name
 
 
 def presets() -> dict[str, dict[str, Any]]:
+    """The stored presets, {name: expression values}."""
     return {name: values for name, values in _read("presets.json").items() if isinstance(values, dict)}
 
 
@@ -105,6 +109,7 @@ def save_preset(name: str, state: SessionState) -> None:
 
 
 def delete_preset(name: str) -> None:
+    """Remove preset ``name``; ``InvalidRequest`` if there is none."""
     stored = presets()
     if stored.pop(name, None) is None:
         raise InvalidRequest(f"no preset {name!r}: `livemotion presets` lists them")

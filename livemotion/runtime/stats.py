@@ -17,6 +17,8 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class StageSummary:
+    """One stage's milliseconds over a run: percentiles and count."""
+
     p50: float
     p95: float
     p99: float
@@ -24,6 +26,7 @@ class StageSummary:
 
     @classmethod
     def of(cls, samples: Iterable[float]) -> StageSummary:
+        """The summary of ``values`` (ms)."""
         values = np.asarray(samples, dtype=float)
         p50, p95, p99 = np.percentile(values, [50, 95, 99])
         return cls(float(p50), float(p95), float(p99), float(values.mean()))
@@ -31,6 +34,8 @@ class StageSummary:
 
 @dataclass(frozen=True, slots=True)
 class StatsSnapshot:
+    """The stats as the app and the control API's ``stats`` message show them."""
+
     frames_in: int
     frames_out: int
     dropped: int
@@ -41,6 +46,8 @@ class StatsSnapshot:
 
 
 class PipelineStats:
+    """Frames in and out, drops and per-stage times of a run, over a bounded window."""
+
     def __init__(self, window: int = 3000):
         self._lock = threading.Lock()
         self._stage_ms: dict[str, deque[float]] = {}
@@ -52,11 +59,13 @@ class PipelineStats:
         self.wall_seconds = 0.0
 
     def frame_in(self) -> None:
+        """Count a frame taken from the source."""
         with self._lock:
             self.frames_in += 1
             self._in_times.append(time.perf_counter())
 
     def frame_out(self, timings: dict[str, float], had_face: bool) -> None:
+        """Count a frame written, with its stage times."""
         with self._lock:
             for stage, ms in timings.items():
                 self._stage_ms.setdefault(stage, deque(maxlen=self._window)).append(ms)
@@ -67,13 +76,16 @@ class PipelineStats:
     # kept for the synchronous runner, where every frame in is a frame out
     @property
     def frames(self) -> int:
+        """Frames written."""
         return self.frames_out
 
     @property
     def fps(self) -> float:
+        """Frames written per second of wall time."""
         return self.frames_out / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def summary(self) -> dict[str, StageSummary]:
+        """{stage: StageSummary} over the window."""
         with self._lock:
             samples = {stage: list(values) for stage, values in self._stage_ms.items()}
         return {stage: StageSummary.of(values) for stage, values in samples.items()}
@@ -84,6 +96,7 @@ class PipelineStats:
         return float(len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
 
     def snapshot(self) -> StatsSnapshot:
+        """The stats now, for the control API."""
         now = time.perf_counter()
         with self._lock:
             fps_in, fps_out = self._rate(self._in_times, now), self._rate(self._out_times, now)
@@ -91,6 +104,7 @@ class PipelineStats:
         return StatsSnapshot(*counts, fps_in=fps_in, fps_out=fps_out, stages=self.summary())
 
     def status_line(self) -> str:
+        """One line for a terminal's status: fps, drops, latency."""
         s = self.snapshot()
         stages = " ".join(f"{name} {v.p50:.1f}" for name, v in s.stages.items() if name != "total")
         total = s.stages.get("total")
@@ -99,6 +113,7 @@ class PipelineStats:
                 f"| p50 ms: {stages}")
 
     def report(self) -> str:
+        """The end-of-run report printed on stderr."""
         lines = [f"{self.frames_out} frames out of {self.frames_in} in {self.wall_seconds:.2f} s = {self.fps:.1f} fps; "
                  f"dropped {self.dropped}; face tracked in {self.faces}, no face in {self.frames_out - self.faces}",
                  f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}"]

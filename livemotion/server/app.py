@@ -60,6 +60,7 @@ def plugin_file(name: str) -> bytes:
 
 
 def is_loopback(host: str) -> bool:
+    """True for an address of this machine only (127.0.0.0/8, ::1, localhost)."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -80,6 +81,8 @@ MAX_WEBSOCKET_FRAME = 2 << 20  # larger frames close the socket (1009, with the 
 
 @dataclass
 class ServerConfig:
+    """How ``livemotion serve`` runs: address, token, engine backend, limits, library or profile."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None  # required when ``host`` is not loopback (generated if not given)
@@ -159,9 +162,11 @@ class LivemotionServer:
 
     # ---- handlers -------------------------------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:
+        """One of the app's pages (``PAGES``)."""
         return web.Response(body=plugin_file(PAGES[request.path]), content_type="text/html")
 
     async def static(self, request: web.Request) -> web.Response:
+        """The app's script."""
         if request.match_info["name"] not in STATIC:
             raise web.HTTPNotFound()
         name, content_type = STATIC[request.match_info["name"]]
@@ -177,6 +182,8 @@ class LivemotionServer:
         return stream
 
     async def offer(self, request: web.Request) -> web.Response:
+        """``POST /offer``: a WebRTC session in mode filter (a browser's camera, filtered back), view (the published
+        source) or drive (a driving face)."""
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
         try:
@@ -242,6 +249,7 @@ class LivemotionServer:
         return web.json_response({"sdp": peer.localDescription.sdp, "type": peer.localDescription.type})
 
     async def animate(self, request: web.Request) -> web.Response:
+        """``POST /animate``: the uploaded photo animated into an MP4."""
         query = request.query
         try:
             emotion, seconds, intensity = query["emotion"], float(query.get("seconds", 2)), float(query.get("intensity", 1))
@@ -258,6 +266,7 @@ class LivemotionServer:
         return web.Response(body=clip, content_type="video/mp4")
 
     async def style(self, request: web.Request) -> web.Response:
+        """``POST /style``: a style made from the uploaded clip."""
         if "name" not in request.query:
             raise web.HTTPBadRequest(text="POST a video of the face to /style?name=NAME[&filename=F&force=1]")
         data = await read_upload(request)
@@ -308,6 +317,7 @@ class LivemotionServer:
             self._close_stream(stream)
 
     async def control(self, request: web.Request) -> web.WebSocketResponse:
+        """``/ws``: the control API's socket (one reply per message)."""
         if len(self._sockets) >= self.config.max_sockets:
             raise web.HTTPServiceUnavailable(text=f"{self.config.max_sockets} control connections are open, the limit: "
                                                   "close another page or client first")
@@ -358,6 +368,7 @@ class LivemotionServer:
                     self._subscribers.discard(socket)
 
     def app(self) -> web.Application:
+        """The aiohttp application with every route and the Host/Origin/token guard."""
         app = web.Application(middlewares=[self._guard], client_max_size=256 * 1024)
         for path in PAGES:
             app.router.add_get(path, self.page)
@@ -390,5 +401,6 @@ class LivemotionServer:
         return app
 
     def url(self) -> str:
+        """The address the app is served on (with the token off loopback)."""
         query = f"?token={self.config.token}" if self.config.token else ""
         return f"http://{self.config.host}:{self.config.port}/{query}"

@@ -21,6 +21,7 @@ class ControlClientError(LivemotionError, ConnectionError):
 
 
 def control_url(host: str = "127.0.0.1", port: int = 8080) -> str:
+    """The control socket's URL of an instance on ``host``:``port``."""
     return f"ws://{host}:{port}/ws"
 
 

@@ -141,6 +141,7 @@ class Controls:
         return self._library
 
     def attach(self, stream: StreamControl) -> None:
+        """Serve ``stream``: it gets the current state, library and driver now and every change from here on."""
         with self._lock:
             self._streams.append(stream)
             self._push(stream, restart_schedule=True)
@@ -160,6 +161,7 @@ class Controls:
             self.set_driver(None)
 
     def detach(self, stream: StreamControl) -> None:
+        """Stop serving ``stream``."""
         with self._lock:
             self._streams = [s for s in self._streams if s is not stream]
 
@@ -254,6 +256,7 @@ class Controls:
 
     # ---- guided calibration: every stream's camera frames feed the session -------------------
     def feed_calibration(self, frame: Frame, track: object) -> None:
+        """Give a running calibration one camera frame and its track."""
         session = self.calibration
         if session is not None:
             session.feed(frame, track)

@@ -54,6 +54,7 @@ class Stream:
         self._closed = False
 
     def process(self, image: np.ndarray, index: int, pts: Fraction, captured: float) -> np.ndarray:
+        """One received frame through the stream's pipeline: (the output frame, its track)."""
         with self._lock:
             if self._closed:
                 return image  # the stream is going away: pass the frame through
@@ -66,6 +67,7 @@ class Stream:
         return processed.output.image
 
     def close(self) -> None:
+        """Free the stream's tracker."""
         with self._lock:  # waits for a frame in flight, at most one frame's processing
             if self._closed:
                 return
@@ -101,6 +103,7 @@ class FilteredTrack(MediaStreamTrack):
             self._incoming.close()
 
     async def recv(self) -> av.VideoFrame:
+        """The latest received frame, filtered (the raw frame if processing fails)."""
         frame = await self._incoming.get_async()
         if frame is None:
             self.stop()
@@ -116,6 +119,7 @@ class FilteredTrack(MediaStreamTrack):
         return result
 
     def stop(self) -> None:
+        """End the track and its worker."""
         super().stop()
         self._reader.cancel()
 
@@ -132,9 +136,11 @@ class DrivingTrack:
 
     @property
     def started(self) -> bool:
+        """True once frames are being read."""
         return self._reader is not None
 
     def start(self, source: MediaStreamTrack) -> None:
+        """Read the driving face's frames into its driver."""
         self._reader = asyncio.ensure_future(self._read(source))
 
     async def _read(self, source: MediaStreamTrack) -> None:
@@ -154,6 +160,7 @@ class DrivingTrack:
             self._on_end(self.driver)
 
     def stop(self) -> None:
+        """Stop reading the driving face."""
         if self._reader is not None:
             self._reader.cancel()  # its finally ends it
         else:
@@ -174,6 +181,7 @@ class Broadcaster:
         self._thread.start()
 
     def subscribe(self, raw: bool = False) -> LatestSlot[av.VideoFrame]:
+        """A new viewer: the published source resumes if it was paused."""
         slot: LatestSlot[av.VideoFrame] = LatestSlot()
         with self._viewers_lock:
             self._viewers[slot] = raw
@@ -181,6 +189,7 @@ class Broadcaster:
         return slot
 
     def unsubscribe(self, slot: LatestSlot[av.VideoFrame]) -> None:
+        """A viewer left: pause when nobody watches."""
         with self._viewers_lock:
             self._viewers.pop(slot, None)
         slot.close()
@@ -228,6 +237,7 @@ class Broadcaster:
                     slot.close()
 
     def close(self) -> None:
+        """Stop publishing; the source is closed."""
         self._stop.set()
         with self._viewers_lock:
             self._viewers_lock.notify_all()
@@ -246,6 +256,7 @@ class BroadcastTrack(MediaStreamTrack):
         self._start = time.perf_counter()
 
     async def recv(self) -> av.VideoFrame:
+        """The latest filtered frame of the published source."""
         frame = await self._slot.get_async()
         if frame is None:
             self.stop()
@@ -255,5 +266,6 @@ class BroadcastTrack(MediaStreamTrack):
         return out
 
     def stop(self) -> None:
+        """End this viewer's track."""
         super().stop()
         self.broadcaster.unsubscribe(self._slot)
