@@ -91,16 +91,20 @@ def test_the_checker_sees_a_wrong_way_import(tmp_path, monkeypatch):
     assert layer("livemotion.render.editor") > layer(module_name(fake))
 
 
-def test_every_public_class_and_function_says_what_it_is():
-    missing = []
-    for path in MODULES:
-        def visit(node: ast.AST, prefix: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not child.name.startswith("_"):
-                    if ast.get_docstring(child) is None:
-                        missing.append(f"{module_name(path)}.{prefix}{child.name} (line {child.lineno})")
-                    if isinstance(child, ast.ClassDef):
-                        visit(child, f"{prefix}{child.name}.")
+def undocumented(node: ast.AST, prefix: str) -> list[str]:
+    """Public classes and functions under ``node`` without a docstring, by qualified name."""
+    found = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not child.name.startswith("_"):
+            if ast.get_docstring(child) is None:
+                found.append(f"{prefix}{child.name} (line {child.lineno})")
+            if isinstance(child, ast.ClassDef):
+                found += undocumented(child, f"{prefix}{child.name}.")
+    return found
 
-        visit(ast.parse(path.read_text()), "")
+
+def test_every_public_class_and_function_says_what_it_is():
+    missing = [name for path in MODULES for name in undocumented(ast.parse(path.read_text()), f"{module_name(path)}.")]
     assert not missing, f"public definitions without a docstring: {missing}"
+    assert undocumented(ast.parse("def shown(): pass\nclass Shown:\n    def too(self): pass"), "") == [
+        "shown (line 1)", "Shown (line 2)", "Shown.too (line 3)"]
