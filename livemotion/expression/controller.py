@@ -45,6 +45,11 @@ _TYPICAL_NEUTRAL = np.array([0.34, 0.25, 0.335, 0.09, -0.027, -0.57, -0.61, -0.2
 _IDENTITY_RANGE = np.array([0.15, 0.12, 0.04, 0.04, 0.03, 0.06, 0.07, 0.06, 0.04, 0.06, 0.10, 0.10])
 _EMOTION_ROWS = np.array([au.AU_NUMBERS.index(n) for n in au.EMOTION_AUS])
 _RIDGE = 0.05  # prefers the smallest set of AUs that explains the face
+_MAX_READING = 1.5  # AU readings are capped here: beyond it the fields' linear model no longer holds
+# A 10th-90th percentile spread of the inner-lip gap this wide (IODs) over the last second is full
+# speech (``MouthPosture``); syllables open the mouth by about this much.
+_FULL_SPEECH_SPREAD = 0.15
+_MIN_SPEAKING_SPAN = 0.05  # IODs: a speaking range never taken as narrower, so a still mouth is not "talking"
 _FIELDS_REFRESH = 15  # frames between re-fitting the AU fields to the face's geometry
 _FADE_START = 0.5  # tracking confidence below which the edit has faded out completely
 # How much of a mouth held open above rest is a grin's (the smile's reading, AU12), not speech's:
@@ -110,7 +115,7 @@ def estimate_aus(features: np.ndarray, neutral: np.ndarray, unit_fields: np.ndar
     b = np.concatenate([(features - neutral).ravel(), np.zeros(halves.shape[0])])
     fit, _ = nnls(a, b)
     out = np.zeros((len(au.AU_NUMBERS), 2))
-    out[_EMOTION_ROWS] = np.minimum(fit, 1.5).reshape(-1, 2)
+    out[_EMOTION_ROWS] = np.minimum(fit, _MAX_READING).reshape(-1, 2)
     return out
 
 
@@ -346,7 +351,7 @@ class MouthPosture:
         gaps = np.array([g for _, g in self._history])
         low, high = np.percentile(gaps, (10, 90))
         self.closed, self.high = min(self.closed, float(gaps.min())), float(high)
-        return float(low), float(np.clip((high - low) / 0.15, 0.0, 1.0))
+        return float(low), float(np.clip((high - low) / _FULL_SPEECH_SPREAD, 0.0, 1.0))
 
     def applied_change(self, change: float, gap: float, speaking: float) -> float:
         """How much of a posture ``change`` of the opening to apply to a frame whose gap is ``gap``.
@@ -362,7 +367,7 @@ class MouthPosture:
         to a frame whose gap is ``gap``: none where a speaker's lips touch (p, b, m still close), all
         of it from the top of their speaking range up, in proportion between, so that it scales
         their articulation instead of adding a step to it."""
-        span = max(self.high - self.closed, 0.05)
+        span = max(self.high - self.closed, _MIN_SPEAKING_SPAN)
         closedness = float(np.clip(1.0 - (gap - self.closed) / span, 0.0, 1.0))
         return opening * (1.0 - closedness * speaking)
 
