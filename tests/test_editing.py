@@ -306,9 +306,8 @@ def test_articulation_survives_an_emotion_on_the_talking_demo(tracker, emotion):
                 gaps_out.append(inner_gap(judge.track(out)))
     truth, gaps_in, gaps_out = np.asarray(truth), np.asarray(gaps_in), np.asarray(gaps_out)
     # As well as the tracker follows the input's mouth, it follows the output's. (Sad brings the
-    # drawn lips 0.06 IOD together, and since session 13's finer warp delivers that fully MediaPipe
-    # reads them less steadily: r 0.91 against the input's 0.97; on 28 real clips dlib's
-    # articulation r for sad is 0.92 with either warp.)
+    # drawn lips 0.06 IOD together, which the warp delivers fully, and MediaPipe reads them less
+    # steadily: r 0.91 against the input's 0.97; on 28 real clips dlib's articulation r for sad is 0.92.)
     assert np.corrcoef(truth, gaps_out)[0, 1] > np.corrcoef(truth, gaps_in)[0, 1] - 0.07
     closed = truth < 0.05  # the lips close between syllables in the input, so they must in the output
     assert gaps_out[closed].mean() < gaps_out[truth > 0.5].mean() - 0.05
