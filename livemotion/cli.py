@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -825,29 +826,41 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_signals() -> None:
-    """SIGTERM and SIGHUP end a run the way Ctrl-C does: the runners close the sink (a playable
-    file) and the source on their way out."""
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
+@contextlib.contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP end a run the way Ctrl-C does: the runners close the sink (a
+    playable file) and the source on their way out. Only the first signal interrupts: more of
+    them while livemotion is closing up would break the file it is finishing, so they are ignored
+    from then on (the command is ending). Without a signal the handlers it found are put back."""
     if threading.current_thread() is not threading.main_thread():
-        return  # main() called from a worker thread (a host program): signals are the host's business
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), interrupt)
+        yield  # main() called from a worker thread (a host program): signals are the host's business
+        return
+    received: list[int] = []
+
+    def interrupt(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    names = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    before = {name: signal.signal(getattr(signal, name), interrupt) for name in names}
+    try:
+        yield
+    finally:
+        for name, handler in before.items():
+            signal.signal(getattr(signal, name), signal.SIG_IGN if received else handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``livemotion`` command; the exit status (0 ok, 2 bad input or a refusal in one line, 130 interrupted)."""
     logging.basicConfig(level=logging.WARNING, format="livemotion: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
-    _stop_on_signals()
+    commands = {"run": _run, "demo": _demo, "animate": _animate, "serve": _serve, "control": _control,
+                "build-engine": _build_engine, "build-library": _build_library, "calibrate": _calibrate,
+                "profiles": _profiles, "presets": _presets, "style": _style, "styles": _styles}
     try:
-        commands = {"run": _run, "demo": _demo, "animate": _animate, "serve": _serve, "control": _control,
-                    "build-engine": _build_engine, "build-library": _build_library, "calibrate": _calibrate,
-                    "profiles": _profiles, "presets": _presets, "style": _style, "styles": _styles}
-        return commands[args.command](args)
+        with _signals_end_the_run():
+            return commands[args.command](args)
     except LivemotionError as error:
         print(f"livemotion: error: {error}", file=sys.stderr)
         return 2

@@ -28,6 +28,9 @@ class CollectingSink:
     def close(self):
         self.closed = True
 
+    def abort(self):
+        self.closed = True
+
 
 def test_a_slow_stage_drops_frames_and_the_delay_does_not_grow(tracker):
     images = [demo_frame(i, 320, 240) for i in range(8)] * 8  # 64 frames = 2.1 s at 30 fps

@@ -3,13 +3,17 @@ virtual camera (``vcam``).
 
 ``open_sink(spec, size, fps)`` checks the destination before any frame is processed, so an
 unwritable path fails in the first second, not after a long run. Files are written under a
-temporary name and renamed when complete.
+temporary name and renamed when complete; a run that fails ``abort``s instead, so an earlier file
+of the same name stays as it was, and a partial file left by a process killed hard is removed by
+the next run into the same folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -43,6 +47,17 @@ class FrameSink(Protocol):
     def close(self) -> None:
         """Finish: a file is complete and renamed into place."""
 
+    def abort(self) -> None:
+        """Give up after a failure: nothing is renamed into place, and an earlier file stays as it was."""
+
+
+def _write_failed(target: object, error: OSError) -> SinkError:
+    """The one line for an output that cannot take more (a full disk, a closed pipe's sibling errors)."""
+    if error.errno == errno.ENOSPC:
+        return SinkError(f"cannot write {target}: no space left on the device. Free some space or pick another path; "
+                         "an earlier file of that name is kept as it was.")
+    return SinkError(f"cannot write {target}: {error.strerror or error}. An earlier file of that name is kept as it was.")
+
 
 class _PyAVSink:
     """Encodes frames into a container; odd sizes are padded to even (4:2:0 chroma needs it)."""
@@ -71,6 +86,7 @@ class _PyAVSink:
         self._stream.options = options
         self._last_pts = -1
         self._broken = False
+        self._target = target if isinstance(target, str) else "standard output"
 
     def write(self, frame: Frame) -> None:
         image = frame.image
@@ -87,15 +103,29 @@ class _PyAVSink:
         except BrokenPipeError:  # the reader of a pipe left: nothing more can be written, nor flushed
             self._broken = True
             raise
+        except OSError as error:  # a full disk or a device that went away
+            self._broken = True
+            raise _write_failed(self._target, error) from None
 
     def close(self) -> None:
         if self._broken:
-            with contextlib.suppress(Exception):  # the close's own flush fails the same way
-                self._container.close()
+            self.abort()
             return
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._container.close()
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        except BrokenPipeError:
+            self._broken = True
+            raise
+        except OSError as error:
+            self._broken = True
+            self.abort()
+            raise _write_failed(self._target, error) from None
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # the close's own flush fails the same way a write did
+            self._container.close()
 
 
 def _check_writable_file(path: str) -> tuple[Path, _Format]:
@@ -115,13 +145,41 @@ def _check_writable_file(path: str) -> tuple[Path, _Format]:
     return target, _FORMATS[suffix]
 
 
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Remove the partial files (``.NAME.PID.partial``) that processes killed hard left in ``folder``;
+    those of running processes stay. The removed paths."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            found = _PARTIAL.match(path.name)
+            if found and not _process_alive(int(found["pid"])):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
 class _FileSink:
     """A video file written under a temporary name beside it and renamed when closed, so a run
-    that is killed hard leaves any previous file at that path intact."""
+    that is killed hard, or fails, leaves any previous file at that path intact."""
 
     def __init__(self, path: str, size: tuple[int, int], fps: float):
         target, (container_format, codec, options) = _check_writable_file(path)
         self.path = target
+        remove_stale_partials(target.parent if str(target.parent) else Path("."))
         self._partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         try:  # a real open, not os.access: root passes access checks that the filesystem still refuses
             self._partial.open("wb").close()
@@ -136,6 +194,16 @@ class _FileSink:
         try:
             self._encoder.close()
             self._partial.replace(self.path)
+        except OSError as error:
+            if isinstance(error, SinkError):
+                raise
+            raise _write_failed(self.path, error) from None
+        finally:
+            self._partial.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        try:
+            self._encoder.abort()
         finally:
             self._partial.unlink(missing_ok=True)
 
@@ -153,7 +221,16 @@ def refuse_overwriting_source(sink: str, source: str) -> None:
 
 def _stdout_sink(_: str, size: tuple[int, int], fps: float) -> FrameSink:
     # Raw y4m on stdout, e.g. `livemotion run --sink - | ffplay -` or `| ffmpeg -i - ...`.
-    return _PyAVSink(sys.stdout.buffer, "yuv4mpegpipe", "rawvideo", size, fps, {})
+    stdout = sys.stdout.buffer if sys.stdout is not None else None
+    try:
+        usable = stdout is not None and os.fstat(stdout.fileno()) is not None
+    except (OSError, ValueError):
+        usable = False
+    if not usable:
+        raise SinkError("cannot write to standard output: it is closed. Pipe it into a player "
+                        "(`--sink - | ffplay -`) or give a file name.")
+    assert stdout is not None
+    return _PyAVSink(stdout, "yuv4mpegpipe", "rawvideo", size, fps, {})
 
 
 def _virtual_camera_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:

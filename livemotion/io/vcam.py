@@ -111,3 +111,7 @@ class VirtualCameraSink:
     def close(self) -> None:
         """Release the device."""
         self.camera.close()
+
+    def abort(self) -> None:
+        """Release the device (a camera keeps nothing to undo)."""
+        self.camera.close()

@@ -121,5 +121,7 @@ def write_clip(photo: np.ndarray, out: str | Path, emotion: str, seconds: float 
             sink.write(frame)
             if on_frame is not None:
                 on_frame()
-    finally:
-        sink.close()
+    except BaseException:
+        sink.abort()  # an earlier clip of that name stays as it was
+        raise
+    sink.close()

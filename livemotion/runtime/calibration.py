@@ -217,6 +217,6 @@ class CalibrationSession:
         """End the session: the takes are deleted (only a finished profile is kept)."""
         with self._lock:
             if self._take is not None and self._take.sink is not None:
-                self._take.sink.close()
+                self._take.sink.abort()  # an unfinished take is thrown away with the folder
                 self._take.sink = None
             shutil.rmtree(self._folder, ignore_errors=True)

@@ -104,6 +104,7 @@ class LiveRunner:
             threading.Thread(target=self._guarded(self._output, done), name="livemotion-output", daemon=True),
         ]
         started = time.perf_counter()
+        interrupted: BaseException | None = None
         try:
             for thread in threads:
                 thread.start()
@@ -111,12 +112,16 @@ class LiveRunner:
                 done.get(timeout=status_every)
                 if on_status is not None:
                     on_status(self.stats)
+        except BaseException as error:  # Ctrl-C or a signal, in the caller's thread
+            interrupted = error
+            raise
         finally:  # the source ended, a stage failed, or Ctrl-C: stop the threads, then close up
             self._stop.set()
             for thread in threads:
                 thread.join(timeout=5)
             self.stats.dropped = self._frames.dropped + self._results.dropped
-            finish(self.source, self.sink, self.stats, started, self.preview)
+            finish(self.source, self.sink, self.stats, started, self.preview,
+                   interrupted or (self._errors[0] if self._errors else None))
         if self._errors:
             raise self._errors[0]
         return self.stats

@@ -226,13 +226,20 @@ def deliver(frame: Frame, processed: Processed, sink: FrameSink, stats: Pipeline
 
 
 def finish(source: FrameSource, sink: FrameSink, stats: PipelineStats, started: float,
-           preview: Preview | None) -> None:
-    """End a run, however it ended: close the sink (a playable file) and the source, write the preview."""
+           preview: Preview | None, failure: BaseException | None = None) -> None:
+    """End a run, however it ended, and close the source. A run that completed, or was stopped
+    (Ctrl-C, SIGTERM, a reader that left the pipe), closes the sink: a playable file, and the
+    preview. A run that failed aborts the sink: an earlier file of that name stays as it was."""
     stats.wall_seconds = time.perf_counter() - started
-    sink.close()
-    source.close()
-    if preview is not None:
-        preview.write()
+    try:
+        if failure is None or isinstance(failure, (KeyboardInterrupt, BrokenPipeError)):
+            sink.close()
+            if preview is not None:
+                preview.write()
+        else:
+            sink.abort()
+    finally:
+        source.close()
 
 
 def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: int | None = None,
@@ -244,6 +251,7 @@ def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: in
     """
     stats = PipelineStats()
     started = time.perf_counter()
+    failure: BaseException | None = None
     try:
         for frame in source:
             if max_frames is not None and stats.frames >= max_frames:
@@ -252,6 +260,9 @@ def run(source: FrameSource, pipeline: Pipeline, sink: FrameSink, max_frames: in
             deliver(frame, pipeline.process(frame), sink, stats, preview)
             if on_frame is not None:
                 on_frame()
+    except BaseException as error:
+        failure = error
+        raise
     finally:
-        finish(source, sink, stats, started, preview)
+        finish(source, sink, stats, started, preview, failure)
     return stats
