@@ -36,7 +36,7 @@ def test_a_damaged_or_stale_settings_file_never_stops_a_start(caplog):
     path.write_text(json.dumps({"emotion": "sad", "profile": "deleted_since"}))
     controls.restore()
     assert controls.state.emotion == "sad" and controls.state.profile is None  # what still applies
-    assert "no profile 'deleted_since'" in caplog.text
+    assert "profile 'deleted_since' no longer exists" in caplog.text and "settings.json" in caplog.text
 
 
 def test_presets_from_the_api_and_the_command_line(capsys):

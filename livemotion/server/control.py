@@ -252,7 +252,8 @@ class Controls:
                 self.apply(parse_message(json.dumps({"type": "set", **attempt})))
                 return
             except ControlError as error:
-                log.warning("not restoring %s of the last settings: %s", ", ".join(attempt), error)
+                log.warning("not restoring %s from %s: %s", ", ".join(attempt), settings.config_dir() / "settings.json",
+                            error)
 
     # ---- guided calibration: every stream's camera frames feed the session -------------------
     def feed_calibration(self, frame: Frame, track: object) -> None:
