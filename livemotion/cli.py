@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="engine backend (default auto: onnxruntime on a CPU, torch on a GPU)")
     serve.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     serve.add_argument("--max-faces", type=_positive_int, default=2, metavar="N", help="as in run (default 2)")
-    serve.add_argument("--batch-window", type=float, default=4.0, metavar="MS",
+    serve.add_argument("--batch-window", type=_batch_window, default=4.0, metavar="MS",
                        help="streams whose frames are ready within MS milliseconds share one engine call "
                             "(default 4; 0 = every stream calls the engine alone)")
     serve.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
@@ -307,6 +307,10 @@ def _number(text: str, kind: type, low: float, high: float, limits: str) -> floa
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"must be {limits}, got {value}")
     return value
+
+
+def _batch_window(text: str) -> float:
+    return _number(text, float, 0.0, 100.0, "0 to 100 milliseconds")
 
 
 def _positive_int(text: str) -> int:
@@ -581,7 +585,13 @@ def _demo(args: argparse.Namespace) -> int:
     from .runtime.pipeline import build_pipeline, run
 
     folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidRequest(f"--out {folder}: cannot make that folder ({error.strerror or error}); "
+                             "give a folder you can write to (the default is out)") from None
+    if not os.access(folder, os.W_OK):
+        raise InvalidRequest(f"--out {folder}: the folder is not writable; give one you can write to")
     video, sheet_path = _free_outputs(folder, "demo", (".mp4", ".png"), args.force)
     emotions = list(dict.fromkeys(args.emotion or EMOTIONS))
     fps = 30.0
@@ -625,11 +635,13 @@ def _animate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .expression.profiles import calibrate_from_clips, check_name, profile_path, save_profile
+    from .expression.profiles import calibrate_from_clips, check_name, profile_path, profiles_dir, save_profile
+    from .io.files import writable_folder
 
     check_name(args.profile)
     if profile_path(args.profile).exists() and not args.force:  # before a minute of measuring
         raise InvalidRequest(f"profile {args.profile!r} exists: choose another name, or replace it with --force")
+    writable_folder(profiles_dir())  # and where it will be saved
     if args.source:
         if args.clip:
             raise InvalidRequest("--clip goes with --neutral (recorded clips); with --source the takes are live")
@@ -716,9 +728,11 @@ def _list_or_delete(args: argparse.Namespace, noun: str, delete: Callable[[str],
 
 
 def _style(args: argparse.Namespace) -> int:
-    from .expression.styles import extract_style, free_style_path, save_style
+    from .expression.styles import extract_style, free_style_path, save_style, styles_dir
+    from .io.files import writable_folder
 
     free_style_path(args.name, args.force)  # before the slow part
+    writable_folder(styles_dir())
     style = extract_style(args.clip, args.name, args.neutral,
                           progress=lambda line: print(f"livemotion: {line}", file=sys.stderr))
     path = save_style(style, overwrite=args.force)
@@ -806,7 +820,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
                           device=args.device, max_faces=args.max_faces, library=args.library,
-                          profile=args.profile, remember=True, batch_window=max(0.0, args.batch_window) / 1e3, camera=camera)
+                          profile=args.profile, remember=True, batch_window=args.batch_window / 1e3, camera=camera)
     server = LivemotionServer(config, source=args.source)
     overridden = ({"library", "profile"} if args.library or args.profile else set()) | (
         {"emotion", "intensity", "aus", "active"} if args.emotion or args.preset else set())

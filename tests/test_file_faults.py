@@ -121,3 +121,37 @@ def test_repeated_signals_still_end_with_a_playable_file(tmp_path, signals):
     assert run.returncode == 130, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert decodable_frames(out) > 5
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch", "onnxruntime", "tensorrt"])
+def test_an_unknown_device_is_one_line_for_every_backend(tmp_path, backend):
+    line = one_line_error(livemotion("run", "--source", "demo:160x120", "--sink", str(tmp_path / "o.mp4"),
+                                     "--frames", "2", "--backend", backend, "--device", "banana"))
+    assert "unknown device 'banana'" in line and not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("out", ["existing-file", "/proc/demo"])
+def test_demo_into_a_folder_it_cannot_make_is_one_line(tmp_path, out):
+    if out == "existing-file":
+        out = str(tmp_path / "taken")
+        Path(out).write_text("not a folder")
+    assert "--out" in one_line_error(livemotion("demo", "--out", out, "--frames", "2"))
+
+
+def test_calibrating_with_nowhere_to_save_is_refused_before_the_work(tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")  # unwritable, even for root
+    neutral = demo_clip(tmp_path / "me_neutral.mp4", 12)
+    started = time.monotonic()
+    result = livemotion("calibrate", "--profile", "me", "--neutral", str(neutral), "--clip", f"happy={neutral}",
+                        env={**os.environ, "LIVEMOTION_DATA_DIR": str(blocker)})
+    assert "cannot save in" in one_line_error(result)
+    assert time.monotonic() - started < 30 and "measuring" not in result.stderr
+
+
+def test_a_truncated_mkv_warns_by_its_duration(tmp_path):
+    whole = demo_clip(tmp_path / "whole.mkv", 60)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 10])
+    result = livemotion("run", "--source", str(cut), "--sink", str(tmp_path / "out.mp4"), "-q")
+    assert result.returncode == 0 and "truncated" in result.stderr and "its duration holds" in result.stderr

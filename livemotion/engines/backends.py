@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import threading
 import tomllib
 import warnings
@@ -266,7 +267,10 @@ def default_backend(device: str = "cpu") -> str:
 
 def create_backend(name: str = "torch", engine: str = "warp", size: int = 256, device: str = "cpu",
                    fp16: bool = False) -> EngineBackend:
-    """The engine on a backend: ``torch``, ``onnxruntime``, ``tensorrt``, or ``auto`` (``default_backend``)."""
+    """The engine on a backend: ``torch``, ``onnxruntime``, ``tensorrt``, or ``auto`` (``default_backend``),
+    on ``device`` (``cpu``, ``cuda`` or ``cuda:N``; anything else is refused whatever the backend)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise InvalidRequest(f"unknown device {device!r}: use cpu, cuda or cuda:N (an NVIDIA GPU's index)")
     if name == "auto":
         name = default_backend(device)
     if name not in _BACKENDS:

@@ -166,6 +166,8 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
         return _shipped_library()
     path = Path(path)
     rebuild = "rebuild it with `livemotion build-library CLIPS... --out FILE` (or `livemotion calibrate`)"
+    if path.exists() and not path.is_file():  # a folder, a FIFO, a device: reading it could block forever
+        raise InvalidRequest(f"{path} is not an expression library (not a regular file): {rebuild}")
     try:
         with np.load(path, allow_pickle=False) as data:
             if int(data["version"]) != LIBRARY_VERSION or tuple(data["emotions"]) != LIBRARY_EMOTIONS:
@@ -198,6 +200,10 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
     if not shapes_ok:
         raise InvalidRequest(f"{path} is not an expression library of this livemotion version "
                              f"(its arrays have other shapes): {rebuild}")
+    numbers = (library.template, library.speech, library.geometry, library.opening, library.parting, library.shading,
+               library.face_points, np.array([library.rest_gap]))
+    if not all(np.isfinite(values).all() for values in numbers):
+        raise InvalidRequest(f"{path} is not an expression library (it holds NaN or infinite values): {rebuild}")
     return library
 
 

@@ -42,6 +42,12 @@ def profiles_dir() -> Path:
     return data_dir("profiles")
 
 
+def libraries_dir() -> Path:
+    """Where the control API takes expression library files from: ``$LIVEMOTION_DATA_DIR/libraries``,
+    else the user data directory's (a server never opens a library elsewhere on a client's word)."""
+    return data_dir("libraries")
+
+
 def check_name(name: str) -> str:
     """``name`` if a profile may be called so, else ``InvalidRequest`` saying what is allowed."""
     if not _NAME.match(name):

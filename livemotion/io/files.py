@@ -11,6 +11,8 @@ from typing import Generic, TypeVar
 
 import platformdirs
 
+from ..errors import SinkError
+
 T = TypeVar("T")
 
 
@@ -25,6 +27,19 @@ def private_folder(folder: Path) -> Path:
     """``folder``, created if need be, open to the user only (a person's face data is in it)."""
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
+    return folder
+
+
+def writable_folder(folder: Path) -> Path:
+    """``folder``, made user-only, once a file could be created and removed in it; ``SinkError``
+    naming it otherwise. Checked before slow work that ends by saving there (a profile, a style)."""
+    try:
+        private_folder(folder)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".livemotion-check-"):
+            pass
+    except OSError as error:
+        raise SinkError(f"cannot save in {folder}: {error.strerror or error}. Check that the folder is yours and "
+                        "writable, or point $LIVEMOTION_DATA_DIR at one that is.") from None
     return folder
 
 

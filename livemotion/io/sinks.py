@@ -221,16 +221,10 @@ def refuse_overwriting_source(sink: str, source: str) -> None:
 
 def _stdout_sink(_: str, size: tuple[int, int], fps: float) -> FrameSink:
     # Raw y4m on stdout, e.g. `livemotion run --sink - | ffplay -` or `| ffmpeg -i - ...`.
-    stdout = sys.stdout.buffer if sys.stdout is not None else None
-    try:
-        usable = stdout is not None and os.fstat(stdout.fileno()) is not None
-    except (OSError, ValueError):
-        usable = False
-    if not usable:
+    if sys.stdout is None:  # Python starts without one when its descriptor is closed (`>&-`)
         raise SinkError("cannot write to standard output: it is closed. Pipe it into a player "
                         "(`--sink - | ffplay -`) or give a file name.")
-    assert stdout is not None
-    return _PyAVSink(stdout, "yuv4mpegpipe", "rawvideo", size, fps, {})
+    return _PyAVSink(sys.stdout.buffer, "yuv4mpegpipe", "rawvideo", size, fps, {})
 
 
 def _virtual_camera_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:

@@ -110,6 +110,9 @@ class FileSource:
         self.fps = float(rate)
         self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
         self.frame_count: int | None = self._stream.frames or None
+        duration = self._container.duration  # microseconds, from the container's header (MKV: no frame count)
+        # Frames the stated duration holds at the stream's rate, where the container says no count.
+        self._frames_by_duration = round(duration / 1e6 * self.fps) if duration and not self.frame_count else None
         self.damage: str | None = None  # set when the file turned out truncated or damaged while reading
         self._iterated = False
 
@@ -146,10 +149,12 @@ class FileSource:
             self.damage = f"it ended early ({_reason(error)})"
         if index == 0:
             raise SourceError(f"{self.name} contains no decodable video frames: the file is empty or damaged.")
-        if self.damage is None and self.frame_count and index < 0.98 * self.frame_count - 1:  # headers may be ~off
+        announced = self.frame_count or self._frames_by_duration
+        if self.damage is None and announced and index < 0.98 * announced - 1:  # headers may be ~off
             self.damage = "it ended early"
         if self.damage is not None or skipped:
-            expected = f" of the {self.frame_count} it announces" if self.frame_count else ""
+            expected = (f" of the {self.frame_count} it announces" if self.frame_count else
+                        f" of the ~{announced} its duration holds" if announced else "")
             self.damage = (f"{self.name} is truncated or damaged: {self.damage or f'{skipped} damaged packets skipped'}; "
                            f"read {index} frames{expected}")
 

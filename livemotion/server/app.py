@@ -38,14 +38,14 @@ from aiortc import MediaStreamTrack
 
 from ..engines.backends import EngineBackend, create_backend
 from ..engines.batching import BatchingBackend
-from ..errors import InvalidRequest
+from ..errors import LivemotionError
 from ..expression.drive import Driver
 from ..io.sources import CameraOptions
 from ..runtime.pipeline import build_pipeline
 from ..runtime.session import SessionState
 from ..runtime.stats import PipelineStats
 from .control import ControlError, Controls, parse_message
-from .uploads import animated_clip, read_upload, uploaded_style
+from .uploads import UploadSlots, animated_clip, check_style_target, uploaded_style
 from .webrtc import Broadcaster, BroadcastTrack, DrivingTrack, FilteredTrack, Stream
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,17 @@ def keep_ice_on_loopback() -> None:
 
 TOKEN_COOKIE = "livemotion_token"
 MAX_WEBSOCKET_FRAME = 2 << 20  # larger frames close the socket (1009, with the reason); smaller get an error reply
+
+
+class _ControlSocket(web.WebSocketResponse):
+    """The control socket: an oversized frame closes it with code 1009 and a reason a client can show
+    (aiohttp closes it with none)."""
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        """Close the socket; a 1009 close says why."""
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = f"frame over {MAX_WEBSOCKET_FRAME >> 20} MB: control messages are small JSON texts".encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 @dataclass
@@ -121,6 +132,7 @@ class LivemotionServer:
         self._broadcast_lock = threading.Lock()
         self._reapers: set[asyncio.Future[Any]] = set()
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livemotion-job")  # uploads, one at a time
+        self._uploads = UploadSlots()
         if is_loopback(config.host):
             keep_ice_on_loopback()
 
@@ -134,7 +146,8 @@ class LivemotionServer:
         host, port = self.config.host, self.config.port
         if host in ("0.0.0.0", "::", ""):
             return None
-        names = {"localhost", "127.0.0.1", "[::1]"} if is_loopback(host) else {f"[{host}]" if ":" in host else host}
+        own = f"[{host}]" if ":" in host else host
+        names = {own, "localhost", "127.0.0.1", "[::1]"} if is_loopback(host) else {own}
         return frozenset({f"{name}:{port}" for name in names} | (names if port == 80 else set()))
 
     def _check(self, request: web.Request) -> None:
@@ -145,8 +158,9 @@ class LivemotionServer:
         if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()):
             raise web.HTTPForbidden(text=f"origin {origin} may not control this livemotion instance")
         if self.config.token:
-            given = (request.query.get("token") or request.cookies.get(TOKEN_COOKIE)
-                     or request.headers.get("Authorization", "").removeprefix("Bearer "))
+            scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+            bearer = credentials.strip() if scheme.lower() == "bearer" else ""  # the scheme is case-insensitive (RFC 9110)
+            given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE) or bearer
             if not hmac.compare_digest(given.encode(), self.config.token.encode()):
                 raise web.HTTPUnauthorized(text="this livemotion instance needs its token: add ?token=...")
 
@@ -256,12 +270,12 @@ class LivemotionServer:
         except (KeyError, ValueError):
             raise web.HTTPBadRequest(text="POST an image to /animate?emotion=happy[&seconds=2&intensity=1&offset=1]") \
                 from None
-        data = await read_upload(request)
         loop = asyncio.get_running_loop()
         try:
-            clip = await loop.run_in_executor(self._jobs, animated_clip, data, emotion, seconds, intensity,
-                                              query.get("offset") in ("1", "true"), self.controls.library)
-        except InvalidRequest as error:
+            async with self._uploads.receive(request, "photo") as photo:
+                clip = await loop.run_in_executor(self._jobs, animated_clip, photo, emotion, seconds, intensity,
+                                                  query.get("offset") in ("1", "true"), self.controls.library)
+        except LivemotionError as error:  # not a photo, no face, a bad value: the sender's to fix
             raise web.HTTPBadRequest(text=str(error)) from None
         return web.Response(body=clip, content_type="video/mp4")
 
@@ -269,12 +283,13 @@ class LivemotionServer:
         """``POST /style``: a style made from the uploaded clip."""
         if "name" not in request.query:
             raise web.HTTPBadRequest(text="POST a video of the face to /style?name=NAME[&filename=F&force=1]")
-        data = await read_upload(request)
+        name, force = request.query["name"], request.query.get("force") in ("1", "true")
         loop = asyncio.get_running_loop()
         try:
-            made = await loop.run_in_executor(self._jobs, uploaded_style, data, request.query.get("filename", ""),
-                                              request.query["name"], request.query.get("force") in ("1", "true"))
-        except InvalidRequest as error:
+            check_style_target(name, force)  # before the upload and the work: a taken name, an unwritable folder
+            async with self._uploads.receive(request, request.query.get("filename") or "clip.mp4") as clip:
+                made = await loop.run_in_executor(self._jobs, uploaded_style, clip, name, force)
+        except LivemotionError as error:  # not a video, no face, nowhere to save it: said in one line
             raise web.HTTPBadRequest(text=str(error)) from None
         self.controls.apply({"type": "set", "library": self.controls.state.library,
                              "profile": self.controls.state.profile})  # the library picks up the new style
@@ -321,7 +336,7 @@ class LivemotionServer:
         if len(self._sockets) >= self.config.max_sockets:
             raise web.HTTPServiceUnavailable(text=f"{self.config.max_sockets} control connections are open, the limit: "
                                                   "close another page or client first")
-        socket = web.WebSocketResponse(max_msg_size=MAX_WEBSOCKET_FRAME, heartbeat=20)
+        socket = _ControlSocket(max_msg_size=MAX_WEBSOCKET_FRAME, heartbeat=20)
         await socket.prepare(request)
         self._sockets.add(socket)
         try:

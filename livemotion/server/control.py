@@ -31,6 +31,7 @@ import json
 import logging
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -39,7 +40,7 @@ from ..errors import InvalidRequest
 from ..expression.au import AU_NUMBERS, EMOTION_AUS
 from ..expression.controller import DriveSource, FittedLibrary, Schedule
 from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
-from ..expression.profiles import list_profiles, resolve_library
+from ..expression.profiles import libraries_dir, list_profiles, resolve_library
 from ..expression.styles import list_styles
 from ..runtime import settings
 from ..runtime.calibration import CalibrationSession
@@ -130,6 +131,7 @@ class Controls:
         self._streams: list[StreamControl] = []
         self._lock = threading.Lock()
         self._library: ExpressionLibrary = resolve_library(self.state.library, self.state.profile)
+        self._start_library = Path(self.state.library).expanduser().resolve() if self.state.library else None
         self.calibration: CalibrationSession | None = None
         self._fitted_library: FittedLibrary | None = None  # the library fitted to the AUs, for ``shown_aus``
         self._bypass_before_calibration = False
@@ -185,6 +187,8 @@ class Controls:
             changes = {key: message[key] for key in SESSION_KEYS if key in message}
             choosing = "library" in message or "profile" in message
             library = self._library
+            if message.get("library"):
+                self._check_library_place(message["library"])
             if choosing:  # one replaces the other
                 changes["library"], changes["profile"] = message.get("library"), message.get("profile")
                 library = resolve_library(changes["library"], changes["profile"])
@@ -217,6 +221,16 @@ class Controls:
             else:
                 settings.delete_preset(message["name"])
         return self.reply()
+
+    def _check_library_place(self, library: str) -> None:
+        """``ControlError`` unless ``library`` is the one the server started with or a file in the user's
+        libraries folder. Said before the path is looked at, so a reply never tells whether some
+        other file on this machine exists."""
+        path = Path(library).expanduser().resolve()
+        if path == self._start_library or path.parent == libraries_dir().resolve():
+            return
+        raise ControlError(f"libraries are taken from {libraries_dir()} (or the one livemotion serve was started "
+                           f"with): copy {Path(library).name} there and name it")
 
     def reply(self) -> dict[str, Any]:
         """The state message, with the AU values the current request shows (``shown_aus``: the
