@@ -169,3 +169,13 @@ def test_a_batch_window_out_of_range_is_refused(window):
     result = subprocess.run([sys.executable, "-m", "livemotion", "serve", "--batch-window", window, "--port", "1"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--batch-window" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_calibration_with_nowhere_to_save_is_refused_at_its_start(tmp_path, monkeypatch):
+    from livemotion.server.control import ControlError, Controls
+
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("LIVEMOTION_DATA_DIR", str(blocker))
+    with pytest.raises(ControlError, match="cannot save in"):
+        Controls().apply({"type": "calibrate", "action": "start", "profile": "me"})

@@ -36,12 +36,13 @@ from typing import Any
 
 import jsonschema
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, LivemotionError
 from ..expression.au import AU_NUMBERS, EMOTION_AUS
 from ..expression.controller import DriveSource, FittedLibrary, Schedule
 from ..expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
-from ..expression.profiles import libraries_dir, list_profiles, resolve_library
+from ..expression.profiles import libraries_dir, list_profiles, profiles_dir, resolve_library
 from ..expression.styles import list_styles
+from ..io.files import writable_folder
 from ..runtime import settings
 from ..runtime.calibration import CalibrationSession
 from ..runtime.pipeline import StreamControl
@@ -176,7 +177,7 @@ class Controls:
                 return self._apply(message)
             except ControlError:
                 raise
-            except InvalidRequest as error:
+            except LivemotionError as error:  # a missing profile or preset, a folder that cannot be written
                 raise ControlError(str(error)) from None
 
     def _apply(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -283,6 +284,7 @@ class Controls:
                 raise ControlError("a calibration is running: finish or cancel it first")
             if "profile" not in message:
                 raise ControlError("start needs a profile name")
+            writable_folder(profiles_dir())  # a minute of takes must not end with nowhere to save them
             emotions = tuple(message.get("emotions") or LIBRARY_EMOTIONS)
             self.calibration = session = CalibrationSession(message["profile"], emotions,
                                                             overwrite=message.get("force", False))
