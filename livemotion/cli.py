@@ -236,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--intensity", type=_unit_float, default=1.0, metavar="0..1", help="for save (default 1)")
     presets.add_argument("--au", type=_au_values, default={}, metavar="AU=V,...", help="for save: explicit AUs")
 
+    hints = sub.add_parser("hints", help="show or hide the advice to calibrate",
+                           description="livemotion advises making a calibration profile (in the app, on live runs "
+                                       "and after the demo) until one is in use. `hints off` hides that advice, "
+                                       "`hints on` shows it again; the app's close button does the same.")
+    hints.add_argument("action", choices=("on", "off"))
+
     library = sub.add_parser("build-library", help="derive an expression library from labelled clips of real people",
                              description="Track labelled clips and measure, per person against their own neutral clip, "
                                          "what each emotion does to the face (landmark motion with speech factored "
@@ -455,6 +461,19 @@ def _driver(args: argparse.Namespace) -> Driver | None:
     return Driver(open_source(args.drive), neutral=open_source(args.drive_neutral) if args.drive_neutral else None)
 
 
+CALIBRATE_HINT = ("livemotion: emotions show mildly until you calibrate: `livemotion calibrate --profile me --source "
+                  "webcam` (about a minute, once), then add `--profile me` and they are your own expressions. "
+                  "Hide this: `livemotion hints off`.")
+
+
+def _advise_calibration(profile: str | None) -> None:
+    """One line on stderr advising a profile, unless one is in use or the user dismissed the advice."""
+    from .runtime import settings
+
+    if profile is None and not settings.hint_dismissed("calibrate"):
+        print(CALIBRATE_HINT, file=sys.stderr)
+
+
 def _progress(total: int | None, label: str, quiet: bool = False) -> tqdm:
     """A progress bar of frames (count, fps, time left) on stderr when it is a terminal; silent when
     stderr is a file or a pipe (tqdm's disable=None), or with --quiet."""
@@ -506,6 +525,8 @@ def _run(args: argparse.Namespace) -> int:
             if isinstance(source, WebcamSource):
                 settings.remember_camera({"source": spec, "size": camera.size, "fps": camera.fps,
                                           "mirror": camera.mirror})
+            if isinstance(source, WebcamSource) and not args.quiet:
+                _advise_calibration(state.profile)
             show = _status_printer() if not args.quiet and sys.stderr.isatty() else None
             stats = LiveRunner(source, pipeline, sink, pace=not isinstance(source, WebcamSource),
                                max_frames=args.frames, preview=preview).run(on_status=show)
@@ -613,6 +634,8 @@ def _demo(args: argparse.Namespace) -> int:
     shown = [e for i, e in apexes.items() if i < total]
     print(f"livemotion: wrote {video} (the full frames) and {sheet_path} (the face at each emotion's apex: "
           f"{', '.join(shown) or 'none, the run was too short'})", file=sys.stderr)
+    if not args.quiet:
+        _advise_calibration(args.profile)
     return 0
 
 
@@ -659,8 +682,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"livemotion: profile {args.profile!r} saved to {path} ({path.stat().st_size / 1e3:.0f} kB, readable by you "
           f"only): {', '.join(clips)}" + (f"; from the shipped library: {', '.join(skipped)}" if skipped else ""),
           file=sys.stderr)
-    print(f"livemotion: use it with `livemotion run --profile {args.profile} ...` or `serve --profile "
-          f"{args.profile}`", file=sys.stderr)
+    from .runtime import settings
+
+    settings.remember_profile(args.profile)
+    print(f"livemotion: live runs and `serve` now start with it (or name it: `livemotion run --profile "
+          f"{args.profile} ...`)", file=sys.stderr)
     return 0
 
 
@@ -677,7 +703,7 @@ def _calibrate_live(args: argparse.Namespace) -> int:
     from .server.app import LivemotionServer, ServerConfig
 
     open_source(args.source).close()  # fail now, with the usual message, if the camera cannot be opened
-    server = LivemotionServer(ServerConfig(port=args.port), source=args.source)
+    server = LivemotionServer(ServerConfig(port=args.port, remember=True), source=args.source)  # keeps the profile
     query = {"mode": "view", "profile": args.profile, "autostart": "1", **({"force": "1"} if args.force else {})}
     url = f"http://127.0.0.1:{args.port}/calibrate?{urlencode(query)}"
 
@@ -700,8 +726,8 @@ def _calibrate_live(args: argparse.Namespace) -> int:
             await runner.cleanup()
 
     saved = asyncio.run(serve_until_saved())
-    print(f"livemotion: profile {args.profile!r} saved to {saved} (readable by you only); use it with "
-          f"`livemotion run --profile {args.profile} ...`", file=sys.stderr)
+    print(f"livemotion: profile {args.profile!r} saved to {saved} (readable by you only); live runs and `serve` now "
+          f"start with it", file=sys.stderr)
     return 0
 
 
@@ -804,6 +830,14 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hints(args: argparse.Namespace) -> int:
+    from .runtime import settings
+
+    settings.dismiss_hint("calibrate", dismissed=args.action == "off")
+    print(f"livemotion: the advice to calibrate is {'hidden' if args.action == 'off' else 'shown'}", file=sys.stderr)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -871,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": _run, "demo": _demo, "animate": _animate, "serve": _serve, "control": _control,
                 "build-engine": _build_engine, "build-library": _build_library, "calibrate": _calibrate,
-                "profiles": _profiles, "presets": _presets, "style": _style, "styles": _styles}
+                "profiles": _profiles, "presets": _presets, "style": _style, "styles": _styles, "hints": _hints}
     try:
         with _signals_end_the_run():
             return commands[args.command](args)

@@ -226,6 +226,30 @@ async def calibrate(y4m: str, profile: str) -> dict:
             await asyncio.sleep(0.1)
         seen["error"] = await tools.evaluate(f"({text})('error').textContent")
         seen["final"] = await tools.evaluate(f"({text})('prompt').textContent")
+        # Then the app: the new profile is in use at once, the advice to calibrate is gone, and the
+        # filtered face with the profile's happy differs from the shipped library's happy.
+        await tools.evaluate("location.href = '/'")
+        await asyncio.sleep(0.5)
+        await tools.loaded()
+        await tools.until(f"state.profile === '{profile}'")
+        seen["app_profile"] = await tools.evaluate(f"({text})('profile').value")
+        seen["hint_shown"] = await tools.evaluate(f"({text})('hint').classList.contains('shown')")
+        await tools.evaluate(f"({text})('start').click()")
+        for _ in range(150):
+            if (await tools.evaluate(DECODED) or 0) > 30:
+                break
+            await asyncio.sleep(0.2)
+        await tools.evaluate("document.querySelector('button[data-emotion=\"happy\"]').click()")
+        await asyncio.sleep(3.0)
+        own = await grab_average(tools)
+        await tools.evaluate(f"const p = ({text})('profile'); p.value = ''; p.dispatchEvent(new Event('change'))")
+        await tools.until("state.profile === null")
+        await asyncio.sleep(3.0)
+        shipped = await grab_average(tools)
+        seen["hint_after"] = await tools.evaluate(f"({text})('hint').classList.contains('shown')")
+        difference = np.abs(own - shipped).mean(axis=2)
+        h, w = difference.shape
+        seen["profile_vs_shipped"] = float(difference[int(0.3 * h):int(0.7 * h), int(0.35 * w):int(0.65 * w)].mean())
     return seen
 
 

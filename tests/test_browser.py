@@ -81,6 +81,9 @@ def test_the_calibration_page_guides_a_session_to_a_saved_profile(tmp_path, made
     assert seen["checks"][0] == "got it" and "happy" in seen["checks"][1], seen  # each take was checked
     saved = data / "profiles" / "browsertest.npz"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert seen["app_profile"] == "browsertest" and seen["hint_shown"] is False  # in use at once, no advice left
+    assert seen["hint_after"] is True  # back on the shipped library, the app advises calibrating again
+    assert seen["profile_vs_shipped"] > 1.0, seen  # the person's own happy is not the shipped library's
 
 
 def test_screenshots_of_the_app_obs_source_and_dock_show_live_video(tmp_path):

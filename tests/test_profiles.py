@@ -37,6 +37,8 @@ from livemotion.face.mesh import (
 )
 from livemotion.render.compositing import FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.session import SessionState
+from livemotion.runtime.settings import last_settings
 from livemotion.server.control import ControlError, Controls
 from livemotion.types import FaceTrack, Frame
 
@@ -167,10 +169,27 @@ def test_the_control_api_selects_a_profile(profile):
     assert controls.apply({"type": "set", "profile": None})["profile"] is None
 
 
+def test_until_a_profile_is_in_use_the_app_and_the_command_line_advise_calibrating(profile, tmp_path, capsys):
+    controls = Controls()
+    assert controls.reply()["calibration_hint"] is True
+    save_profile("me", profile)
+    assert controls.apply({"type": "set", "profile": "me"})["calibration_hint"] is False  # in use: nothing to advise
+    assert controls.apply({"type": "set", "profile": None})["calibration_hint"] is True
+    assert main(["demo", "--out", str(tmp_path), "--frames", "2"]) == 0
+    assert "calibrate --profile me --source webcam" in capsys.readouterr().err
+    assert controls.apply({"type": "dismiss", "hint": "calibrate"})["calibration_hint"] is False
+    assert Controls().reply()["calibration_hint"] is False  # dismissed is remembered, for the app and the CLI
+    assert main(["demo", "--out", str(tmp_path), "--frames", "2"]) == 0
+    assert "calibrate --profile" not in capsys.readouterr().err
+    assert main(["hints", "on"]) == 0 and Controls().reply()["calibration_hint"] is True
+
+
 def test_calibrate_and_run_from_the_command_line(clips, tmp_path, capsys):
     args = ["calibrate", "--profile", "cli", "--neutral", str(clips["neutral"]), "--clip", f"sad={clips['sad']}"]
     assert main(args) == 0
     assert "from the shipped library: happy" in capsys.readouterr().err
+    assert last_settings()["profile"] == "cli"  # selected at once: the next live run and serve start with it
+    assert Controls(SessionState.from_values(last_settings())).reply()["profile"] == "cli"
     assert main(args) == 2 and "exists" in capsys.readouterr().err  # no silent overwrite
     assert main(["profiles"]) == 0 and "cli" in capsys.readouterr().out
     out = tmp_path / "out.mp4"

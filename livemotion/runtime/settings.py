@@ -133,6 +133,27 @@ def remember(state: SessionState) -> None:
     _save_settings(lambda data: {**data, **state.values(REMEMBERED_KEYS)})
 
 
+def remember_profile(name: str) -> None:
+    """Start the next live run and ``serve`` with profile ``name`` (a calibration just made it)."""
+    _save_settings(lambda data: {**data, "profile": name, "library": None})
+
+
+def hint_dismissed(hint: str) -> bool:
+    """True when the user dismissed ``hint`` (e.g. "calibrate": the advice to make a profile)."""
+    dismissed = _read("settings.json").get("dismissed_hints")
+    return isinstance(dismissed, list) and hint in dismissed
+
+
+def dismiss_hint(hint: str, dismissed: bool = True) -> None:
+    """Stop (or, ``dismissed`` False, start again) showing ``hint``, in the app and on the command line."""
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        before = data.get("dismissed_hints")
+        hints = {h for h in before if isinstance(h, str)} if isinstance(before, list) else set()
+        return {**data, "dismissed_hints": sorted(hints | {hint} if dismissed else hints - {hint})}
+
+    _save_settings(change)
+
+
 def last_camera() -> dict[str, Any]:
     """The last webcam a live run used: {"source": "webcam:1", "size": [w, h] | None, "fps": .., "mirror": ..};
     {} when none, or when what is stored is not one (with a warning)."""

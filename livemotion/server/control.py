@@ -17,10 +17,13 @@
     {"type": "calibrate", "action": "start", "profile": "me"}       guided calibration (page: /calibrate); then
     {"type": "calibrate", "action": "accept"|"retake"|"skip"|"status"|"cancel"|"finish"}
     {"type": "subscribe", "stats": true}                            stats once a second ({"type": "stats", ...})
+    {"type": "dismiss", "hint": "calibrate"}                        stop advising to calibrate (remembered)
     {"type": "get"}                                                 the current state
 
 Every message gets one reply: ``{"type": "state", ..., "profiles": [names], "presets": [names],
-"styles": [names], "driving": bool}`` (driving: a driving face is connected, ``POST /offer`` mode "drive")
+"styles": [names], "driving": bool, "calibration_hint": bool}`` (driving: a driving face is
+connected, ``POST /offer`` mode "drive"; calibration_hint: no profile is in use and the user has
+not dismissed the advice to make one)
 or ``{"type": "error", "error": "..."}``.
 A bad message changes nothing. ``Controls`` applies messages to every stream it serves.
 """
@@ -75,9 +78,11 @@ SCHEMA = {
         {"type": "object", "properties": {"type": {"const": "preset"}, "action": {"enum": ["save", "delete"]},
                                           "name": {"type": "string", "maxLength": 40}},
          "required": ["type", "action", "name"], "additionalProperties": False},
+        {"type": "object", "properties": {"type": {"const": "dismiss"}, "hint": {"enum": ["calibrate"]}},
+         "required": ["type", "hint"], "additionalProperties": False},
     ]
 }
-_TYPES = ("set", "reset_neutral", "subscribe", "get", "calibrate", "preset")
+_TYPES = ("set", "reset_neutral", "subscribe", "get", "calibrate", "preset", "dismiss")
 
 
 class ControlError(InvalidRequest):
@@ -216,6 +221,8 @@ class Controls:
                 stream.reset_neutral()
         elif kind == "calibrate":
             return self._calibrate(message)
+        elif kind == "dismiss":
+            settings.dismiss_hint(message["hint"])
         elif kind == "preset":
             if message["action"] == "save":
                 settings.save_preset(message["name"], self.state)
@@ -242,7 +249,8 @@ class Controls:
                                         if n in EMOTION_AUS}
         return {"type": "state", **self.state.values(), "profiles": [info.name for info in list_profiles()],
                 "presets": sorted(settings.presets()), "styles": [style.name for style in list_styles()],
-                "shown_aus": aus, "driving": self.driver is not None}
+                "shown_aus": aus, "driving": self.driver is not None,
+                "calibration_hint": self.state.profile is None and not settings.hint_dismissed("calibrate")}
 
     def _check_names(self, state: SessionState, library: ExpressionLibrary) -> None:
         """``InvalidRequest`` unless every emotion ``state`` names (its own, its regions', its
