@@ -91,3 +91,85 @@ def test_answers_out_of_turn_are_refused():
     with pytest.raises(InvalidRequest, match="not complete"):
         session.finish()
     session.close()
+
+
+@pytest.mark.slow
+def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
+    """`livemotion calibrate --source` on a file standing in for the webcam (no camera here), driven
+    through every emotion over the control socket as the calibration page drives it, with a WebRTC
+    viewer watching as the page does: a saved profile, in use from then on. The time it takes is
+    printed (docs/calibration.md reports it), not asserted: speed belongs to benchmarks."""
+    import asyncio
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import aiohttp
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from serving import free_port
+
+    from livemotion.contrib.webrtc_probe import wait_for_port
+    from livemotion.io.sinks import open_sink
+    from livemotion.io.sources import DemoSource
+    from livemotion.runtime.settings import last_settings
+
+    camera = tmp_path / "camera.mp4"  # the demo face talking, 640x480 like a webcam; the server loops it
+    sink = open_sink(str(camera), (640, 480), 30.0)
+    for frame in DemoSource((640, 480), frames=90, neutral=True):
+        sink.write(frame)
+    sink.close()
+    port = free_port()
+    started = time.monotonic()
+    run = subprocess.Popen([sys.executable, "-m", "livemotion", "calibrate", "--profile", "cam", "--source", str(camera),
+                            "--no-browser", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+
+    async def drive() -> list[str]:
+        await wait_for_port(port)
+        url = f"http://127.0.0.1:{port}"
+        viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        viewer.addTransceiver("video", direction="recvonly")
+        viewer.on("track", lambda track: asyncio.ensure_future(_drain(track)))
+        await viewer.setLocalDescription(await viewer.createOffer())
+        phases: list[str] = []
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/offer", json={"sdp": viewer.localDescription.sdp, "type": "offer",
+                                                          "mode": "view"}) as response:
+                await viewer.setRemoteDescription(RTCSessionDescription(**await response.json()))
+            async with session.ws_connect(f"{url}/ws") as ws:
+                async def act(action: str, **extra: object) -> dict:
+                    await ws.send_str(json.dumps({"type": "calibrate", "action": action, **extra}))
+                    return json.loads((await ws.receive(timeout=120)).data)
+
+                status = await act("start", profile="cam")
+                while status["phase"] not in ("done", "error"):
+                    if not phases or phases[-1] != status["phase"]:
+                        phases.append(status["phase"])
+                    if status["phase"] == "review":
+                        status = await act("accept")
+                    elif status["phase"] == "complete":
+                        status = await act("finish")
+                    else:
+                        await asyncio.sleep(0.25)
+                        status = await act("status")
+                    assert status["type"] == "calibration", status
+                phases.append(status["phase"])
+        await viewer.close()
+        return phases
+
+    phases = asyncio.run(drive())
+    _, stderr = run.communicate(timeout=60)
+    seconds = time.monotonic() - started
+    assert run.returncode == 0, stderr
+    assert phases[-1] == "done" and "recording" in phases and "review" in phases
+    assert "saved" in stderr and load_profile("cam").personal
+    assert last_settings()["profile"] == "cam"  # in use from the next start on
+    print(f"calibration from start to a usable profile: {seconds:.1f} s")
+
+
+async def _drain(track) -> None:
+    while True:
+        try:
+            await track.recv()
+        except Exception:
+            return
