@@ -12,7 +12,11 @@ For each person with a neutral clip and emotion clips (MEAD naming: mead_W009_ne
               stranger), edits the same frames;
   - real      the person's own emotion clip, judged the same way (the ceiling of this judge).
 Per emotion: flip rate and target-probability gain (FER2013 mini-Xception), identity distance
-(dlib) and articulation r, as in ``eval_quality.py``. Needs the ``eval`` extra (./lm test).
+(dlib) and articulation r, as in ``eval_quality.py``. Each cell is set beside the person's real
+expression: does the profile's edit flip at least as often (``flip_at_real``), and does it move
+dlib's embedding from their neutral frames no further than their real expression does
+(``identity_within_real``: the unpaired distances; a real expression moves a face 0.25-0.58, so
+no absolute bar is used). Needs the ``eval`` extra (./lm test).
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 from livemotion.expression.au import EMOTIONS
 from livemotion.expression.library import LIBRARY_EMOTIONS
@@ -106,10 +108,23 @@ def main(argv: list[str] | None = None) -> int:
                          f"{_cell(mine.get('identity_distance'), 5)}/{_cell(theirs.get('identity_distance'), 0)} "
                          f"{_cell(mine.get('identity_unpaired'), 5)}/{_cell(real.get('identity_unpaired'), 0)}")
         print(f"{emotion:<11}" + "   ".join(cells))
-    identities = [r["identity_distance"] for entries in report["people"].values()
-                  for r in entries["profile"]["emotions"] if r.get("identity_distance") is not None]
-    report["profile_identity_mean"] = float(np.mean(identities)) if identities else None
-    print(f"profile identity distance, mean: {_cell(report['profile_identity_mean'], 0)}")
+    verdicts = []
+    for person, entries in report["people"].items():
+        for cell in entries["profile"]["emotions"]:
+            real = cell.get("ceiling") or {}
+            if cell["emotion"] not in JUDGED or real.get("flip_rate") is None:
+                continue
+            verdict = {"person": person, "emotion": cell["emotion"],
+                       "flip_at_real": cell["flip_rate"] >= real["flip_rate"],
+                       "identity_within_real": (cell.get("identity_unpaired") is not None
+                                                and real.get("identity_unpaired") is not None
+                                                and cell["identity_unpaired"] <= real["identity_unpaired"])}
+            verdicts.append(verdict)
+    report["against_real"] = verdicts
+    for key, words in (("flip_at_real", "flips at least as often as the person's real expression"),
+                       ("identity_within_real", "moves the face no further from its neutral than the real expression")):
+        met = [f"{v['person']} {v['emotion']}" for v in verdicts if v[key]]
+        print(f"profile {words}: {len(met)} of {len(verdicts)} cells ({', '.join(met) or 'none'})")
     save(report, sheet, args.json, args.png)
     return 0
 
