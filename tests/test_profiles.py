@@ -34,6 +34,7 @@ from livemotion.face.mesh import (
     MOUTH_LEFT_CORNER,
     MOUTH_RIGHT_CORNER,
     OUTER_LIP_CONTOUR,
+    both,
 )
 from livemotion.render.compositing import FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
@@ -326,3 +327,23 @@ def test_the_exemplar_is_a_frame_that_shows_the_expression_not_a_pause_or_a_shou
     face, _ = _face_exemplar(clip, rest, motion)
     chosen = int(face[0, 0, 0])
     assert chosen not in (0, 1, 8, 9) and raised[chosen] >= 0.5
+
+
+@pytest.mark.parametrize("light", [0.55, 1.0], ids=["darker room", "same light"])
+def test_a_profile_made_on_one_camera_works_on_another(profile, astronaut, still_tracker, light):
+    """The profile was made from 320x240 takes; the live camera here is twice as large, and in one case
+    its light is 0.55 as bright. The person's own surprised face still shows (the brows rise), and
+    its skin takes the live face's brightness, not the take's."""
+    live = np.clip(cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC) * light, 0, 255).astype(np.uint8)
+    track = still_tracker.track(live)
+    assert isinstance(track, FaceTrack)
+    controller = ExpressionController(ExpressionRequest("surprised", 1.0, active=True), library=profile,
+                                      fade_step=1.0, transition=0.0)
+    out = ExpressionEditor(create_backend("torch"), controller).edit(Frame(live, 0, Fraction(0), 0.0), track, {})
+    plan = controller.plan(track, 0.0)
+    brows = list(both(INNER_BROW))
+    assert (plan.source[brows, 1] - plan.target[brows, 1]).mean() > 0.02 * track.interocular  # raised
+    x0, y0 = np.round(track.landmarks[[234, 10], :2].min(axis=0)).astype(int)
+    x1, y1 = np.round(track.landmarks[[454, 152], :2].max(axis=0)).astype(int)
+    skin_in, skin_out = live[y0:y1, x0:x1].mean(), out[y0:y1, x0:x1].mean()
+    assert abs(skin_out - skin_in) < 0.06 * skin_in, (skin_in, skin_out)  # no bright take pasted on a dark face
