@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -242,6 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
                                        "`hints on` shows it again; the app's close button does the same.")
     hints.add_argument("action", choices=("on", "off"))
 
+    mouth = sub.add_parser("train-mouth", help="train the mouth generator on clips of people talking (CPU is fine)",
+                           description="Train the mouth generator (lips, teeth and mouth interior the warp cannot "
+                                       "draw) by self-supervision: two frames of one clip, the first carried to the "
+                                       "second's landmarks by livemotion's own warp, learn to look like the second. "
+                                       "Whole clips are held out for the held-out loss. Writes MODEL, a checkpoint "
+                                       "(MODEL.ckpt, for --resume), a CSV log (MODEL.csv) and a sample sheet per "
+                                       "checkpoint (MODEL-samples/).")
+    mouth.add_argument("--videos", nargs="+", required=True, metavar="CLIP", help="clips of one face talking each")
+    mouth.add_argument("--out", required=True, metavar="MODEL", help="the model file to write (.pt)")
+    mouth.add_argument("--steps", type=_positive_int, default=2000, metavar="N", help="training steps (default 2000)")
+    mouth.add_argument("--resume", action="store_true", help="go on from MODEL.ckpt up to --steps")
+    mouth.add_argument("--batch", type=_positive_int, default=16, metavar="N", help="pairs per step (default 16)")
+    mouth.add_argument("--pairs-per-clip", type=_positive_int, default=200, metavar="N",
+                       help="training pairs made from each clip (default 200)")
+    mouth.add_argument("--pairs", metavar="NPZ", help="keep the prepared pairs here and reuse them next time")
+    mouth.add_argument("--checkpoint-every", type=_positive_int, default=200, metavar="N",
+                       help="steps between checkpoints, log rows and sample sheets (default 200)")
+    mouth.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+
     library = sub.add_parser("build-library", help="derive an expression library from labelled clips of real people",
                              description="Track labelled clips and measure, per person against their own neutral clip, "
                                          "what each emotion does to the face (landmark motion with speech factored "
@@ -474,6 +494,11 @@ def _advise_calibration(profile: str | None) -> None:
         print(CALIBRATE_HINT, file=sys.stderr)
 
 
+def _say(line: str) -> None:
+    """One line for the user on stderr."""
+    print(f"livemotion: {line}", file=sys.stderr)
+
+
 def _progress(total: int | None, label: str, quiet: bool = False) -> tqdm:
     """A progress bar of frames (count, fps, time left) on stderr when it is a terminal; silent when
     stderr is a file or a pipe (tqdm's disable=None), or with --quiet."""
@@ -580,10 +605,47 @@ def _build_library(args: argparse.Namespace) -> int:
     missing = [c for c in args.clips if not Path(c).is_file()]
     if missing:
         raise InvalidRequest(f"no such clip: {', '.join(missing)}")
-    library = build_library(args.clips, progress=lambda line: print(f"livemotion: {line}", file=sys.stderr))
+    library = build_library(args.clips, progress=_say)
     library.save(out)
     print(f"livemotion: wrote {out} ({out.stat().st_size / 1e3:.0f} kB) from {len(library.sources)} clips",
           file=sys.stderr)
+    return 0
+
+
+def _train_mouth(args: argparse.Namespace) -> int:
+    import torch
+
+    from .training.mouth import MouthPairs, prepare_pairs, train_mouth
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InvalidRequest(f"--out {out}: the folder {out.parent} does not exist")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device) or (args.device != "cpu" and not torch.cuda.is_available()):
+        raise InvalidRequest(f"--device {args.device}: use cpu, or cuda[:N] on a machine with an NVIDIA GPU")
+    missing = [v for v in args.videos if not Path(v).is_file()]
+    if missing:
+        raise InvalidRequest(f"no such clip: {', '.join(missing)}")
+    report = _say
+    if args.pairs and Path(args.pairs).is_file():
+        pairs = MouthPairs.load(args.pairs)
+        report(f"{len(pairs.target)} pairs from {args.pairs}")
+    else:
+        pairs = prepare_pairs(args.videos, args.pairs_per_clip, progress=report)
+        if args.pairs:
+            pairs.save(args.pairs)
+    with _progress(args.steps, "train-mouth") as bar:
+        def shown(step: int, loss: float) -> None:
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.refresh()
+
+        log = train_mouth(pairs, out, args.steps, resume=args.resume, batch=args.batch, device=args.device,
+                          checkpoint_every=args.checkpoint_every, on_step=shown)
+    last = log[-1] if log else None
+    report(f"wrote {out}" + (f" at step {last['step']}: loss {last['train_loss']:.4f}, held-out "
+                             f"{last['held_out_loss']:.4f} (the warp alone: {last['warp_only_loss']:.4f}; "
+                             f"{last['samples_per_second']:.0f} pairs/s)" if last else
+                             " (nothing to do: already at --steps)"))
     return 0
 
 
@@ -676,7 +738,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     if missing:
         raise InvalidRequest(f"no such clip: {', '.join(missing)}")
     library = calibrate_from_clips(args.neutral, clips,
-                                   progress=lambda line: print(f"livemotion: measuring {line}", file=sys.stderr))
+                                   progress=lambda line: _say(f"measuring {line}"))
     path = save_profile(args.profile, library, overwrite=args.force)
     skipped = [e for e in LIBRARY_EMOTIONS if e not in clips]
     print(f"livemotion: profile {args.profile!r} saved to {path} ({path.stat().st_size / 1e3:.0f} kB, readable by you "
@@ -760,7 +822,7 @@ def _style(args: argparse.Namespace) -> int:
     free_style_path(args.name, args.force)  # before the slow part
     writable_folder(styles_dir())
     style = extract_style(args.clip, args.name, args.neutral,
-                          progress=lambda line: print(f"livemotion: {line}", file=sys.stderr))
+                          progress=_say)
     path = save_style(style, overwrite=args.force)
     print(f"livemotion: stored style {style.name!r} ({style.windows} windows of {style.source}) in {path}; "
           f"show it with `livemotion run --emotion {style.name} ...`", file=sys.stderr)
@@ -905,7 +967,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": _run, "demo": _demo, "animate": _animate, "serve": _serve, "control": _control,
                 "build-engine": _build_engine, "build-library": _build_library, "calibrate": _calibrate,
-                "profiles": _profiles, "presets": _presets, "style": _style, "styles": _styles, "hints": _hints}
+                "profiles": _profiles, "presets": _presets, "style": _style, "styles": _styles, "hints": _hints,
+                "train-mouth": _train_mouth}
     try:
         with _signals_end_the_run():
             return commands[args.command](args)

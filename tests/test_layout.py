@@ -1,6 +1,6 @@
 """The package's imports point one way, in the order a frame flows, and nothing hides a cycle.
 
-io -> face -> expression -> engines -> render -> runtime -> server -> cli: a module may import
+io -> face -> expression -> engines -> render -> training -> runtime -> server -> cli: a module may import
 its own package and the packages before it, never one after it. ``contrib`` (helpers around the
 pipeline: quality judges, the WebRTC test client) may import the core; the core never imports it.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "livemotion"
-LAYERS = ("", "io", "face", "expression", "engines", "render", "runtime", "server", "cli", "contrib")
+LAYERS = ("", "io", "face", "expression", "engines", "render", "training", "runtime", "server", "cli", "contrib")
 BASE = {"livemotion", "livemotion.types", "livemotion.errors"}  # the records and errors every stage shares
 
 

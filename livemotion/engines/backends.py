@@ -65,7 +65,9 @@ def build_spec(engine: str) -> dict[str, Any]:
     """The build recipe of ``engine`` (``engines/<engine>.toml``, shipped as package data)."""
     recipe = resources.files("livemotion.engines.recipes") / f"{engine}.toml"
     if not recipe.is_file():
-        raise InvalidRequest(f"no build spec for engine {engine!r}: engines with one are {', '.join(available_engines())}")
+        with_recipes = sorted(name for name in available_engines()
+                              if (resources.files("livemotion.engines.recipes") / f"{name}.toml").is_file())
+        raise InvalidRequest(f"no build spec for engine {engine!r}: engines with one are {', '.join(with_recipes)}")
     return tomllib.loads(recipe.read_text())
 
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..types import FaceTrack
-from .mesh import CONTROL_POINTS, FACE_OVAL, eye_centres
+from .mesh import CONTROL_POINTS, FACE_OVAL, OUTER_LIP_CONTOUR, eye_centres
 
 _IOD_IN_CROP = 0.24  # inter-ocular distance as a share of the crop side: the crop spans ~4 IODs
 _CENTRE_BELOW_EYES = 0.55  # crop centre, in IODs below the eye midpoint (between eyes and mouth)
@@ -48,6 +48,22 @@ def align(track: FaceTrack, size: int) -> Alignment:
     scale = _IOD_IN_CROP * size / track.interocular
     cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
     # rotate by -angle (level the eyes), scale, and put ``centre`` in the middle of the crop
+    linear = np.array([[cos, sin], [-sin, cos]])
+    offset = np.array([(size - 1) / 2, (size - 1) / 2]) - linear @ centre
+    return Alignment(np.hstack([linear, offset[:, None]]).astype(np.float64), size)
+
+
+MOUTH_CROP_IODS = 1.25  # side of the mouth crop, in IODs: the lips, their corners and a margin of skin
+
+
+def align_mouth(track: FaceTrack, size: int, iods: float = MOUTH_CROP_IODS) -> Alignment:
+    """The crop of ``size`` x ``size`` pixels, ``iods`` inter-ocular distances wide, centred on the
+    mouth (the middle of the outer lip contour), eyes level: the frame the mouth generator works in."""
+    ex = track.rotation[:2, 0]
+    angle = np.arctan2(ex[1], ex[0])
+    centre = track.landmarks[list(OUTER_LIP_CONTOUR), :2].mean(axis=0)
+    scale = size / (iods * track.interocular)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
     linear = np.array([[cos, sin], [-sin, cos]])
     offset = np.array([(size - 1) / 2, (size - 1) / 2]) - linear @ centre
     return Alignment(np.hstack([linear, offset[:, None]]).astype(np.float64), size)

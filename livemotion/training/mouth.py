@@ -1,0 +1,316 @@
+"""Training the mouth generator (``engines.mouth``) by the project's own code, on two CPU cores.
+
+Pairs are self-supervised, from clips of people talking. For two frames i and j of one clip, in
+frame j's mouth crop:
+
+- input: frame i carried to frame j's landmarks by the project's own warp (``face.flow``), what
+  geometry alone draws; frame j's lip shape (``lip_shape``); the clip's most open mouth (reference);
+- target: frame j itself.
+
+So the generator learns to draw what the warp cannot: lips that part, teeth that show, an interior
+that opens. ``prepare_pairs`` tracks each clip once and makes the pairs (uint8 arrays, cached to an
+npz), ``train_mouth`` fits the model with L1 and image-gradient losses (no blur towards the mean),
+holding out whole clips (people) for the validation loss, with checkpoints to resume from, a CSV
+log and a sample sheet per checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model, save_mouth_model
+from ..errors import InvalidRequest
+from ..face.alignment import Alignment, align_mouth
+from ..face.canonical import canonical_landmarks, inner_lip_gap
+from ..face.flow import pinned_flow
+from ..face.tracking import FaceTracker
+from ..io.files import write_whole
+from ..io.sources import FileSource
+from ..types import FaceTrack
+
+_CONTEXT = 2  # frames are kept as a crop this many times wider than the mouth crop, for the pairs' warps
+_GAP = (3, 90)  # frames between i and j: a syllable or two to three seconds apart
+_WARP = {"grid": 16, "sigma": 0.08, "refinements": 2}  # the mouth crop's warp: sigma as a share of the side
+HELD_OUT_SHARE = 0.2  # clips (people) never trained on, for the validation loss
+
+
+@dataclass
+class MouthPairs:
+    """Training pairs as uint8 arrays (N pairs, S = the crop's side)."""
+
+    warped: np.ndarray  # (N, S, S, 3) frame i carried to frame j's landmarks
+    shape: np.ndarray  # (N, 2, S, S) frame j's lip shape, 0..255
+    reference: np.ndarray  # (N, S, S, 3) the clip's most open mouth
+    target: np.ndarray  # (N, S, S, 3) frame j
+    clip: np.ndarray  # (N,) the clip each pair came from (a person)
+
+    def save(self, path: str | Path) -> None:
+        """Keep the pairs for the next training run (building them tracks every clip)."""
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, warped=self.warped, shape=self.shape, reference=self.reference, target=self.target,
+                 clip=self.clip)
+        write_whole(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> MouthPairs:
+        """Pairs ``save`` wrote."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["warped"], data["shape"], data["reference"], data["target"], data["clip"])
+
+    def subset(self, rows: np.ndarray) -> MouthPairs:
+        """The pairs at ``rows``."""
+        return MouthPairs(self.warped[rows], self.shape[rows], self.reference[rows], self.target[rows], self.clip[rows])
+
+
+@dataclass
+class _TrackedFrame:
+    context: np.ndarray  # (C, C, 3) uint8, the frame around the mouth, C = _CONTEXT * SIZE
+    to_context: np.ndarray  # (2, 3) frame -> context pixels
+    track: FaceTrack
+    gap: float  # inner-lip gap, canonical units
+
+
+def _track_clip(path: Path, max_frames: int) -> list[_TrackedFrame]:
+    frames = []
+    source = FileSource(str(path))
+    try:
+        with FaceTracker(max_faces=1) as tracker:
+            for frame in source:
+                if frame.index >= max_frames:
+                    break
+                track = tracker.track(frame.image)
+                if not isinstance(track, FaceTrack):
+                    continue
+                wide = align_mouth(track, _CONTEXT * SIZE, iods=_CONTEXT * 1.25)
+                context = cv2.warpAffine(frame.image, wide.to_crop, (wide.size, wide.size), flags=cv2.INTER_AREA,
+                                         borderMode=cv2.BORDER_REFLECT101)
+                frames.append(_TrackedFrame(context, wide.to_crop, track,
+                                            float(inner_lip_gap(canonical_landmarks(track)))))
+    finally:
+        source.close()
+    return frames
+
+
+def _compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """(2, 3) affine ``outer`` after ``inner``."""
+    return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
+
+
+def _in_crop(frame: _TrackedFrame, crop: Alignment) -> np.ndarray:
+    """``frame``'s picture in ``crop`` (another frame's mouth crop), from its context crop."""
+    to_crop = _compose_affine(crop.to_crop, cv2.invertAffineTransform(frame.to_context))
+    return cv2.warpAffine(frame.context, to_crop, (crop.size, crop.size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT101)
+
+
+def carry(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``image`` (S, S, 3) warped so that points ``source`` (N, 2) move to ``target`` (N, 2), crop
+    pixels, with the project's own flow (the border pinned), resampled once."""
+    size = image.shape[0]
+    inside = np.all((source > -0.2 * size) & (source < 1.2 * size) & (target > -0.2 * size) & (target < 1.2 * size),
+                    axis=1)
+    with torch.inference_mode():
+        flow = pinned_flow(torch.as_tensor(source[inside][None], dtype=torch.float32),
+                           torch.as_tensor(target[inside][None], dtype=torch.float32), size, int(_WARP["grid"]),
+                           float(_WARP["sigma"]) * size, int(_WARP["refinements"]))[0].numpy()
+    dense = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in flow])
+    xx, yy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+    return cv2.remap(image, xx + dense[0], yy + dense[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def prepare_pairs(videos: Iterable[str | Path], pairs_per_clip: int = 200, max_frames: int = 300, seed: int = 0,
+                  progress: Callable[[str], None] | None = None) -> MouthPairs:
+    """Track each clip once and make ``pairs_per_clip`` pairs of it (see the module's text)."""
+    rng = np.random.default_rng(seed)
+    report = progress or (lambda _: None)
+    parts: dict[str, list[np.ndarray]] = {"warped": [], "shape": [], "reference": [], "target": [], "clip": []}
+    for path in map(Path, videos):
+        frames = _track_clip(path, max_frames)
+        if len(frames) < _GAP[0] + 2:
+            report(f"{path.name}: skipped, a face in only {len(frames)} frames")
+            continue
+        widest = max(frames, key=lambda f: f.gap)
+        reference = _in_crop(widest, align_mouth(widest.track, SIZE))
+        for _ in range(pairs_per_clip):
+            j = int(rng.integers(len(frames)))
+            choices = [i for i in range(len(frames)) if _GAP[0] <= abs(i - j) <= _GAP[1]]
+            if not choices:
+                continue
+            i = int(rng.choice(choices))
+            crop = align_mouth(frames[j].track, SIZE)
+            source = crop.points_to_crop(frames[i].track.landmarks[:, :2])
+            target_points = crop.points_to_crop(frames[j].track.landmarks[:, :2])
+            parts["warped"].append(carry(_in_crop(frames[i], crop), source, target_points))
+            parts["shape"].append((lip_shape(target_points) * 255).astype(np.uint8))
+            parts["reference"].append(reference)
+            parts["target"].append(_in_crop(frames[j], crop))
+            parts["clip"].append(np.array(path.stem))
+        report(f"{path.name}: {len(frames)} frames tracked, {pairs_per_clip} pairs")
+    if not parts["target"]:
+        raise InvalidRequest("no clip gave training pairs: give videos of one face talking, a few seconds each")
+    return MouthPairs(*(np.stack(parts[key]) for key in ("warped", "shape", "reference", "target", "clip")))
+
+
+def held_out(clips: np.ndarray, share: float = HELD_OUT_SHARE) -> np.ndarray:
+    """(N,) bool: the pairs whose clip is held out from training, chosen by a hash of its name
+    (the same clips every run, whatever else is added)."""
+    names = sorted(set(clips.tolist()))
+    kept_out = {name for name in names if zlib.crc32(name.encode()) % 1000 < share * 1000}
+    if len(names) > 1 and not kept_out:  # a handful of clips: still hold one out
+        kept_out = {names[-1]}
+    return np.array([name in kept_out for name in clips.tolist()])
+
+
+def _batch(pairs: MouthPairs, rows: np.ndarray, device: str) -> tuple[torch.Tensor, ...]:
+    def tensor(images: np.ndarray, channels_last: bool = True) -> torch.Tensor:
+        values = torch.as_tensor(images, dtype=torch.float32, device=device) / 255.0
+        return values.permute(0, 3, 1, 2) if channels_last else values
+
+    return (tensor(pairs.warped[rows]), tensor(pairs.shape[rows], channels_last=False), tensor(pairs.reference[rows]),
+            tensor(pairs.target[rows]))
+
+
+def mouth_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 on the pixels plus L1 on their horizontal and vertical differences: edges (lips, teeth)
+    cost as much as colours, so the model is not paid to blur."""
+    def gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]
+
+    (ox, oy), (tx, ty) = gradients(output), gradients(target)
+    return ((output - target).abs().mean() + (ox - tx).abs().mean() + (oy - ty).abs().mean())
+
+
+@dataclass
+class TrainingRun:
+    """Where a training run keeps its files, beside the model ``out``."""
+
+    out: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        """Model, optimiser and step, to resume from (not shipped)."""
+        return self.out.with_suffix(".ckpt")
+
+    @property
+    def log(self) -> Path:
+        """One CSV row per checkpoint: step, train loss, held-out loss, the warp alone's loss on the
+        same held-out pairs, pairs a second."""
+        return self.out.with_suffix(".csv")
+
+    def sheet(self, step: int) -> Path:
+        """The sample sheet of the checkpoint at ``step``."""
+        return self.out.with_name(f"{self.out.stem}-samples") / f"step-{step:07d}.png"
+
+
+def _sample_sheet(model: MouthGenerator, pairs: MouthPairs, path: Path, device: str) -> None:
+    """Rows of held-out pairs: warped input | output | target | attention, at 2x."""
+    rows = np.arange(min(6, len(pairs.target)))
+    warped, shape, reference, target = _batch(pairs, rows, device)
+    with torch.no_grad():
+        output, attention = model(warped, shape, reference)
+    tiles = []
+    for index in range(len(rows)):
+        parts = [warped[index], output[index], target[index], attention[index].expand(3, -1, -1)]
+        tiles.append(np.hstack([(p.permute(1, 2, 0).cpu().numpy() * 255).clip(0, 255).astype(np.uint8) for p in parts]))
+    sheet = cv2.resize(np.vstack(tiles), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def held_out_loss(model: MouthGenerator, pairs: MouthPairs, device: str = "cpu") -> float:
+    """``mouth_loss`` over every pair in ``pairs`` (evaluated in chunks, the model in eval mode)."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for chunk in np.array_split(np.arange(len(pairs.target)), max(1, len(pairs.target) // 64)):
+            warped, shape, reference, target = _batch(pairs, chunk, device)
+            total += float(mouth_loss(model(warped, shape, reference)[0], target)) * len(chunk)
+    model.train(was_training)
+    return total / len(pairs.target)
+
+
+def warp_only_loss(pairs: MouthPairs) -> float:
+    """``mouth_loss`` of the warped inputs themselves: what the generator has to beat."""
+    total = 0.0
+    for chunk in np.array_split(np.arange(len(pairs.target)), max(1, len(pairs.target) // 64)):
+        warped, _, _, target = _batch(pairs, chunk, "cpu")
+        total += float(mouth_loss(warped, target)) * len(chunk)
+    return total / len(pairs.target)
+
+
+def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = False, batch: int = 16,
+                device: str = "cpu", checkpoint_every: int = 200, base: int = 16, learning_rate: float = 2e-3,
+                seed: int = 0, on_step: Callable[[int, float], None] | None = None) -> list[dict[str, float]]:
+    """Train (or, with ``resume``, go on training) the mouth generator on ``pairs`` up to ``steps``
+    steps; the model is written to ``out`` at each checkpoint and at the end. The rows of the log."""
+    run = TrainingRun(Path(out))
+    out_of_training = held_out(pairs.clip)
+    train_rows, valid_rows = np.nonzero(~out_of_training)[0], np.nonzero(out_of_training)[0]
+    if not len(train_rows):
+        raise InvalidRequest("every clip is held out: give more clips (whole clips are kept for measuring)")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = MouthGenerator(base=base).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    step, log = 0, []
+    if resume and run.checkpoint.exists():
+        state = torch.load(str(run.checkpoint), map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, rng = int(state["step"]), state["rng"]
+    elif run.log.exists():
+        run.log.unlink()  # a fresh run starts a fresh log
+    trained_on = sorted(set(pairs.clip[train_rows].tolist()))
+    validation = pairs.subset(valid_rows if len(valid_rows) else train_rows[:32])
+    baseline = warp_only_loss(validation)
+    started, done_since = time.perf_counter(), 0
+    model.train()
+    while step < steps:
+        rows = rng.choice(train_rows, size=min(batch, len(train_rows)), replace=False)
+        warped, shape, reference, target = _batch(pairs, rows, device)
+        output, _ = model(warped, shape, reference)
+        loss = mouth_loss(output, target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        done_since += len(rows)
+        if on_step is not None:
+            on_step(step, loss.item())
+        if step % checkpoint_every == 0 or step == steps:
+            row = {"step": step, "train_loss": loss.item(), "held_out_loss": held_out_loss(model, validation, device),
+                   "warp_only_loss": baseline,
+                   "samples_per_second": done_since / (time.perf_counter() - started)}
+            log.append(row)
+            new_log = not run.log.exists()
+            with run.log.open("a", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=list(row))
+                if new_log:
+                    writer.writeheader()
+                writer.writerow(row)
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "rng": rng},
+                       str(run.checkpoint))
+            save_mouth_model(model.cpu(), run.out, trained_on, step)
+            model.to(device)
+            _sample_sheet(model, validation, run.sheet(step), device)
+            started, done_since = time.perf_counter(), 0
+    return log
+
+
+def model_summary(path: str | Path) -> str:
+    """One line about a trained model: its steps and clips."""
+    model, record = load_mouth_model(path)
+    parameters = sum(p.numel() for p in model.parameters())
+    return f"{path}: {parameters:,} parameters, {record['steps']} steps, trained on {len(record['trained_on'])} clips"

@@ -1,0 +1,135 @@
+"""The mouth generator and its training: pairs made by the project's own warp from the talking demo
+face, a small model that learns on them, checkpoints that resume, an ONNX export that matches."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from livemotion.cli import main
+from livemotion.engines.mouth import (
+    MouthGenerator,
+    compose,
+    export_mouth_onnx,
+    lip_shape,
+    load_mouth_model,
+    save_mouth_model,
+)
+from livemotion.errors import InvalidRequest
+from livemotion.io.sinks import open_sink
+from livemotion.io.sources import DemoSource
+from livemotion.training.mouth import TrainingRun, held_out, held_out_loss, prepare_pairs, train_mouth
+
+
+@pytest.fixture(scope="module")
+def talking_clips(tmp_path_factory):
+    """The demo face talking, at two sizes: two 'people' for the split (one trained on, one held out)."""
+    folder = tmp_path_factory.mktemp("mouth")
+    clips = []
+    for name, size in (("first", (320, 240)), ("second", (400, 300))):
+        path = folder / f"{name}.mp4"
+        sink = open_sink(str(path), size, 30.0)
+        for frame in DemoSource(size, frames=60):
+            sink.write(frame)
+        sink.close()
+        clips.append(path)
+    return clips
+
+
+@pytest.fixture(scope="module")
+def pairs(talking_clips):
+    return prepare_pairs(talking_clips, pairs_per_clip=40)
+
+
+def test_pairs_are_the_same_face_carried_by_the_warp_to_another_frame(pairs):
+    assert pairs.target.shape == (80, 64, 64, 3) and pairs.shape.shape == (80, 2, 64, 64)
+    held = held_out(pairs.clip)
+    assert 0 < held.sum() < len(held) and len(set(pairs.clip[held])) == 1  # a whole clip is held out
+    # The warp brings frame i close to frame j: closer than frame i left where it was would be.
+    assert np.abs(pairs.warped.astype(int) - pairs.target).mean() < 20
+    inner = pairs.shape[:, 1] > 128  # the opening the target lip shape says
+    assert inner.any(axis=(1, 2)).sum() > 10  # the demo talks: many targets have an open mouth
+
+
+def test_a_small_model_learns_to_beat_the_warp_alone_on_held_out_frames(pairs, tmp_path):
+    torch.manual_seed(0)
+    untrained = held_out_loss(MouthGenerator(base=8), pairs.subset(np.nonzero(held_out(pairs.clip))[0]))
+    log = train_mouth(pairs, tmp_path / "m.pt", steps=80, batch=8, checkpoint_every=40, base=8)
+    assert [row["step"] for row in log] == [40, 80]
+    assert log[-1]["held_out_loss"] < untrained  # output ~= the warped input before training
+    model, record = load_mouth_model(tmp_path / "m.pt")
+    assert record["steps"] == 80 and record["trained_on"] == sorted(set(pairs.clip[~held_out(pairs.clip)].tolist()))
+    run = TrainingRun(tmp_path / "m.pt")
+    assert run.sheet(80).stat().st_size > 1000 and run.checkpoint.exists()
+
+
+def test_training_resumes_from_its_checkpoint(pairs, tmp_path):
+    out = tmp_path / "m.pt"
+    train_mouth(pairs, out, steps=20, batch=4, checkpoint_every=10, base=8)
+    log = train_mouth(pairs, out, steps=30, batch=4, checkpoint_every=10, base=8, resume=True)
+    assert [row["step"] for row in log] == [30]  # went on from 20, not from 0
+    with TrainingRun(out).log.open() as file:
+        assert [int(row["step"]) for row in csv.DictReader(file)] == [10, 20, 30]
+
+
+def test_attention_one_gives_the_input_back_bit_exact():
+    warped = torch.rand(2, 3, 64, 64)
+    colour = torch.rand(2, 3, 64, 64)
+    assert torch.equal(compose(warped, colour, torch.ones(2, 1, 64, 64)), warped)
+    assert torch.equal(compose(warped, colour, torch.zeros(2, 1, 64, 64)), colour)
+
+
+def test_the_lip_shape_marks_an_open_mouth_where_the_points_say():
+    points = np.zeros((478, 2), np.float32) + 32
+    from livemotion.face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR
+
+    angles = np.linspace(0, 2 * np.pi, len(OUTER_LIP_CONTOUR), endpoint=False)
+    points[list(OUTER_LIP_CONTOUR)] = np.stack([32 + 20 * np.cos(angles), 40 + 10 * np.sin(angles)], 1)
+    angles = np.linspace(0, 2 * np.pi, len(INNER_LIP_CONTOUR), endpoint=False)
+    points[list(INNER_LIP_CONTOUR)] = np.stack([32 + 12 * np.cos(angles), 40 + 5 * np.sin(angles)], 1)
+    outer, inner = lip_shape(points)
+    assert inner[40, 32] > 0.9 and inner[40, 48] < 0.1 and outer[40, 48] > 0.9 and outer[10, 32] < 0.1
+
+
+def test_the_onnx_export_matches_torch(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    torch.manual_seed(1)
+    model = MouthGenerator(base=8).eval()
+    with torch.no_grad():  # weights that do something (a fresh head is all zeros)
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    path = export_mouth_onnx(model, tmp_path / "mouth.onnx")
+    inputs = [torch.rand(3, channels, 64, 64) for channels in (3, 2, 3)]
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(*inputs)]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {name: t.numpy() for name, t in zip(("warped", "shape", "reference"), inputs)})
+    for mine, theirs in zip(got, expected):
+        assert np.abs(mine - theirs).max() <= 1 / 255
+
+
+def test_a_corrupt_model_file_is_one_clear_line(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(InvalidRequest, match="is not a livemotion mouth model"):
+        load_mouth_model(broken)
+    save_mouth_model(MouthGenerator(base=8), tmp_path / "good.pt", ["x"], 0)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((tmp_path / "good.pt").read_bytes()[:500])
+    with pytest.raises(InvalidRequest, match="is not a livemotion mouth model"):
+        load_mouth_model(truncated)
+    assert main(["train-mouth", "--videos", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "m.pt")]) == 2
+    assert "no such clip" in capsys.readouterr().err
+
+
+def test_train_mouth_from_the_command_line(talking_clips, tmp_path, capsys):
+    out, cache = tmp_path / "m.pt", tmp_path / "pairs.npz"
+    args = ["train-mouth", "--videos", *map(str, talking_clips), "--out", str(out), "--steps", "6", "--batch", "4",
+            "--pairs-per-clip", "8", "--pairs", str(cache), "--checkpoint-every", "3"]
+    assert main(args) == 0
+    assert out.exists() and cache.exists() and "held-out" in capsys.readouterr().err
+    assert main([*args[:-4], "--steps", "9", "--pairs", str(cache), "--resume"]) == 0  # reuses the pairs
+    assert "pairs from" in capsys.readouterr().err and load_mouth_model(out)[1]["steps"] == 9
