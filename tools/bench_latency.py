@@ -8,8 +8,11 @@ For each size it measures, on the same frames (decoded into memory first):
   tracker   the MediaPipe tracker alone, frame after frame: the floor any filter pays
   full      tracking + smoothing + expression control + engine + compositing, frame after frame
   live      the real-time runner: frames released at 30 fps, three threads, H.264 encoding,
-            latest-frame hand-off; sustained fps out, end-to-end latency (capture -> written), drops
-The headline is full / tracker, the per-frame cost ratio measured in the same process.
+            latest-frame hand-off; sustained fps out, end-to-end latency (capture -> written), drops;
+            with the backend users get by default (``--live-backends auto``), or each one named
+The headline is full / tracker, the per-frame cost ratio measured in the same process. Every
+stage's mean is listed with their sum beside the whole frame's time: what no stage accounts for
+is printed as "unaccounted".
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemotion.engines.backends import NUM_POINTS, create_backend
+from livemotion.engines.backends import NUM_POINTS, create_backend, default_backend
 from livemotion.expression.controller import ExpressionRequest
 from livemotion.expression.library import ExpressionLibrary
 from livemotion.expression.profiles import load_profile
@@ -117,8 +120,9 @@ def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: 
     return {stage: asdict(StageSummary.of(values)) for stage, values in stages.items()} | {"_samples": stages}
 
 
-def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: ExpressionLibrary | None = None) -> dict:
-    with tempfile.TemporaryDirectory() as folder, pipeline_for(emotion, max_faces, library=library) as pipeline:
+def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: ExpressionLibrary | None = None,
+               backend: str = "auto") -> dict:
+    with tempfile.TemporaryDirectory() as folder, pipeline_for(emotion, max_faces, backend, library) as pipeline:
         source = MemorySource(frames, fps=30.0)
         sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps)
         stats = LiveRunner(source, pipeline, sink, pace=True).run()
@@ -126,6 +130,16 @@ def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: 
     return {"fps_out": stats.frames_out / stats.wall_seconds, "frames_in": stats.frames_in,
             "frames_out": stats.frames_out, "dropped": stats.dropped,
             "end_to_end": asdict(summary["total"]), "stages": {k: asdict(v) for k, v in summary.items()}}
+
+
+def stage_accounting(full: dict) -> dict[str, float]:
+    """{stage: mean ms} of one full-pipeline run, with ``stages`` (their sum), ``frame`` (the whole
+    processing time) and ``unaccounted`` (frame minus stages)."""
+    means = {stage: values["mean"] for stage, values in full.items()
+             if not stage.startswith("_") and stage not in ("processing", "total", "sink")}
+    stages = sum(means.values())
+    return {**means, "stages": stages, "frame": full["processing"]["mean"],
+            "unaccounted": full["processing"]["mean"] - stages}
 
 
 def plot(results: list[dict], path: str) -> None:
@@ -136,11 +150,14 @@ def plot(results: list[dict], path: str) -> None:
 
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
     for ax, result in zip(axes[0], results, strict=True):
-        samples = result["full"]["torch"].pop("_samples")
+        backend = result["default_backend"]
+        samples = result["full"][backend].pop("_samples")
         names = [n for n in samples if n != "processing"] + ["processing"]
         ax.boxplot([samples[n] for n in names], tick_labels=names, showfliers=False)
         ax.axhline(result["tracker"]["mean"], color="gray", linestyle="--", label="tracker alone (mean)")
-        ax.set_title(f"{result['size']}: full / tracker = {result['ratio']['torch']:.2f}")
+        unaccounted = result["accounting"][backend]["unaccounted"]
+        ax.set_title(f"{result['size']} ({backend}): full / tracker = {result['ratio'][backend]:.2f}, "
+                     f"unaccounted {unaccounted:.1f} ms")
         ax.set_ylabel("ms per frame")
         ax.tick_params(axis="x", rotation=30)
         ax.legend(loc="upper left", fontsize=8)
@@ -158,43 +175,59 @@ def main(argv: list[str] | None = None) -> int:
                         "instead of the shipped library")
     parser.add_argument("--max-faces", type=int, default=2, help="tracker max faces, as in `livemotion run`")
     parser.add_argument("--no-live", action="store_true", help="skip the threaded real-time measurement")
+    parser.add_argument("--live-backends", default="auto",
+                        help="backends for the live measurement, comma-separated (default auto: what users get)")
     parser.add_argument("--streams", default="1,4,16", help="batch sizes for the multi-stream engine cost")
     parser.add_argument("--json", help="write all numbers here")
     parser.add_argument("--png", help="write per-stage latency distributions here")
     args = parser.parse_args(argv)
 
     backends = available_backends()
+    default = default_backend("cpu")
+    live_backends = [default if name == "auto" else name for name in args.live_backends.split(",")]
     library = load_profile(args.profile) if args.profile else None
     results = []
     for text in args.sizes.split(","):
         width, height = (int(v) for v in text.lower().split("x"))
         frames = load_frames(args.source, (width, height), args.frames)
-        result = {"size": f"{width}x{height}", "frames": len(frames),
-                  "tracker": bench_tracker(frames, args.max_faces), "full": {}, "ratio": {}}
+        result = {"size": f"{width}x{height}", "frames": len(frames), "default_backend": default,
+                  "tracker": bench_tracker(frames, args.max_faces), "full": {}, "ratio": {}, "accounting": {},
+                  "live": {}}
         for backend in backends:
             full = bench_full(frames, args.emotion, args.max_faces, backend, library)
             result["full"][backend] = full
             result["ratio"][backend] = full["processing"]["mean"] / result["tracker"]["mean"]
+            result["accounting"][backend] = stage_accounting(full)
         if not args.no_live:
-            result["live"] = bench_live(frames, args.emotion, args.max_faces, library)
+            for backend in live_backends:
+                result["live"][backend] = bench_live(frames, args.emotion, args.max_faces, library, backend)
         results.append(result)
 
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}"
     print(f"machine: {machine}; source {args.source}; emotion {args.emotion}; "
           f"{'profile ' + args.profile if args.profile else 'shipped library'}; {args.frames} frames per run")
-    print(f"{'size':<10}{'backend':<9}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"
+    print(f"default backend: {default}; live runs with: {', '.join(live_backends)}")
+    print(f"{'size':<10}{'backend':<12}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"
           f"{'e2e p50':>9}{'e2e p95':>9}{'e2e p99':>9}{'dropped':>9}")
     for r in results:
         for backend in backends:
-            live = r.get("live", {}) if backend == "torch" else {}  # the live run uses the default backend
+            live = r["live"].get(backend, {})
             e2e = live.get("end_to_end", {})
             cells = [f"{r['tracker']['mean']:11.2f}", f"{r['full'][backend]['processing']['mean']:9.2f}",
                      f"{r['ratio'][backend]:7.2f}", f"{live.get('fps_out', float('nan')):10.1f}",
                      f"{e2e.get('p50', float('nan')):9.1f}", f"{e2e.get('p95', float('nan')):9.1f}",
                      f"{e2e.get('p99', float('nan')):9.1f}", f"{live.get('dropped', 0):9d}"]
-            print(f"{r['size']:<10}{backend:<9}" + "".join(cells))
-        stages = {k: v["p50"] for k, v in r["full"]["torch"].items() if not k.startswith("_")}
-        print("    p50 ms per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+            name = backend + (" *" if backend == default else "")
+            print(f"{r['size']:<10}{name:<12}" + "".join(cells))
+        for backend in backends:
+            account = r["accounting"][backend]
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in account.items() if k not in ("stages", "frame", "unaccounted"))
+            print(f"    {backend} mean ms per stage: {stages}; sum {account['stages']:.1f} of the frame's "
+                  f"{account['frame']:.1f} (unaccounted {account['unaccounted']:.1f})")
+        for backend, live in r["live"].items():
+            live_stages = ", ".join(f"{k} {v['p50']:.1f}" for k, v in live["stages"].items())
+            print(f"    live ({backend}) p50 ms per stage: {live_stages}")
+    print("* the backend users get by default (--backend auto)")
     streams = [int(n) for n in args.streams.split(",")]
     per_stream = {backend: bench_streams(backend, streams) for backend in backends}
     print("engine cost per stream, one batched call for N streams (one flow lattice per face), ms: " + "; ".join(
