@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "onnxruntime, or tensorrt (NVIDIA GPU)")
     engine.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for torch/onnxruntime/tensorrt")
     engine.add_argument("--fp16", action="store_true", help="half precision where the engine's spec allows (tensorrt)")
+    engine.add_argument("--mouth", choices=("warp", "learned"), default="warp",
+                        help="who draws the mouth: warp (default: geometry, a dark cavity where it opens) or learned "
+                             "(a mouth generator trained with `livemotion train-mouth`; give --mouth-model)")
+    engine.add_argument("--mouth-model", metavar="FILE", help="the trained mouth generator for --mouth learned")
     run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
                      help="frames in the --preview sheet, spread over the run (default 4)")
     run.add_argument("--max-faces", type=_positive_int, default=2, metavar="N",
@@ -466,6 +470,18 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
     return chosen
 
 
+def _mouth_model(args: argparse.Namespace) -> str | None:
+    """The mouth generator's file for ``--mouth learned`` (None: the warp draws the mouth)."""
+    if args.mouth == "warp":
+        if args.mouth_model:
+            raise InvalidRequest("--mouth-model goes with --mouth learned")
+        return None
+    if not args.mouth_model:
+        raise InvalidRequest("--mouth learned needs --mouth-model FILE: no trained mouth ships yet; make one with "
+                             "`livemotion train-mouth --videos CLIPS... --out mouth.pt`")
+    return str(args.mouth_model)
+
+
 def _driver(args: argparse.Namespace) -> Driver | None:
     """The --drive face (mimic), or None."""
     if not args.drive:
@@ -537,7 +553,8 @@ def _run(args: argparse.Namespace) -> int:
         pipeline = build_pipeline(dataclasses.replace(state.request(), active=state.active and not state.bypass),
                                   library=resolve_library(state.library, state.profile), backend=args.backend,
                                   device=args.device, fp16=args.fp16, max_faces=args.max_faces,
-                                  schedule=args.schedule, driver=driver, overlay=args.overlay)
+                                  schedule=args.schedule, driver=driver, overlay=args.overlay,
+                                  mouth_model=_mouth_model(args))
         sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
     except BaseException:
         source.close()

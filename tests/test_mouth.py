@@ -133,3 +133,42 @@ def test_train_mouth_from_the_command_line(talking_clips, tmp_path, capsys):
     assert out.exists() and cache.exists() and "held-out" in capsys.readouterr().err
     assert main([*args[:-4], "--steps", "9", "--pairs", str(cache), "--resume"]) == 0  # reuses the pairs
     assert "pairs from" in capsys.readouterr().err and load_mouth_model(out)[1]["steps"] == 9
+
+
+def _fixed(attention: float, colour: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> MouthGenerator:
+    """A generator whose head ignores its input: this attention everywhere, this colour (logits)."""
+    model = MouthGenerator(base=8)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([*colour, attention]))
+    return model
+
+
+def test_in_the_edit_attention_one_keeps_the_warps_mouth_and_zero_redraws_only_the_mouth(astronaut, astronaut_track):
+    from helpers import edit_still
+
+    from livemotion.expression.controller import ExpressionRequest
+    from livemotion.face.alignment import align_mouth
+    from livemotion.render.mouth import LearnedMouth
+
+    request = ExpressionRequest("surprised", 1.0, active=True)
+    warp_only, plan = edit_still(astronaut, astronaut_track, request)
+    kept = LearnedMouth(_fixed(attention=50.0))(warp_only, astronaut_track, plan.target)
+    assert np.array_equal(kept, warp_only)  # attention 1: every byte as the warp drew it
+    redrawn = LearnedMouth(_fixed(attention=-50.0, colour=(-8.0, 8.0, -8.0)))(warp_only, astronaut_track, plan.target)
+    changed = np.any(redrawn != warp_only, axis=2)
+    centre = np.round(astronaut_track.landmarks[[13, 14], :2].mean(axis=0)).astype(int)
+    assert redrawn[centre[1], centre[0], 1] > 200 and redrawn[centre[1], centre[0], 0] < 40  # the mouth: drawn green
+    crop = align_mouth(astronaut_track, 64)
+    ys, xs = np.nonzero(changed)
+    inside = crop.points_to_crop(np.stack([xs, ys], 1).astype(float))
+    assert inside.min() > -1 and inside.max() < 65  # nothing changed outside the mouth crop
+
+
+def test_run_with_the_learned_mouth_from_the_command_line(tmp_path, capsys):
+    assert main(["run", "--source", "demo:160x120", "--sink", str(tmp_path / "o.mp4"), "--mouth", "learned"]) == 2
+    assert "--mouth-model" in capsys.readouterr().err
+    save_mouth_model(MouthGenerator(base=8), tmp_path / "m.pt", ["x"], 0)
+    assert main(["run", "--source", "demo:320x240", "--sink", str(tmp_path / "o.mp4"), "--frames", "3",
+                 "--emotion", "surprised", "--mouth", "learned", "--mouth-model", str(tmp_path / "m.pt")]) == 0
+    assert "mouth" in capsys.readouterr().err  # its own stage in the timings

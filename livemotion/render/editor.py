@@ -34,6 +34,7 @@ from .compositing import (
     lattice_mask,
     warp_face,
 )
+from .mouth import LearnedMouth
 
 _MOUTH_CHANGE_MIN = 0.005  # canonical units: a smaller change of the opening uncovers nothing to fill
 _EYE_TURN = (20.0, 30.0)  # degrees of yaw over which eyes stop being redrawn (``_eye_changes``)
@@ -77,8 +78,10 @@ class ExpressionEditor:
     """
 
     def __init__(self, backend: EngineBackend, controller: ExpressionController | None = None,
-                 schedule: RequestSource | None = None, driver: DriveSource | None = None):
+                 schedule: RequestSource | None = None, driver: DriveSource | None = None,
+                 mouth: LearnedMouth | None = None):
         self.backend = backend
+        self.mouth = mouth  # the learned mouth redraws what the warp drew there (None: the warp's mouth)
         self.controller = controller or ExpressionController()
         self.schedule = schedule
         self.driver = driver
@@ -103,6 +106,8 @@ class ExpressionEditor:
             reading = driver.read(float(frame.pts))
             timings["drive"] = (time.perf_counter() - start) * 1e3
             start = time.perf_counter()
+        if self.mouth is not None:
+            self.mouth.observe(frame.image, track)  # its reference: the person's own mouth, unedited
         plan = self.controller.plan(track, float(frame.pts), request, reading)
         self.last_plan = plan
         timings["control"] = (time.perf_counter() - start) * 1e3
@@ -145,6 +150,10 @@ class ExpressionEditor:
         out = warp_face(frame.image, layers, alignment, self._mouth_change(plan, frame_target, library),
                         self._eye_changes(plan, frame_target, track.pose.yaw))
         timings["composite"] = (time.perf_counter() - start) * 1e3
+        if self.mouth is not None:
+            start = time.perf_counter()
+            out = self.mouth(out, track, frame_target)
+            timings["mouth"] = (time.perf_counter() - start) * 1e3
         return out
 
     def _face_exemplar(self, plan: ExpressionPlan, library: ExpressionLibrary) -> _ChosenExemplar | None:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..io.preview import Preview
 from ..io.sinks import FrameSink
 from ..io.sources import FrameSource
 from ..render.editor import ExpressionEditor
+from ..render.mouth import LearnedMouth
 from ..render.overlay import draw_overlay
 from ..types import FaceTrack, Frame, TrackResult
 from .stats import PipelineStats
@@ -188,7 +190,7 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
                    device: str = "cpu", fp16: bool = False, tracker: FaceTracker | None = None, max_faces: int = 2,
                    static_images: bool = False, schedule: RequestSource | None = None,
                    driver: DriveSource | None = None, overlay: bool = False, fade_step: float = 0.25,
-                   transition: float = 0.5) -> Pipeline:
+                   transition: float = 0.5, mouth_model: str | Path | None = None) -> Pipeline:
     """One stream's stages, wired: tracker -> smoothing -> controller -> engine -> compositor.
 
     ``request`` (default: none yet, the face passes through) and ``schedule`` say what to show,
@@ -197,7 +199,8 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
     for ``engine`` on ``device``) or an instance to share between streams. ``tracker``: a tracker
     to share (else one is made, ``max_faces``, ``static_images`` for unrelated stills, and closed
     with the pipeline). ``fade_step`` and ``transition``: the controller's fade and onset (1.0
-    and 0.0 for a still, where there is no earlier frame to fade from).
+    and 0.0 for a still, where there is no earlier frame to fade from). ``mouth_model``: a trained
+    mouth generator redraws the mouth (``render.mouth``; None: the warp's mouth).
     """
     editor = None
     if edit:
@@ -207,7 +210,8 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
             schedule.check(controller.fitted)
         engine_backend = create_backend(backend, engine, device=device, fp16=fp16) if isinstance(backend, str) \
             else backend
-        editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver)
+        mouth = LearnedMouth(mouth_model) if mouth_model is not None else None
+        editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver, mouth=mouth)
     owns_tracker = tracker is None
     tracker = tracker or FaceTracker(max_faces=max_faces, static_images=static_images)
     return Pipeline(tracker, editor, overlay=overlay, owns_tracker=owns_tracker)
