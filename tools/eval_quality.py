@@ -185,10 +185,14 @@ def added_jitter(points_in: np.ndarray, points_out: np.ndarray, start: int) -> f
     return landmark_jitter(points_out[seen], 1.0) / before if before > 0 else None
 
 
+MOUTH_MODEL: str | None = None  # --mouth-model: the learned mouth draws the mouth (None: the warp)
+
+
 def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> list[np.ndarray]:
     still = len(clip.frames) == 1  # a still is edited at full strength, without a fade-in or onset
     with build_pipeline(ExpressionRequest(emotion, intensity, active=True), library=library, backend="torch",
-                        static_images=still, fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5) as pipeline:
+                        static_images=still, fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5,
+                        mouth_model=MOUTH_MODEL) as pipeline:
         return [pipeline.process(frame).output.image for frame in clip.frames]
 
 
@@ -275,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8, help="frames judged per clip (default 8)")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--png", help="write the contact sheet (a row per source: input | each emotion, at apex)")
+    parser.add_argument("--mouth-model", help="edit with this learned mouth (livemotion train-mouth) instead of the warp's")
     args = parser.parse_args(argv)
+    global MOUTH_MODEL
+    MOUTH_MODEL = args.mouth_model
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
     styles = dict(item.split("=", 1) for item in args.style if "=" in item)
     unknown = [e for e in [*emotions, *styles.values()] if e not in EMOTIONS]
