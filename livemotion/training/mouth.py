@@ -17,6 +17,7 @@ log and a sample sheet per checkpoint.
 from __future__ import annotations
 
 import csv
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -40,7 +41,7 @@ from ..types import FaceTrack
 _CONTEXT = 2  # frames are kept as a crop this many times wider than the mouth crop, for the pairs' warps
 _GAP = (3, 90)  # frames between i and j: a syllable or two to three seconds apart
 _WARP = {"grid": 16, "sigma": 0.08, "refinements": 2}  # the mouth crop's warp: sigma as a share of the side
-HELD_OUT_SHARE = 0.2  # clips (people) never trained on, for the validation loss
+HELD_OUT_SHARE = 0.2  # people never trained on, for the validation loss
 
 
 @dataclass
@@ -162,14 +163,23 @@ def prepare_pairs(videos: Iterable[str | Path], pairs_per_clip: int = 200, max_f
     return MouthPairs(*(np.stack(parts[key]) for key in ("warped", "shape", "reference", "target", "clip")))
 
 
+def person_of(clip: str) -> str:
+    """A clip's person, as far as its name tells: numbered takes of one name are one person
+    (styletalk_Obama_clip1 and _clip2, megactor_audio_CHTF_2 to _4, retalking_1 to _5). Where the
+    name cannot tell, clips are grouped rather than split: a person is never on both sides."""
+    name = re.sub(r"(_clip)?[_-]?\d+(_short)?$", "", clip)
+    return re.sub(r"_clip$", "", name) or clip
+
+
 def held_out(clips: np.ndarray, share: float = HELD_OUT_SHARE) -> np.ndarray:
-    """(N,) bool: the pairs whose clip is held out from training, chosen by a hash of its name
-    (the same clips every run, whatever else is added)."""
-    names = sorted(set(clips.tolist()))
+    """(N,) bool: the pairs whose person (``person_of`` their clip) is held out from training,
+    chosen by a hash of the person's name (the same people every run, whatever else is added)."""
+    people = [person_of(name) for name in clips.tolist()]
+    names = sorted(set(people))
     kept_out = {name for name in names if zlib.crc32(name.encode()) % 1000 < share * 1000}
-    if len(names) > 1 and not kept_out:  # a handful of clips: still hold one out
+    if len(names) > 1 and not kept_out:  # a handful of people: still hold one out
         kept_out = {names[-1]}
-    return np.array([name in kept_out for name in clips.tolist()])
+    return np.array([person in kept_out for person in people])
 
 
 def _batch(pairs: MouthPairs, rows: np.ndarray, device: str) -> tuple[torch.Tensor, ...]:
@@ -241,6 +251,13 @@ def held_out_loss(model: MouthGenerator, pairs: MouthPairs, device: str = "cpu")
     return total / len(pairs.target)
 
 
+def _read_log(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open() as file:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]
+
+
 def warp_only_loss(pairs: MouthPairs) -> float:
     """``mouth_loss`` of the warped inputs themselves: what the generator has to beat."""
     total = 0.0
@@ -254,7 +271,8 @@ def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = F
                 device: str = "cpu", checkpoint_every: int = 200, base: int = 16, learning_rate: float = 2e-3,
                 seed: int = 0, on_step: Callable[[int, float], None] | None = None) -> list[dict[str, float]]:
     """Train (or, with ``resume``, go on training) the mouth generator on ``pairs`` up to ``steps``
-    steps; the model is written to ``out`` at each checkpoint and at the end. The rows of the log."""
+    steps. At each checkpoint the model is written to ``out`` when its held-out loss is the best so
+    far (later steps that only fit the training people better are not kept). The rows of the log."""
     run = TrainingRun(Path(out))
     out_of_training = held_out(pairs.clip)
     train_rows, valid_rows = np.nonzero(~out_of_training)[0], np.nonzero(out_of_training)[0]
@@ -276,6 +294,7 @@ def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = F
     validation = pairs.subset(valid_rows if len(valid_rows) else train_rows[:32])
     baseline = warp_only_loss(validation)
     started, done_since = time.perf_counter(), 0
+    best = min((row["held_out_loss"] for row in _read_log(run.log)), default=float("inf")) if resume else float("inf")
     model.train()
     while step < steps:
         rows = rng.choice(train_rows, size=min(batch, len(train_rows)), replace=False)
@@ -302,8 +321,10 @@ def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = F
                 writer.writerow(row)
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "rng": rng},
                        str(run.checkpoint))
-            save_mouth_model(model.cpu(), run.out, trained_on, step)
-            model.to(device)
+            if row["held_out_loss"] < best:  # the model file is the best on the held-out people so far
+                best = row["held_out_loss"]
+                save_mouth_model(model.cpu(), run.out, trained_on, step)
+                model.to(device)
             _sample_sheet(model, validation, run.sheet(step), device)
             started, done_since = time.perf_counter(), 0
     return log
