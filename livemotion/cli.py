@@ -658,11 +658,13 @@ def _train_mouth(args: argparse.Namespace) -> int:
 
         log = train_mouth(pairs, out, args.steps, resume=args.resume, batch=args.batch, device=args.device,
                           checkpoint_every=args.checkpoint_every, on_step=shown)
-    last = log[-1] if log else None
-    report(f"wrote {out}" + (f" at step {last['step']}: loss {last['train_loss']:.4f}, held-out "
-                             f"{last['held_out_loss']:.4f} (the warp alone: {last['warp_only_loss']:.4f}; "
-                             f"{last['samples_per_second']:.0f} pairs/s)" if last else
-                             " (nothing to do: already at --steps)"))
+    if not log:
+        report(f"nothing to do: {out} is already at --steps")
+        return 0
+    best = min(log, key=lambda row: row["held_out_loss"])
+    report(f"{out}: the model of step {best['step']:.0f}, the best on the held-out people (loss {best['held_out_loss']:.4f}; "
+           f"the warp alone {best['warp_only_loss']:.4f}); step {log[-1]['step']:.0f} reached, "
+           f"{log[-1]['samples_per_second']:.0f} pairs/s")
     return 0
 
 

@@ -130,7 +130,7 @@ def test_train_mouth_from_the_command_line(talking_clips, tmp_path, capsys):
     args = ["train-mouth", "--videos", *map(str, talking_clips), "--out", str(out), "--steps", "6", "--batch", "4",
             "--pairs-per-clip", "8", "--pairs", str(cache), "--checkpoint-every", "3"]
     assert main(args) == 0
-    assert out.exists() and cache.exists() and "held-out" in capsys.readouterr().err
+    assert out.exists() and cache.exists() and "held-out people" in capsys.readouterr().err
     assert main([*args[:-4], "--steps", "9", "--pairs", str(cache), "--resume"]) == 0  # reuses the pairs
     assert "pairs from" in capsys.readouterr().err and load_mouth_model(out)[1]["steps"] == 9
 
