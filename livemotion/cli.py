@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     mouth.add_argument("--pairs", metavar="NPZ", help="keep the prepared pairs here and reuse them next time")
     mouth.add_argument("--checkpoint-every", type=_positive_int, default=200, metavar="N",
                        help="steps between checkpoints, log rows and sample sheets (default 200)")
+    mouth.add_argument("--critic", type=float, default=0.0, metavar="WEIGHT",
+                       help="add a patch critic's loss at this weight (e.g. 0.05; default 0: L1 and gradients only)")
     mouth.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
 
     library = sub.add_parser("build-library", help="derive an expression library from labelled clips of real people",
@@ -657,7 +659,7 @@ def _train_mouth(args: argparse.Namespace) -> int:
             bar.refresh()
 
         log = train_mouth(pairs, out, args.steps, resume=args.resume, batch=args.batch, device=args.device,
-                          checkpoint_every=args.checkpoint_every, on_step=shown)
+                          checkpoint_every=args.checkpoint_every, on_step=shown, critic=args.critic)
     if not log:
         report(f"nothing to do: {out} is already at --steps")
         return 0

@@ -113,6 +113,7 @@ def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
     from livemotion.io.sinks import open_sink
     from livemotion.io.sources import DemoSource
     from livemotion.runtime.settings import last_settings
+    from livemotion.server.app import keep_ice_on_loopback
 
     camera = tmp_path / "camera.mp4"  # the demo face talking, 640x480 like a webcam; the server loops it
     sink = open_sink(str(camera), (640, 480), 30.0)
@@ -124,9 +125,12 @@ def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
     run = subprocess.Popen([sys.executable, "-m", "livemotion", "calibrate", "--profile", "cam", "--source", str(camera),
                             "--no-browser", "--port", str(port)], stderr=subprocess.PIPE, text=True)
 
+    keep_ice_on_loopback()  # this viewer too offers 127.0.0.1 (in a namespace with only `lo` there is nothing else)
+
     async def drive() -> list[str]:
         await wait_for_port(port)
         url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
         viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         viewer.addTransceiver("video", direction="recvonly")
         viewer.on("track", lambda track: asyncio.ensure_future(_drain(track)))
@@ -143,6 +147,7 @@ def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
 
                 status = await act("start", profile="cam")
                 while status["phase"] not in ("done", "error"):
+                    assert time.monotonic() < deadline, f"no profile after 300 s: {phases}"
                     if not phases or phases[-1] != status["phase"]:
                         phases.append(status["phase"])
                     if status["phase"] == "review":

@@ -172,3 +172,12 @@ def test_run_with_the_learned_mouth_from_the_command_line(tmp_path, capsys):
     assert main(["run", "--source", "demo:320x240", "--sink", str(tmp_path / "o.mp4"), "--frames", "3",
                  "--emotion", "surprised", "--mouth", "learned", "--mouth-model", str(tmp_path / "m.pt")]) == 0
     assert "mouth" in capsys.readouterr().err  # its own stage in the timings
+
+
+def test_training_with_the_patch_critic_runs_and_resumes_with_it(pairs, tmp_path):
+    out = tmp_path / "m.pt"
+    train_mouth(pairs, out, steps=6, batch=4, checkpoint_every=3, base=8, critic=0.05)
+    state = torch.load(str(TrainingRun(out).checkpoint), weights_only=False)
+    assert "critic" in state and state["step"] == 6
+    log = train_mouth(pairs, out, steps=9, batch=4, checkpoint_every=3, base=8, critic=0.05, resume=True)
+    assert [row["step"] for row in log] == [9] and np.isfinite(log[0]["held_out_loss"])

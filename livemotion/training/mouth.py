@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model, save_mouth_model
 from ..errors import InvalidRequest
@@ -267,12 +268,31 @@ def warp_only_loss(pairs: MouthPairs) -> float:
     return total / len(pairs.target)
 
 
+class PatchCritic(nn.Module):
+    """A small patch critic (PatchGAN): a score per 8x8 patch of the mouth crop, real or drawn.
+    It pays the generator for texture (separate teeth, a lip's edge) that L1 alone averages away."""
+
+    def __init__(self, base: int = 16):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, base, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(base, 2 * base, 4, 2, 1), nn.GroupNorm(4, 2 * base), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * base, 4 * base, 4, 2, 1), nn.GroupNorm(4, 4 * base), nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * base, 1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) 0..1 -> (B, 1, S/8, S/8) scores (high: looks real)."""
+        return self.layers(image * 2.0 - 1.0)
+
+
 def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = False, batch: int = 16,
                 device: str = "cpu", checkpoint_every: int = 200, base: int = 16, learning_rate: float = 2e-3,
-                seed: int = 0, on_step: Callable[[int, float], None] | None = None) -> list[dict[str, float]]:
+                seed: int = 0, on_step: Callable[[int, float], None] | None = None,
+                critic: float = 0.0) -> list[dict[str, float]]:
     """Train (or, with ``resume``, go on training) the mouth generator on ``pairs`` up to ``steps``
     steps. At each checkpoint the model is written to ``out`` when its held-out loss is the best so
-    far (later steps that only fit the training people better are not kept). The rows of the log."""
+    far (later steps that only fit the training people better are not kept). ``critic`` > 0 adds a
+    patch critic's hinge loss at that weight. The rows of the log."""
     run = TrainingRun(Path(out))
     out_of_training = held_out(pairs.clip)
     train_rows, valid_rows = np.nonzero(~out_of_training)[0], np.nonzero(out_of_training)[0]
@@ -282,11 +302,16 @@ def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = F
     rng = np.random.default_rng(seed)
     model = MouthGenerator(base=base).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    judge = PatchCritic().to(device) if critic > 0 else None
+    judge_optimiser = torch.optim.Adam(judge.parameters(), lr=learning_rate, betas=(0.5, 0.999)) if judge else None
     step, log = 0, []
     if resume and run.checkpoint.exists():
         state = torch.load(str(run.checkpoint), map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
+        if judge is not None and judge_optimiser is not None and "critic" in state:
+            judge.load_state_dict(state["critic"])
+            judge_optimiser.load_state_dict(state["critic_optimiser"])
         step, rng = int(state["step"]), state["rng"]
     elif run.log.exists():
         run.log.unlink()  # a fresh run starts a fresh log
@@ -301,8 +326,15 @@ def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = F
         warped, shape, reference, target = _batch(pairs, rows, device)
         output, _ = model(warped, shape, reference)
         loss = mouth_loss(output, target)
+        total = loss
+        if judge is not None and judge_optimiser is not None:
+            judged = nn.functional.relu(1.0 - judge(target)).mean() + nn.functional.relu(1.0 + judge(output.detach())).mean()
+            judge_optimiser.zero_grad()
+            judged.backward()
+            judge_optimiser.step()
+            total = loss - critic * judge(output).mean()  # hinge loss: the generator raises the critic's score
         optimiser.zero_grad()
-        loss.backward()
+        total.backward()
         optimiser.step()
         step += 1
         done_since += len(rows)
@@ -319,8 +351,10 @@ def train_mouth(pairs: MouthPairs, out: str | Path, steps: int, resume: bool = F
                 if new_log:
                     writer.writeheader()
                 writer.writerow(row)
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "rng": rng},
-                       str(run.checkpoint))
+            state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "rng": rng}
+            if judge is not None and judge_optimiser is not None:
+                state.update(critic=judge.state_dict(), critic_optimiser=judge_optimiser.state_dict())
+            torch.save(state, str(run.checkpoint))
             if row["held_out_loss"] < best:  # the model file is the best on the held-out people so far
                 best = row["held_out_loss"]
                 save_mouth_model(model.cpu(), run.out, trained_on, step)
