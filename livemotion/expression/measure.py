@@ -21,8 +21,7 @@ from ..errors import InvalidRequest, SourceError
 from ..face.alignment import MOUTH_PATCH, Alignment, align, engine_points, mouth_patch
 from ..face.canonical import canonical_landmarks, inner_lip_gap, jaw_opening
 from ..face.mesh import NUM_LANDMARKS, OUTER_LIP_CONTOUR
-from ..face.tracking import FaceTracker
-from ..io.sources import FileSource
+from ..face.tracking import tracked_frames
 from ..types import FaceTrack
 from .library import (
     EMOTION_WORDS,
@@ -84,25 +83,15 @@ def measure_clip(path: str | Path, template: np.ndarray | None, size: int = 256,
         raise InvalidRequest(f"{path}: the file name names no emotion ({', '.join(('neutral', *LIBRARY_EMOTIONS))})")
     template_points = None if template is None else engine_points(template_to_crop(template, size))
     canonical, luminance, patches, faces, face_points = [], [], [], [], []
-    source = FileSource(str(path))
-    try:
-        with FaceTracker(max_faces=1) as tracker:
-            for frame in source:
-                if frame.index >= max_frames:
-                    break
-                track = tracker.track(frame.image)
-                if not isinstance(track, FaceTrack):
-                    continue
-                canonical.append(canonical_landmarks(track))
-                crop = align(track, size)
-                if template_points is not None:
-                    luminance.append(_lattice_luminance(frame.image, track, crop, template_points))
-                if mouths:
-                    patches.append(mouth_patch(frame.image, track.landmarks))
-                    faces.append(cv2.warpAffine(frame.image, crop.to_crop, (size, size), flags=cv2.INTER_LANCZOS4))
-                    face_points.append(crop.points_to_crop(track.landmarks[:, :2]).astype(np.float32))
-    finally:
-        source.close()
+    for frame, track in tracked_frames(path, max_frames):
+        canonical.append(canonical_landmarks(track))
+        crop = align(track, size)
+        if template_points is not None:
+            luminance.append(_lattice_luminance(frame.image, track, crop, template_points))
+        if mouths:
+            patches.append(mouth_patch(frame.image, track.landmarks))
+            faces.append(cv2.warpAffine(frame.image, crop.to_crop, (size, size), flags=cv2.INTER_LANCZOS4))
+            face_points.append(crop.points_to_crop(track.landmarks[:, :2]).astype(np.float32))
     if len(canonical) < 10:
         raise SourceError(f"{path}: a face was found in only {len(canonical)} frames; a library clip needs 10 or more")
     lattice_luminance = np.stack(luminance) if luminance else np.zeros((0, GRID, GRID), np.float32)

@@ -10,11 +10,13 @@ import ctypes
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from ..io.demo import portrait
-from ..types import Box, FaceTrack, HeadPose, NoFace, TrackResult
+from ..io.sources import FileSource
+from ..types import Box, FaceTrack, Frame, HeadPose, NoFace, TrackResult
 from .mesh import CHIN, FOREHEAD, eye_centres
 
 # TFLite and glog print start-up chatter on stderr; keep the CLI's output readable.
@@ -131,3 +133,19 @@ class FaceTracker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def tracked_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[Frame, FaceTrack]]:
+    """Each frame of the video file ``path`` that shows a face, with its track, among its first
+    ``max_frames`` frames (None: all); the file and the tracker are closed when it ends."""
+    source = FileSource(str(path))
+    try:
+        with FaceTracker(max_faces=1) as tracker:
+            for frame in source:
+                if max_frames is not None and frame.index >= max_frames:
+                    break
+                track = tracker.track(frame.image)
+                if isinstance(track, FaceTrack):
+                    yield frame, track
+    finally:
+        source.close()

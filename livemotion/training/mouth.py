@@ -34,9 +34,8 @@ from ..errors import InvalidRequest
 from ..face.alignment import Alignment, align_mouth
 from ..face.canonical import canonical_landmarks, inner_lip_gap
 from ..face.flow import pinned_flow
-from ..face.tracking import FaceTracker
+from ..face.tracking import tracked_frames
 from ..io.files import write_whole
-from ..io.sources import FileSource
 from ..types import FaceTrack
 
 _CONTEXT = 2  # frames are kept as a crop this many times wider than the mouth crop, for the pairs' warps
@@ -85,22 +84,11 @@ class _TrackedFrame:
 
 def _track_clip(path: Path, max_frames: int) -> list[_TrackedFrame]:
     frames = []
-    source = FileSource(str(path))
-    try:
-        with FaceTracker(max_faces=1) as tracker:
-            for frame in source:
-                if frame.index >= max_frames:
-                    break
-                track = tracker.track(frame.image)
-                if not isinstance(track, FaceTrack):
-                    continue
-                wide = align_mouth(track, _CONTEXT * SIZE, iods=_CONTEXT * 1.25)
-                context = cv2.warpAffine(frame.image, wide.to_crop, (wide.size, wide.size), flags=cv2.INTER_AREA,
-                                         borderMode=cv2.BORDER_REFLECT101)
-                frames.append(_TrackedFrame(context, wide.to_crop, track,
-                                            float(inner_lip_gap(canonical_landmarks(track)))))
-    finally:
-        source.close()
+    for frame, track in tracked_frames(path, max_frames):
+        wide = align_mouth(track, _CONTEXT * SIZE, iods=_CONTEXT * 1.25)
+        context = cv2.warpAffine(frame.image, wide.to_crop, (wide.size, wide.size), flags=cv2.INTER_AREA,
+                                 borderMode=cv2.BORDER_REFLECT101)
+        frames.append(_TrackedFrame(context, wide.to_crop, track, float(inner_lip_gap(canonical_landmarks(track)))))
     return frames
 
 
