@@ -168,6 +168,7 @@ def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
     assert run.returncode == 0, stderr
     assert phases[-1] == "done" and "recording" in phases and "review" in phases
     assert "saved" in stderr and load_profile("cam").personal
+    assert "building your profile: measuring" in stderr  # the build's progress, take by take
     assert last_settings()["profile"] == "cam"  # in use from the next start on
     print(f"calibration from start to a usable profile: {seconds:.1f} s")
 

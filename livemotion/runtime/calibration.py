@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,8 +193,9 @@ class CalibrationSession:
         if self._phase != phase:
             raise InvalidRequest(f"that answers a take under review; the session is at {self._phase}")
 
-    def finish(self) -> Path:
-        """Build the profile from the kept takes and store it (slow: tracks every take again)."""
+    def finish(self, progress: Callable[[str], None] | None = None) -> Path:
+        """Build the profile from the kept takes and store it (slow: tracks every take again);
+        ``progress`` hears each take as it is measured."""
         with self._lock:
             if self._phase != "complete":
                 raise InvalidRequest(f"the session is not complete yet (at {self._phase})")
@@ -202,7 +204,7 @@ class CalibrationSession:
         try:
             if not clips:
                 raise InvalidRequest("every emotion was skipped: a profile needs at least one")
-            library = calibrate_from_clips(self._kept["neutral"].path, clips)
+            library = calibrate_from_clips(self._kept["neutral"].path, clips, progress=progress)
             saved = save_profile(self.profile, library, overwrite=self.overwrite)
         except BaseException:
             with self._lock:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ class Controls:
         self._fitted_library: FittedLibrary | None = None  # the library fitted to the AUs, for ``shown_aus``
         self._bypass_before_calibration = False
         self.driver: DriveSource | None = None  # the driving face (mimic) every stream reads, if one is connected
+        self.calibration_progress: Callable[[str], None] | None = None  # hears a profile's build, take by take
 
     @property
     def library(self) -> ExpressionLibrary:
@@ -318,7 +320,7 @@ class Controls:
         if session is None:
             raise ControlError("no calibration is running")
         try:
-            session.finish()
+            session.finish(self.calibration_progress)
         except InvalidRequest as error:
             raise ControlError(str(error)) from None
         with self._lock:
