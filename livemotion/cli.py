@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -634,13 +633,14 @@ def _build_library(args: argparse.Namespace) -> int:
 def _train_mouth(args: argparse.Namespace) -> int:
     import torch
 
+    from .engines.backends import check_device
     from .training.mouth import MouthPairs, prepare_pairs, train_mouth
 
     out = Path(args.out)
     if not out.parent.is_dir():
         raise InvalidRequest(f"--out {out}: the folder {out.parent} does not exist")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device) or (args.device != "cpu" and not torch.cuda.is_available()):
-        raise InvalidRequest(f"--device {args.device}: use cpu, or cuda[:N] on a machine with an NVIDIA GPU")
+    if check_device(args.device) != "cpu" and not torch.cuda.is_available():
+        raise InvalidRequest(f"--device {args.device}: this machine has no NVIDIA GPU; use cpu")
     missing = [v for v in args.videos if not Path(v).is_file()]
     if missing:
         raise InvalidRequest(f"no such clip: {', '.join(missing)}")

@@ -267,12 +267,18 @@ def default_backend(device: str = "cpu") -> str:
     return "onnxruntime"
 
 
+def check_device(device: str) -> str:
+    """``device`` if it names one (``cpu``, ``cuda``, ``cuda:N``), else ``InvalidRequest`` saying so."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise InvalidRequest(f"unknown device {device!r}: use cpu, cuda or cuda:N (an NVIDIA GPU's index)")
+    return device
+
+
 def create_backend(name: str = "torch", engine: str = "warp", size: int = 256, device: str = "cpu",
                    fp16: bool = False) -> EngineBackend:
     """The engine on a backend: ``torch``, ``onnxruntime``, ``tensorrt``, or ``auto`` (``default_backend``),
     on ``device`` (``cpu``, ``cuda`` or ``cuda:N``; anything else is refused whatever the backend)."""
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise InvalidRequest(f"unknown device {device!r}: use cpu, cuda or cuda:N (an NVIDIA GPU's index)")
+    check_device(device)
     if name == "auto":
         name = default_backend(device)
     if name not in _BACKENDS:

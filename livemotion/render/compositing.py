@@ -95,7 +95,7 @@ class EyeChange:
     strength: float = 1.0  # 0..1 how fully the eye may be redrawn (less on a turned head)
 
 
-def _pixel_box(points: np.ndarray, before: int, after: int, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+def pixel_box(points: np.ndarray, before: int, after: int, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1) the pixels around ``points`` (P, 2), ``before`` more to the left and top and
     ``after`` to the right and bottom, inside an image of ``shape``; None when nothing is left."""
     x0, y0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - before, 0)
@@ -272,7 +272,7 @@ def _fill_mouth(frame: np.ndarray, warped: np.ndarray, mouth: MouthChange, origi
     Only the mouth's box is touched.
     """
     x0, y0 = origin
-    found = _pixel_box(np.vstack([mouth.source_outer, mouth.target]) - (x0, y0), 4, 5, warped.shape)
+    found = pixel_box(np.vstack([mouth.source_outer, mouth.target]) - (x0, y0), 4, 5, warped.shape)
     if found is None:
         return
     bx0, by0, bx1, by1 = found
@@ -363,7 +363,7 @@ def _fill_eye(frame: np.ndarray, warped: np.ndarray, eye: EyeChange, origin: tup
         return
     fold = _LID_FOLD * eye.iris_radius
     x0, y0 = origin
-    found = _pixel_box(np.vstack([source + shift, asked, asked[upper] - (0.0, fold + 1.0)]) - (x0, y0), 2, 3,
+    found = pixel_box(np.vstack([source + shift, asked, asked[upper] - (0.0, fold + 1.0)]) - (x0, y0), 2, 3,
                        warped.shape)
     if found is None:
         return

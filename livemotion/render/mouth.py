@@ -20,6 +20,7 @@ from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model
 from ..face.alignment import align_mouth
 from ..face.canonical import canonical_landmarks, inner_lip_gap
 from ..types import FaceTrack
+from .compositing import pixel_box
 
 _REFERENCE_FRAMES = 90  # the reference is the most open mouth of the last ~3 s of the live stream
 _EDGE = 4  # pixels over which the pasted crop fades out at its border, so no seam shows
@@ -57,7 +58,8 @@ class LearnedMouth:
         crop = align_mouth(track, SIZE)
         warped = cv2.warpAffine(edited, crop.to_crop, (SIZE, SIZE), flags=cv2.INTER_AREA,
                                 borderMode=cv2.BORDER_REFLECT101)
-        reference = self.reference if self.reference is not None else warped
+        remembered = self.reference
+        reference = remembered if remembered is not None else warped
         shape = lip_shape(crop.points_to_crop(target[:, :2]))
         with torch.inference_mode():
             output, attention = self.model(*(torch.as_tensor(x, dtype=torch.float32)[None] for x in (
@@ -70,14 +72,13 @@ class LearnedMouth:
 def _paste(frame: np.ndarray, drawn: np.ndarray, weight: np.ndarray, to_crop: np.ndarray) -> np.ndarray:
     """``frame`` with ``drawn`` (crop pixels) blended in by ``weight`` (crop pixels, 0..1), mapped
     back through ``to_crop``; pixels where the weight is under 1/255 keep their bytes."""
-    height, width = frame.shape[:2]
     size = drawn.shape[0]
     corners = cv2.transform(np.array([[[0, 0], [size, 0], [0, size], [size, size]]], np.float32),
                             cv2.invertAffineTransform(to_crop))[0]
-    x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int), (width, height))
-    if x1 <= x0 or y1 <= y0:
+    found = pixel_box(corners, 0, 0, frame.shape)
+    if found is None:
         return frame
+    x0, y0, x1, y1 = found
     shifted = to_crop.copy()
     shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)  # box pixel (0, 0) is frame pixel (x0, y0)
     box = (x1 - x0, y1 - y0)

@@ -84,8 +84,8 @@ def check_style_target(name: str, overwrite: bool) -> None:
 
 
 def uploaded_style(clip: Path, name: str, overwrite: bool) -> Style:
-    """The style the uploaded clip shows (against its own calmest second), stored as ``name``."""
-    check_style_target(name, overwrite)
+    """The style the uploaded clip shows (against its own calmest second), stored as ``name``
+    (``check_style_target`` was asked before the upload was received)."""
     style = extract_style(clip, name)
     save_style(style, overwrite)
     return style

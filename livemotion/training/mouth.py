@@ -227,19 +227,6 @@ def _sample_sheet(model: MouthGenerator, pairs: MouthPairs, path: Path, device: 
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
-def held_out_loss(model: MouthGenerator, pairs: MouthPairs, device: str = "cpu") -> float:
-    """``mouth_loss`` over every pair in ``pairs`` (evaluated in chunks, the model in eval mode)."""
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for chunk in np.array_split(np.arange(len(pairs.target)), max(1, len(pairs.target) // 64)):
-            warped, shape, reference, target = _batch(pairs, chunk, device)
-            total += float(mouth_loss(model(warped, shape, reference)[0], target)) * len(chunk)
-    model.train(was_training)
-    return total / len(pairs.target)
-
-
 def _read_log(path: Path) -> list[dict[str, float]]:
     if not path.exists():
         return []
@@ -247,13 +234,29 @@ def _read_log(path: Path) -> list[dict[str, float]]:
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]
 
 
+def _mean_loss(pairs: MouthPairs, drawn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+               device: str) -> float:
+    """``mouth_loss`` of ``drawn(warped, shape, reference)`` against the targets, over every pair, in chunks."""
+    total = 0.0
+    with torch.no_grad():
+        for chunk in np.array_split(np.arange(len(pairs.target)), max(1, len(pairs.target) // 64)):
+            warped, shape, reference, target = _batch(pairs, chunk, device)
+            total += float(mouth_loss(drawn(warped, shape, reference), target)) * len(chunk)
+    return total / len(pairs.target)
+
+
+def held_out_loss(model: MouthGenerator, pairs: MouthPairs, device: str = "cpu") -> float:
+    """``mouth_loss`` of ``model`` over every pair in ``pairs`` (in eval mode)."""
+    was_training = model.training
+    model.eval()
+    loss = _mean_loss(pairs, lambda warped, shape, reference: model(warped, shape, reference)[0], device)
+    model.train(was_training)
+    return loss
+
+
 def warp_only_loss(pairs: MouthPairs) -> float:
     """``mouth_loss`` of the warped inputs themselves: what the generator has to beat."""
-    total = 0.0
-    for chunk in np.array_split(np.arange(len(pairs.target)), max(1, len(pairs.target) // 64)):
-        warped, _, _, target = _batch(pairs, chunk, "cpu")
-        total += float(mouth_loss(warped, target)) * len(chunk)
-    return total / len(pairs.target)
+    return _mean_loss(pairs, lambda warped, shape, reference: warped, "cpu")
 
 
 class PatchCritic(nn.Module):
