@@ -292,6 +292,31 @@ def test_the_parting_scales_the_speakers_articulation_and_leaves_p_b_m_closed():
     assert mouth.applied_opening(0.06, mouth.high + 0.05, speaking) == pytest.approx(0.06)
 
 
+def test_a_shouted_emotion_scales_the_syllables_and_the_lips_still_close(still_tracker):
+    """A profile measured on someone who shouts their anger (``speech_scale`` 2) opens each of the
+    live syllables twice as far above the mouth's posture; where the lips meet they still meet."""
+    from livemotion.io.demo import neutral_portrait
+
+    calm = still_tracker.track(neutral_portrait())
+    assert isinstance(calm, FaceTrack)
+    library = load_library()
+    angry = library.emotion_index("angry")
+    scaled = dataclasses.replace(library, speech_scale=np.where(np.arange(len(library.emotions)) == angry, 2.0, 1.0))
+    controllers = [ExpressionController(ExpressionRequest("angry", active=True), library=lib) for lib in (library, scaled)]
+    for index in range(60):  # 2 s at 30 fps, 3 syllables a second, the lips meeting between them
+        opening = 0.1 * max(0.0, np.sin(2 * np.pi * 3 * index / 30))
+        landmarks = calm.landmarks.copy()
+        landmarks[:, :2] += to_image(calm, opening * library.speech)
+        track = dataclasses.replace(calm, landmarks=landmarks)
+        plain, shouted = (controller.plan(track, index / 30) for controller in controllers)
+        if index >= 30:  # the posture (the gap's 10th percentile over 1 s) is the lips meeting
+            extra = shouted.lip_gap_change - plain.lip_gap_change
+            assert extra == pytest.approx(opening, abs=0.01)
+            if opening == 0.0:
+                gaps = [plan.target[LOWER_INNER_LIP, 1] - plan.target[UPPER_INNER_LIP, 1] for plan in (plain, shouted)]
+                assert gaps[1] == pytest.approx(gaps[0], abs=0.1)  # pixels
+
+
 @pytest.mark.parametrize("emotion", ["happy", "surprised", "sad", "angry"])
 def test_articulation_survives_an_emotion_on_the_talking_demo(tracker, emotion):
     """The demo clip's jaw_opening is the ground truth of its speech: the output's mouth must follow it."""

@@ -5,7 +5,15 @@ import pytest
 
 from livemotion.errors import InvalidRequest
 from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, SHADING_REGIONS, load_library
-from livemotion.expression.measure import ClipMeasure, build_library, clip_label, labelled_clips, lips_apart_of_jaw
+from livemotion.expression.measure import (
+    ClipMeasure,
+    build_library,
+    clip_label,
+    clip_posture,
+    labelled_clips,
+    lips_apart_of_jaw,
+    speech_basis,
+)
 from livemotion.face.mesh import CHIN, INNER_BROW, LOWER_INNER_LIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER
 
 
@@ -59,6 +67,24 @@ def test_the_lips_parting_is_the_gap_beyond_what_the_jaw_explains():
     parting = lips_apart_of_jaw(take(rng.uniform(0.0, 0.2, 80), 0.0))
     assert parting(take(rng.uniform(0.0, 0.2, 80), 0.07)) == pytest.approx(0.07, abs=0.005)
     assert parting(take(rng.uniform(0.1, 0.3, 80), 0.0)) == pytest.approx(0.0, abs=0.005)
+
+
+def test_a_shouted_take_is_measured_as_wider_syllables_not_a_wider_posture():
+    """Speech's scale is the spread of the gap over a take against the neutral take's: a take whose
+    syllables open twice as far from the same closed lips measures 2, and its posture stays."""
+    library, rng = load_library(), np.random.default_rng(1)
+
+    def take(gaps: np.ndarray) -> ClipMeasure:
+        frames = library.template[None] + gaps[:, None, None] * library.speech[None]
+        empty = np.zeros((0,))
+        return ClipMeasure("take.mp4", "x", "neutral", frames, np.zeros((len(gaps), GRID, GRID)), empty, empty, empty)
+
+    syllables = np.where(rng.random(120) < 0.3, 0.0, rng.uniform(0.0, 0.12, 120))  # the lips meet between syllables
+    neutral = take(syllables)
+    speech = speech_basis(neutral)
+    calm, shouted = clip_posture(neutral, speech), clip_posture(take(2.0 * syllables), speech)
+    assert shouted.spread / calm.spread == pytest.approx(2.0, rel=0.02)
+    assert shouted.gap == pytest.approx(calm.gap, abs=0.01)
 
 
 def test_builder_needs_each_persons_own_neutral(made_up_clips):

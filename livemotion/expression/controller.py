@@ -553,8 +553,10 @@ class ExpressionController:
         (``grin`` 0..1). Without a smile it is speech: many people talk with their lips apart for
         seconds on end, and closing it would swallow their words. It is never closed then, but it
         counts towards the emotion's own opening (a mouth talking wide open already is as open as
-        surprise asks). A driven mouth opens as the driver's does against its own rest; a manual
-        one by the asked amount.
+        surprise asks). The syllables themselves (the gap above the posture) grow or shrink as the
+        person's speech does in that emotion (``library.speech_scale``: shouted anger, muttered
+        sadness), so the lips still close where they close. A driven mouth opens as the driver's
+        does against its own rest; a manual one by the asked amount.
         """
         mouth = self.mouth
         if kind == "drive":
@@ -566,4 +568,6 @@ class ExpressionController:
         held_open = min(0.0, rest - posture)  # negative: what would close the mouth down to rest
         speech = max(held_open, -max(asked, 0.0))  # of that, only what the emotion's opening covers
         posture_change = grin * held_open + (1.0 - grin) * speech + asked
-        return mouth.applied_change(wanted.posture * posture_change + wanted.manual_opening, gap, speaking)
+        louder = float(wanted.mouth_emotions @ (self.library.speech_scale - 1.0)) * max(gap - posture, 0.0)
+        return (mouth.applied_change(wanted.posture * posture_change + wanted.manual_opening, gap, speaking)
+                + wanted.posture * louder)

@@ -95,6 +95,9 @@ class ExpressionLibrary:
     parting: np.ndarray = field(default_factory=lambda: np.zeros(len(LIBRARY_EMOTIONS)))
     # (E,) how much further apart the lips are while talking than the jaw explains, canonical units
     # (measured for the emotions in ``measure.PARTED``, zero for the others)
+    speech_scale: np.ndarray = field(default_factory=lambda: np.ones(len(LIBRARY_EMOTIONS)))
+    # (E,) how much wider speech opens the lips in each emotion than in neutral talk (1: as wide;
+    # anger is often shouted, sadness muttered); the edit scales the live syllables by it
 
     @property
     def emotions(self) -> tuple[str, ...]:
@@ -132,6 +135,7 @@ class ExpressionLibrary:
             buffer, version=LIBRARY_VERSION, template=self.template.astype(np.float32),
             speech=self.speech.astype(np.float32), rest_gap=self.rest_gap, geometry=self.geometry.astype(np.float32),
             opening=self.opening.astype(np.float32), parting=self.parting.astype(np.float32),
+            speech_scale=self.speech_scale.astype(np.float32),
             shading=self.shading.astype(np.float16),
             emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(SHADING_REGIONS), sources=np.array(self.sources),
             measured=self.measured, mouths=self.mouths, faces=self.faces, face_points=self.face_points,
@@ -150,9 +154,11 @@ class ExpressionLibrary:
         geometry, opening, parting = self.geometry.copy(), self.opening.copy(), self.parting.copy()
         geometry[missing], opening[missing] = fallback.geometry[missing], fallback.opening[missing]
         parting[missing] = fallback.parting[missing]
+        speech_scale = np.where(missing, fallback.speech_scale, self.speech_scale)
         shading = self.shading.copy()
         shading[missing] = carry_lattice(fallback.shading[missing], fallback.template, self.template, size)
-        return replace(self, geometry=geometry, opening=opening, parting=parting, shading=shading,
+        return replace(self, geometry=geometry, opening=opening, parting=parting, speech_scale=speech_scale,
+                       shading=shading,
                        sources=self.sources + tuple(f"{s} (fallback)" for s in fallback.sources))
 
 
@@ -185,6 +191,8 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
                                   face_points=data["face_points"].astype(np.float32))
             if "parting" in data:  # libraries made since the lips' parting (older ones: none)
                 library = replace(library, parting=data["parting"].astype(np.float64))
+            if "speech_scale" in data:  # libraries made since speech's scale (older ones: speech as in neutral)
+                library = replace(library, speech_scale=data["speech_scale"].astype(np.float64))
     except FileNotFoundError:
         raise InvalidRequest(f"no expression library at {path}: build one with `livemotion build-library`") from None
     except InvalidRequest:
@@ -195,13 +203,14 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
                  and library.geometry.shape == (len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2)
                  and library.shading.shape == (len(LIBRARY_EMOTIONS), len(SHADING_REGIONS), GRID, GRID)
                  and library.measured.shape == (len(LIBRARY_EMOTIONS),) == library.parting.shape
+                 == library.speech_scale.shape
                  and library.mouths.shape[0] == len(LIBRARY_EMOTIONS)
                  and library.faces.shape[0] == len(LIBRARY_EMOTIONS) == library.face_points.shape[0])
     if not shapes_ok:
         raise InvalidRequest(f"{path} is not an expression library of this livemotion version "
                              f"(its arrays have other shapes): {rebuild}")
-    numbers = (library.template, library.speech, library.geometry, library.opening, library.parting, library.shading,
-               library.face_points, np.array([library.rest_gap]))
+    numbers = (library.template, library.speech, library.geometry, library.opening, library.parting,
+               library.speech_scale, library.shading, library.face_points, np.array([library.rest_gap]))
     if not all(np.isfinite(values).all() for values in numbers):
         raise InvalidRequest(f"{path} is not an expression library (it holds NaN or infinite values): {rebuild}")
     return library

@@ -42,6 +42,9 @@ _POSTURE_QUANTILE = 10  # percentile of the inner-lip gap taken as a clip's post
 # happy (13 down, 9 up; on profiles too, with the person's own teeth); surprised, fearful, sad and
 # disgusted moved the judge by under 0.02 while costing articulation.
 PARTED = ("angry",)
+# How much larger a person's syllables are in an emotion than in neutral talk, kept within this
+# range: W009 shouts her anger (x1.9) and mutters her sadness (x0.64); beyond x2 the warp's lips turn rubbery.
+SPEECH_SCALE_RANGE = (0.5, 2.0)
 _EXEMPLAR_QUANTILE = 60  # how strong a frame of a take a profile shows (percentile of the emotion's motion)
 _SHADING_LIMIT = 0.35  # largest |log ratio|: a crease darkens skin by up to ~30 %, not more
 
@@ -124,17 +127,18 @@ class Posture:
     shape: np.ndarray  # (NUM_LANDMARKS, 2)
     gap: float
     luminance: np.ndarray  # (GRID, GRID)
+    spread: float  # how far speech opens the lips beyond the posture: the gap's 10th-90th percentile range
 
 
 def clip_posture(clip: ClipMeasure, speech: np.ndarray) -> Posture:
     """A clip's face with speech factored out: frame = posture + speech * (gap - posture gap)."""
     gaps = inner_lip_gap(clip.canonical)
-    gap = float(np.percentile(gaps, _POSTURE_QUANTILE))
+    gap, top = (float(v) for v in np.percentile(gaps, (_POSTURE_QUANTILE, 100 - _POSTURE_QUANTILE)))
     shape = np.mean(clip.canonical - speech[None] * (gaps - gap)[:, None, None], axis=0)
     closest = clip.luminance[gaps <= np.percentile(gaps, 30)]  # shading at the least articulated frames
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # lattice points off the frame in every frame stay NaN
-        return Posture(shape, gap, np.nanmedian(closest, axis=0))
+        return Posture(shape, gap, np.nanmedian(closest, axis=0), top - gap)
 
 
 def lips_apart_of_jaw(neutral: ClipMeasure) -> Callable[[ClipMeasure], float]:
@@ -266,6 +270,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
     count = np.zeros(len(LIBRARY_EMOTIONS))
     geometry = np.zeros((len(LIBRARY_EMOTIONS), NUM_LANDMARKS, 2))
     opening, parting = np.zeros(len(LIBRARY_EMOTIONS)), np.zeros(len(LIBRARY_EMOTIONS))
+    speech_scale = np.zeros(len(LIBRARY_EMOTIONS))
     shading = np.zeros((len(LIBRARY_EMOTIONS), GRID, GRID), np.float32)
     kept = len(LIBRARY_EMOTIONS) if mouths else 0  # exemplars of the person's own face: profiles only
     interiors = np.zeros((len(LIBRARY_EMOTIONS), *(MOUTH_PATCH if kept else (0, 0)), 3), np.uint8)
@@ -291,6 +296,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
             geometry[row] += posture.shape - rest.shape - speech * gap_change
             opening[row] += gap_change
             parting[row] += lips_apart(clip) if emotion in PARTED else 0.0
+            speech_scale[row] += np.clip(posture.spread / max(rest.spread, 1e-6), *SPEECH_SCALE_RANGE)
             shading[row] += log_ratio(posture.luminance, rest.luminance, skin)
             if mouths:
                 interiors[row] = _mouth_exemplar(clip)
@@ -302,6 +308,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
     return ExpressionLibrary(
         template=template, speech=speech_sum / len(people), rest_gap=float(np.mean(rest_gaps)),
         geometry=geometry / divisor[:, None, None], opening=opening / divisor, parting=parting / divisor,
+        speech_scale=np.where(measured, speech_scale / divisor, 1.0),
         shading=((shading / divisor[:, None, None])[:, None] * masks[None]).astype(np.float32),
         sources=tuple(used), measured=measured, mouths=interiors, faces=faces, face_points=face_points,
         personal=len(people) == 1 and mouths)

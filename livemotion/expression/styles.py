@@ -158,6 +158,7 @@ def attach_styles(library: ExpressionLibrary, styles: list[Style] | None = None,
         library, geometry=np.concatenate([library.geometry, [s.geometry for s in styles]]),
         opening=np.concatenate([library.opening, [s.opening for s in styles]]),
         parting=np.concatenate([library.parting, none(library.parting)]),
+        speech_scale=np.concatenate([library.speech_scale, np.ones(len(styles))]),  # nor speech's scale
         shading=np.concatenate([library.shading, np.stack(shading)]).astype(np.float32),
         measured=np.concatenate([library.measured, np.zeros(len(styles), bool)]),
         mouths=np.concatenate([library.mouths, none(library.mouths)]),
