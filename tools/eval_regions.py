@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the judge reads a real expression: face regions swapped between a person's emotion clip and their neutral one.
 
-    tools/eval_regions.py [EXPRESSIONS_DIR] [--people W009,W011] [--emotions sad,angry] [--samples 24] [--json OUT]
+    tools/eval_regions.py [EXPRESSIONS_DIR] [--people W009,W011] [--emotions sad,angry] [--samples 24]
+                          [--profile-edit] [--json OUT]
 
 For each judged frame of a person's emotion clip (MEAD naming: mead_W009_angry.mp4), the frame
 of their neutral clip with the nearest mouth opening is aligned onto it (a similarity fitted on
@@ -16,8 +17,13 @@ region is swapped, feathered at its edge:
 carries), "neutral+R" the neutral face with R from the expression (whether R alone reads).
 Per variant: flip rate and probability of the target class (FER2013), and the classes read,
 all on the take's own Haar box so that every variant is judged on the same crop. It says what
-an edit has to render for this judge to read an emotion on this person. Needs the ``eval``
-extra (./lm test).
+an edit has to render for this judge to read an emotion on this person.
+
+``--profile-edit`` asks what an edit still lacks: the person's profile (calibrated from the first
+half of their neutral clip and their takes, as ``eval_calibration.py`` does) edits the second
+half, and each judged edited frame swaps regions with the frame of the real take whose mouth is
+as open: "edit-R" is the edit with the take's R, "take+R" the take with the edit's R, judged on
+the input frame's Haar box. Needs the ``eval`` extra (./lm test).
 """
 
 from __future__ import annotations
@@ -27,22 +33,29 @@ import livemotion  # noqa: F401  (first: it sets the BLAS thread count before nu
 # isort: split
 import argparse
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 
 from livemotion.contrib.evaluation import FER_CLASS_OF, emotion_classifier, to_json
+from livemotion.expression.controller import ExpressionRequest
+from livemotion.expression.library import LIBRARY_EMOTIONS, ExpressionLibrary
 from livemotion.expression.measure import labelled_clips
+from livemotion.expression.profiles import calibrate_from_clips
 from livemotion.face.masks import disc_kernel
 from livemotion.face.mesh import FACE_OVAL, INNER_BROW, LOWER_INNER_LIP, OUTER_BROW, OUTER_LIP_CONTOUR, UPPER_INNER_LIP
 from livemotion.face.tracking import FaceTracker
 from livemotion.render.compositing import EYE_OPENINGS
+from livemotion.runtime.pipeline import build_pipeline
 from livemotion.types import FaceTrack
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_quality import _SETTLE_S, load_frames  # noqa: E402  (a sibling script)
+from eval_calibration import split_clip  # noqa: E402  (sibling scripts)
+from eval_quality import _SETTLE_S, load_frames  # noqa: E402
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "media" / "expressions"
 REGIONS = ("eyes", "lids", "brows", "mouth", "skin")
@@ -103,30 +116,35 @@ def _tracked(path: Path) -> tuple[list[np.ndarray], list[FaceTrack], float]:
     return [image for image, _ in kept], [t for _, t in kept], fps
 
 
-def judge_regions(take: Path, neutral: Path, emotion: str, samples: int) -> dict[str, dict]:
-    """{variant: {flip_rate, probability, read}} for one emotion clip and the same person's neutral clip."""
+def judge_swaps(base: tuple[list[np.ndarray], list[FaceTrack]], other: tuple[list[np.ndarray], list[FaceTrack]],
+                emotion: str, samples: int, names: tuple[str, str], first: int,
+                boxes_from: list[np.ndarray] | None = None) -> dict[str, dict]:
+    """{variant: {flip_rate, probability, read}}: each judged frame of ``base`` (images, tracks), the
+    frame of ``other`` with the nearest mouth opening aligned onto it, and each region swapped both
+    ways. ``names`` (base, other) name the variants: "base-R" is base with R from other, "other+R"
+    other with R from base. Judged from frame ``first`` on, on the Haar box of the frame itself or
+    of ``boxes_from`` (the frames an edit was made from), so that every variant has the same crop."""
     classifier, fer_class = emotion_classifier(), FER_CLASS_OF[emotion]
-    take_images, take_tracks, fps = _tracked(take)
-    neutral_images, neutral_tracks, _ = _tracked(neutral)
-    openings = np.array([_mouth_opening(t) for t in neutral_tracks])
-    first = min(int(_SETTLE_S * fps), len(take_images) - 1)
+    (images, tracks), (other_images, other_tracks) = base, other
+    openings = np.array([_mouth_opening(t) for t in other_tracks])
+    first = min(first, len(images) - 1)
     judged: dict[str, list[dict[str, float]]] = {}
-    for i in sorted(set(np.linspace(first, len(take_images) - 1, samples).round().astype(int))):
-        image, track = take_images[i], take_tracks[i]
-        box = classifier.face_box(image, near=track.box)
+    for i in sorted(set(np.linspace(first, len(images) - 1, samples).round().astype(int))):
+        image, track = images[i], tracks[i]
+        box = classifier.face_box(image if boxes_from is None else boxes_from[i], near=track.box)
         if box is None:
             continue
         nearest = int(np.argmin(np.abs(openings - _mouth_opening(track))))
-        calm, calm_points = aligned(neutral_images[nearest], neutral_tracks[nearest], track)
+        laid, laid_points = aligned(other_images[nearest], other_tracks[nearest], track)
         masks = region_masks(track.landmarks[:, :2], image.shape, track.interocular)
-        calm_masks = region_masks(calm_points, image.shape, track.interocular)
-        variants = {"take": image, "neutral": calm}
+        laid_masks = region_masks(laid_points, image.shape, track.interocular)
+        variants = {names[0]: image, names[1]: laid}
         for region in REGIONS:
             # both faces' region, so that neither shows through the other's (the rest: what both leave)
             union = region not in ("skin", "brows")
-            mask = np.maximum(masks[region], calm_masks[region]) if union else np.minimum(masks[region], calm_masks[region])
-            variants[f"take-{region}"] = swapped(image, calm, mask)
-            variants[f"neutral+{region}"] = swapped(calm, image, mask)
+            mask = np.maximum(masks[region], laid_masks[region]) if union else np.minimum(masks[region], laid_masks[region])
+            variants[f"{names[0]}-{region}"] = swapped(image, laid, mask)
+            variants[f"{names[1]}+{region}"] = swapped(laid, image, mask)
         for name, variant in variants.items():
             judged.setdefault(name, []).append(classifier.probabilities(variant, box))
     report = {}
@@ -138,6 +156,31 @@ def judge_regions(take: Path, neutral: Path, emotion: str, samples: int) -> dict
     return report
 
 
+def judge_regions(take: Path, neutral: Path, emotion: str, samples: int) -> dict[str, dict]:
+    """{variant: {flip_rate, probability, read}} for one emotion clip and the same person's neutral clip."""
+    take_images, take_tracks, fps = _tracked(take)
+    neutral_images, neutral_tracks, _ = _tracked(neutral)
+    return judge_swaps((take_images, take_tracks), (neutral_images, neutral_tracks), emotion, samples,
+                       ("take", "neutral"), int(_SETTLE_S * fps))
+
+
+def judge_profile_edit(take: Path, edited: Path, profile: ExpressionLibrary, emotion: str,
+                       samples: int) -> dict[str, dict]:
+    """{variant: ...} for a profile's edit of ``edited`` (the person's held-out neutral talk) against
+    their real ``take``: "edit-R" is the edit with R from the take, "take+R" the take with the edit's R."""
+    frames, fps = load_frames(str(edited), None)
+    with build_pipeline(ExpressionRequest(emotion, 1.0, active=True), library=profile, backend="torch",
+                        fade_step=0.25, transition=0.5) as pipeline:
+        edits = [pipeline.process(frame).output.image for frame in frames]
+    with FaceTracker() as tracker:
+        tracks = [tracker.track(image) for image in edits]
+    kept = [i for i, track in enumerate(tracks) if isinstance(track, FaceTrack)]
+    take_images, take_tracks, _ = _tracked(take)
+    return judge_swaps(([edits[i] for i in kept], [cast(FaceTrack, tracks[i]) for i in kept]),
+                       (take_images, take_tracks), emotion, samples, ("edit", "take"), int(_SETTLE_S * fps),
+                       boxes_from=[frames[i].image for i in kept])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", default=str(DEFAULT_DIR), help="labelled clips (default: shared media)")
@@ -146,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated emotions the judge knows (default: all six)")
     parser.add_argument("--samples", type=int, default=24, help="frames judged per clip (default 24)")
     parser.add_argument("--json", help="write the results as JSON here")
+    parser.add_argument("--profile-edit", action="store_true",
+                        help="swap regions between the person's real take and their profile's edit of held-out "
+                             "neutral talk (calibrated as in eval_calibration.py) instead of their neutral clip")
     args = parser.parse_args(argv)
     emotions = args.emotions.split(",")
     unknown = [e for e in emotions if e not in FER_CLASS_OF or e == "neutral"]
@@ -158,17 +204,28 @@ def main(argv: list[str] | None = None) -> int:
     if not people:
         parser.error(f"no person with a neutral clip in {args.folder}")
     report: dict = {}
-    for person, clips in people.items():
-        for emotion in [e for e in emotions if e in clips]:
-            result = judge_regions(Path(clips[emotion]), Path(clips["neutral"]), emotion, args.samples)
-            report.setdefault(person, {})[emotion] = result
-            print(f"\n{person} {emotion}: flip / P({FER_CLASS_OF[emotion]}) / what the judge reads")
-            for name, row in result.items():
-                read = ", ".join(f"{label} {count}" for label, count in row["read"].items())
-                print(f"  {name:<15}{row['flip_rate']:5.2f} {row['probability']:5.2f}   {read}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for person, clips in people.items():
+            if args.profile_edit:
+                first_half, second_half = split_clip(Path(clips["neutral"]), Path(scratch))
+                profile = calibrate_from_clips(first_half, {e: c for e, c in clips.items() if e in LIBRARY_EMOTIONS})
+            for emotion in [e for e in emotions if e in clips]:
+                if args.profile_edit:
+                    result = judge_profile_edit(Path(clips[emotion]), second_half, profile, emotion, args.samples)
+                else:
+                    result = judge_regions(Path(clips[emotion]), Path(clips["neutral"]), emotion, args.samples)
+                report.setdefault(person, {})[emotion] = result
+                _print(person, emotion, result)
     if args.json:
         Path(args.json).write_text(to_json(report))
     return 0
+
+
+def _print(person: str, emotion: str, result: dict[str, dict]) -> None:
+    print(f"\n{person} {emotion}: flip / P({FER_CLASS_OF[emotion]}) / what the judge reads")
+    for name, row in result.items():
+        read = ", ".join(f"{label} {count}" for label, count in row["read"].items())
+        print(f"  {name:<15}{row['flip_rate']:5.2f} {row['probability']:5.2f}   {read}")
 
 
 if __name__ == "__main__":
