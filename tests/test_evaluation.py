@@ -91,6 +91,33 @@ def test_added_jitter_sees_a_shake_and_not_motion():
     assert added_jitter(moving, gone, 29) is None
 
 
+def test_mouth_flicker_sees_a_mouth_that_flickers_and_not_one_that_moves():
+    """A mouth that opens and closes smoothly flickers as the input does (1.0); one whose pixels
+    jump from frame to frame on their own shows far above it; the rest of the frame is not looked at."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from eval_quality import mouth_flicker
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(60, 200, (120, 160, 3)).astype(np.float32)
+    points = np.zeros((40, 68, 2))
+    points[:, 48:68] = np.stack(np.meshgrid(np.linspace(60, 100, 5), np.linspace(70, 85, 4)), -1).reshape(20, 2)
+    talking = []
+    for t in range(40):  # the mouth box darkens and lightens with the syllables, 4 a second at 30 fps
+        frame = base.copy()
+        frame[65:90, 50:110] *= 0.7 + 0.3 * np.sin(2 * np.pi * 4 * t / 30)
+        talking.append(frame.clip(0, 255).astype(np.uint8))
+    steady = mouth_flicker(talking, points, 5)
+    assert steady is not None and steady > 0
+    flickering = [f.copy() for f in talking]
+    for t, frame in enumerate(flickering):
+        frame[70:85, 60:100] = np.clip(frame[70:85, 60:100].astype(int) + (12 if t % 2 else -12), 0, 255)
+    assert mouth_flicker(flickering, points, 5) > 1.5 * steady
+    elsewhere = [f.copy() for f in talking]
+    for t, frame in enumerate(elsewhere):
+        frame[:20, :20] = 255 * (t % 2)
+    assert mouth_flicker(elsewhere, points, 5) == pytest.approx(steady)
+
+
 def test_region_swap_masks_and_alignment(astronaut, still_tracker):
     """The regions the swap tool exchanges cover what they name and nothing of the others, a moved
     copy of the face is laid back onto it, and a swap changes only its region."""

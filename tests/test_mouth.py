@@ -13,9 +13,9 @@ from livemotion.cli import main
 from livemotion.engines.mouth import (
     MouthGenerator,
     compose,
-    export_mouth_onnx,
     lip_shape,
     load_mouth_model,
+    mouth_onnx,
     save_mouth_model,
 )
 from livemotion.errors import InvalidRequest
@@ -94,18 +94,17 @@ def test_the_lip_shape_marks_an_open_mouth_where_the_points_say():
     assert inner[40, 32] > 0.9 and inner[40, 48] < 0.1 and outer[40, 48] > 0.9 and outer[10, 32] < 0.1
 
 
-def test_the_onnx_export_matches_torch(tmp_path):
+def test_the_onnx_export_matches_torch():
     onnxruntime = pytest.importorskip("onnxruntime")
     torch.manual_seed(1)
     model = MouthGenerator(base=8).eval()
     with torch.no_grad():  # weights that do something (a fresh head is all zeros)
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
-    path = export_mouth_onnx(model, tmp_path / "mouth.onnx")
     inputs = [torch.rand(3, channels, 64, 64) for channels in (3, 2, 3)]
     with torch.no_grad():
         expected = [t.numpy() for t in model(*inputs)]
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(mouth_onnx(model), providers=["CPUExecutionProvider"])
     got = session.run(None, {name: t.numpy() for name, t in zip(("warped", "shape", "reference"), inputs)})
     for mine, theirs in zip(got, expected):
         assert np.abs(mine - theirs).max() <= 1 / 255
@@ -163,6 +162,29 @@ def test_in_the_edit_attention_one_keeps_the_warps_mouth_and_zero_redraws_only_t
     ys, xs = np.nonzero(changed)
     inside = crop.points_to_crop(np.stack([xs, ys], 1).astype(float))
     assert inside.min() > -1 and inside.max() < 65  # nothing changed outside the mouth crop
+
+
+def test_the_live_mouth_on_onnx_runtime_draws_what_torch_draws(astronaut, astronaut_track):
+    """The edit's mouth stage on ONNX Runtime (what a CPU user gets by default) and on torch: the
+    same pixels within 1/255 of colour, rounding aside."""
+    pytest.importorskip("onnxruntime")
+    from helpers import edit_still
+
+    from livemotion.expression.controller import ExpressionRequest
+    from livemotion.render.mouth import LearnedMouth
+
+    torch.manual_seed(2)
+    model = MouthGenerator(base=8).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    warp_only, plan = edit_still(astronaut, astronaut_track, ExpressionRequest("surprised", 1.0, active=True))
+    drawn = {backend: LearnedMouth(model, backend)(warp_only, astronaut_track, plan.target)
+             for backend in ("torch", "onnxruntime")}
+    assert np.any(drawn["torch"] != warp_only)  # the model draws something
+    assert np.abs(drawn["torch"].astype(int) - drawn["onnxruntime"]).max() <= 2
+    with pytest.raises(InvalidRequest, match="torch or onnxruntime"):
+        LearnedMouth(model, "tensorrt")
 
 
 def test_run_with_the_learned_mouth_from_the_command_line(tmp_path, capsys):

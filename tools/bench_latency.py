@@ -2,7 +2,7 @@
 """Latency benchmark: tracker alone vs the full pipeline, per resolution and backend, in one run.
 
     tools/bench_latency.py [--source demo|FILE|webcam] [--frames N] [--sizes 640x480,1280x720,1920x1080]
-                           [--emotion happy] [--profile NAME] [--json OUT] [--png OUT]
+                           [--emotion happy] [--profile NAME] [--mouth-model FILE] [--json OUT] [--png OUT]
 
 For each size it measures, on the same frames (decoded into memory first):
   tracker   the MediaPipe tracker alone, frame after frame: the floor any filter pays
@@ -10,7 +10,8 @@ For each size it measures, on the same frames (decoded into memory first):
   live      the real-time runner: frames released at 30 fps, three threads, H.264 encoding,
             latest-frame hand-off; sustained fps out, end-to-end latency (capture -> written), drops;
             with the backend users get by default (``--live-backends auto``), or each one named
-The headline is full / tracker, the per-frame cost ratio measured in the same process. Every
+``--mouth-model``: the learned mouth draws the mouth (its own stage, "mouth"; ONNX Runtime where the
+engine runs there, else torch). The headline is full / tracker, the per-frame cost ratio measured in the same process. Every
 stage's mean is listed with their sum beside the whole frame's time: what no stage accounts for
 is printed as "unaccounted".
 """
@@ -73,9 +74,11 @@ def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray
         source.close()
 
 
-def pipeline_for(emotion: str, max_faces: int, backend: str = "torch", library: ExpressionLibrary | None = None) -> Pipeline:
+def pipeline_for(emotion: str, max_faces: int, backend: str = "torch", library: ExpressionLibrary | None = None,
+                 mouth_model: str | None = None) -> Pipeline:
     return build_pipeline(ExpressionRequest(emotion, 1.0, active=True), library=library, backend=backend,
-                          device="cuda" if backend == "tensorrt" else "cpu", max_faces=max_faces)
+                          device="cuda" if backend == "tensorrt" else "cpu", max_faces=max_faces,
+                          mouth_model=mouth_model)
 
 
 def bench_streams(backend_name: str, streams: list[int], repeats: int = 20) -> dict[int, float]:
@@ -107,10 +110,10 @@ def bench_tracker(frames: list[np.ndarray], max_faces: int) -> dict:
 
 
 def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: str,
-               library: ExpressionLibrary | None = None) -> dict:
+               library: ExpressionLibrary | None = None, mouth_model: str | None = None) -> dict:
     stages: dict[str, list[float]] = {}
     source = MemorySource(frames)
-    with pipeline_for(emotion, max_faces, backend, library) as pipeline:
+    with pipeline_for(emotion, max_faces, backend, library, mouth_model) as pipeline:
         for frame in source:
             start = time.perf_counter()
             processed = pipeline.process(frame)
@@ -121,8 +124,9 @@ def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: 
 
 
 def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: ExpressionLibrary | None = None,
-               backend: str = "auto") -> dict:
-    with tempfile.TemporaryDirectory() as folder, pipeline_for(emotion, max_faces, backend, library) as pipeline:
+               backend: str = "auto", mouth_model: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as folder, \
+            pipeline_for(emotion, max_faces, backend, library, mouth_model) as pipeline:
         source = MemorySource(frames, fps=30.0)
         sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps)
         stats = LiveRunner(source, pipeline, sink, pace=True).run()
@@ -173,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emotion", default="happy", help="emotion applied in the full pipeline (default happy)")
     parser.add_argument("--profile", help="edit with this calibration profile (its face exemplars cost more) "
                         "instead of the shipped library")
+    parser.add_argument("--mouth-model", metavar="FILE",
+                        help="the learned mouth draws the mouth (a model from `livemotion train-mouth`)")
     parser.add_argument("--max-faces", type=int, default=2, help="tracker max faces, as in `livemotion run`")
     parser.add_argument("--no-live", action="store_true", help="skip the threaded real-time measurement")
     parser.add_argument("--live-backends", default="auto",
@@ -194,18 +200,21 @@ def main(argv: list[str] | None = None) -> int:
                   "tracker": bench_tracker(frames, args.max_faces), "full": {}, "ratio": {}, "accounting": {},
                   "live": {}}
         for backend in backends:
-            full = bench_full(frames, args.emotion, args.max_faces, backend, library)
+            full = bench_full(frames, args.emotion, args.max_faces, backend, library, args.mouth_model)
             result["full"][backend] = full
             result["ratio"][backend] = full["processing"]["mean"] / result["tracker"]["mean"]
             result["accounting"][backend] = stage_accounting(full)
         if not args.no_live:
             for backend in live_backends:
-                result["live"][backend] = bench_live(frames, args.emotion, args.max_faces, library, backend)
+                result["live"][backend] = bench_live(frames, args.emotion, args.max_faces, library, backend,
+                                                     args.mouth_model)
         results.append(result)
 
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}"
     print(f"machine: {machine}; source {args.source}; emotion {args.emotion}; "
-          f"{'profile ' + args.profile if args.profile else 'shipped library'}; {args.frames} frames per run")
+          f"{'profile ' + args.profile if args.profile else 'shipped library'}; "
+          f"{'learned mouth ' + args.mouth_model if args.mouth_model else 'the warp draws the mouth'}; "
+          f"{args.frames} frames per run")
     print(f"default backend: {default}; live runs with: {', '.join(live_backends)}")
     print(f"{'size':<10}{'backend':<12}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"
           f"{'e2e p50':>9}{'e2e p95':>9}{'e2e p99':>9}{'dropped':>9}")

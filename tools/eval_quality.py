@@ -19,6 +19,10 @@ runs through the pipeline on each source; per emotion it reports:
             of its own, so this is the figure that says whether the skin kept its texture
   jitter    frame-to-frame acceleration of dlib's 68 points after the first 0.8 s, output / input
             (1.0 = the edit adds no shake; speech and head motion are in both)
+  flicker   the mouth's flicker after the first 0.8 s: the mean |second temporal difference| of
+            grey pixels in the mouth box (dlib's mouth points of the input, grown by a quarter of
+            the mouth's width), output / input (1.0 = nothing flickers that the input's speech
+            does not; a drawn mouth that changes from frame to frame on its own shows above it)
   ceiling   the same person's real expression, where a sibling clip shows it (MEAD naming:
             mead_W009_neutral.mp4 beside mead_W009_happy.mp4): its flip rate, target probability
             and unpaired identity distance to the edited clip's input frames (how far the person's
@@ -174,6 +178,25 @@ def lip_gaps(points: np.ndarray) -> np.ndarray:
     return np.array([inner_lip_gap(p) for p in points])
 
 
+def mouth_flicker(images: list[np.ndarray], points: np.ndarray, start: int) -> float | None:
+    """Mean |I(t+1) - 2 I(t) + I(t-1)| over the grey mouth box of frame t (dlib's 20 mouth points of
+    ``points`` (T, 68, 2), grown by a quarter of the mouth's width), over the frames from ``start``
+    on whose neighbours have a face too; None when fewer than 3 are left."""
+    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) for image in images]
+    changes = []
+    for t in range(max(start, 1), len(images) - 1):
+        mouth = points[t, 48:68]
+        if not np.isfinite(points[t - 1: t + 2]).all():
+            continue
+        margin = 0.25 * float(np.ptp(mouth[:, 0]))
+        x0, y0 = np.maximum(np.floor(mouth.min(axis=0) - margin).astype(int), 0)
+        x1, y1 = np.ceil(mouth.max(axis=0) + margin).astype(int)
+        second = grey[t + 1][y0:y1, x0:x1] - 2.0 * grey[t][y0:y1, x0:x1] + grey[t - 1][y0:y1, x0:x1]
+        if second.size:
+            changes.append(float(np.abs(second).mean()))
+    return float(np.mean(changes)) if len(changes) >= 3 else None
+
+
 def added_jitter(points_in: np.ndarray, points_out: np.ndarray, start: int) -> float | None:
     """Frame-to-frame acceleration of the output's landmarks over the input's, from frame ``start``
     on (both (T, P, 2)), over the frames where both have a face; None when fewer than 3 are left."""
@@ -228,7 +251,12 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
     result["skin_detail_kept"] = float(np.mean(skin)) if skin else None
     if len(clip.frames) > 10:
         points = dlib_points(outputs, clip.boxes)
-        result["jitter"] = added_jitter(clip.points, points, int(_SETTLE_S * clip.fps))
+        start = int(_SETTLE_S * clip.fps)
+        result["jitter"] = added_jitter(clip.points, points, start)
+        flicker_in = mouth_flicker([f.image for f in clip.frames], clip.points, start)
+        flicker_out = mouth_flicker(outputs, clip.points, start)
+        if flicker_in and flicker_out is not None:
+            result["mouth_flicker"] = flicker_out / flicker_in
         gaps = lip_gaps(points)
         a_in, a_out = articulation(clip.gaps, clip.fps), articulation(gaps, clip.fps)
         valid = np.isfinite(a_in) & np.isfinite(a_out)
@@ -348,14 +376,14 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
     print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged; identity unpaired among the input's "
           f"own frames {_cell(spread, 0)})")
     print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'unpair':>7}{'artic r':>9}"
-          f"{'detail':>8}{'skin':>6}{'jitter':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
+          f"{'detail':>8}{'skin':>6}{'jitter':>8}{'flicker':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
     for r in results:
         ceiling = r["ceiling"] or {}
         print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
               f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
               f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('identity_unpaired'), 7)}"
               f"{_cell(r.get('articulation_r'), 9, '{:.3f}')}{_cell(r.get('detail_kept'), 8)}"
-              f"{_cell(r.get('skin_detail_kept'), 6)}{_cell(r.get('jitter'), 8)}"
+              f"{_cell(r.get('skin_detail_kept'), 6)}{_cell(r.get('jitter'), 8)}{_cell(r.get('mouth_flicker'), 8)}"
               f"{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}"
               f"{_cell(ceiling.get('identity_unpaired'), 8)}")
     entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "identity_input_spread": spread,
@@ -371,7 +399,7 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
         rows = [r for c in clips for r in c["emotions"] if r["emotion"] == emotion]
         measured = {key: [r[key] for r in rows if r.get(key) is not None]
                     for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept",
-                                "skin_detail_kept", "jitter")}
+                                "skin_detail_kept", "jitter", "mouth_flicker")}
         entry: dict[str, float | int | None] = {key: float(np.mean(v)) if v else None for key, v in measured.items()}
         entry["clips"] = len(rows)
         entry["clips_flip_half"] = sum(flip >= 0.5 for flip in measured["flip_rate"])
@@ -381,7 +409,7 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
             smiling = [r["gain"] for r in rows if r.get("gain") is not None and r["probability_input"] >= _SMILING]
             entry["clips_smiling"], entry["clips_at_target"] = len(smiling), sum(g <= NEUTRAL_TARGET for g in smiling)
         for key, worst in (("articulation_r", min), ("detail_kept", min), ("skin_detail_kept", min),
-                           ("identity_distance", max), ("jitter", max)):
+                           ("identity_distance", max), ("jitter", max), ("mouth_flicker", max)):
             entry[f"{key}_{worst.__name__}"] = float(worst(measured[key])) if measured[key] else None
         summary[emotion] = entry
     return summary

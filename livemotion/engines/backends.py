@@ -121,29 +121,35 @@ def _write_cached(path: Path, write: Callable[[Path], object]) -> None:
     partial.replace(path)
 
 
+def onnx_session(model: Path | bytes, device: str = "cpu") -> Any:
+    """An ONNX Runtime session for ``model`` (a file or the model's bytes) on ``device``, its worker
+    threads told not to spin; ``BackendUnavailable`` when ONNX Runtime (or its GPU build) is missing."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendUnavailable("the onnxruntime backend needs ONNX Runtime: pip install 'livemotion[onnx]'") from None
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            raise BackendUnavailable("--device cuda with onnxruntime needs the onnxruntime-gpu package.")
+        providers.insert(0, "CUDAExecutionProvider")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    # ONNX Runtime's worker threads spin after each call by default, taking the cores the
+    # compositor's OpenCV threads need right after (measured: the whole 1080p frame 44 vs 37 ms).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=providers)
+
+
 class OnnxRuntimeBackend:
     """The engine exported to ONNX and run by ONNX Runtime (its worker threads told not to spin)."""
 
     name = "onnxruntime"
 
     def __init__(self, engine: str = "warp", size: int = 256, device: str = "cpu", **_: object):
-        try:
-            import onnxruntime
-        except ImportError:
-            raise BackendUnavailable("the onnxruntime backend needs ONNX Runtime: pip install 'livemotion[onnx]'") from None
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                raise BackendUnavailable("--device cuda with onnxruntime needs the onnxruntime-gpu package.")
-            providers.insert(0, "CUDAExecutionProvider")
         self.size, self.grid = size, int(cast(int, create_engine(engine, size=size).grid))
         self.path = export_onnx(engine, size)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        # ONNX Runtime's worker threads spin after each call by default, taking the cores the
-        # compositor's OpenCV threads need right after (measured: the whole 1080p frame 44 vs 37 ms).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
+        self.session = onnx_session(self.path, device)
         self._inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:

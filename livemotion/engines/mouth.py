@@ -17,6 +17,7 @@ pixels it does not need stay as the warp drew them, and attention 1 gives the in
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -84,17 +85,18 @@ class MouthGenerator(nn.Module):
         return compose(warped, colour, attention), attention
 
 
-def export_mouth_onnx(model: MouthGenerator, path: str | Path, opset: int = 17) -> Path:
-    """``model`` as an ONNX file (dynamic batch; inputs warped, shape, reference; outputs output,
+def mouth_onnx(model: MouthGenerator, opset: int = 17) -> bytes:
+    """``model`` as an ONNX model (dynamic batch; inputs warped, shape, reference; outputs output,
     attention) for ONNX Runtime or a TensorRT build."""
     size = model.size
     example = (torch.zeros(1, 3, size, size), torch.zeros(1, 2, size, size), torch.zeros(1, 3, size, size))
     names = ["warped", "shape", "reference", "output", "attention"]
-    with warnings.catch_warnings():
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        path = Path(folder) / "mouth.onnx"
         torch.onnx.export(model.eval(), example, str(path), input_names=names[:3], output_names=names[3:],
                           dynamic_axes={name: {0: "batch"} for name in names}, opset_version=opset, dynamo=False)
-    return Path(path)
+        return path.read_bytes()
 
 
 def save_mouth_model(model: MouthGenerator, path: str | Path, trained_on: list[str], steps: int) -> None:

@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model
+from ..engines.backends import onnx_session
+from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model, mouth_onnx
+from ..errors import InvalidRequest
 from ..face.alignment import align_mouth
 from ..face.canonical import canonical_landmarks, inner_lip_gap
 from ..types import FaceTrack
@@ -33,12 +35,31 @@ def _border_taper(size: int, edge: int = _EDGE) -> np.ndarray:
 
 
 class LearnedMouth:
-    """Redraws the mouth of edited frames with a trained generator (``model``: a model or its file)."""
+    """Redraws the mouth of edited frames with a trained generator (``model``: a model or its file),
+    run by torch or, with ``backend="onnxruntime"``, exported to ONNX in memory and run by ONNX
+    Runtime (what users get by default on a CPU; the same numbers within 1/255)."""
 
-    def __init__(self, model: MouthGenerator | str | Path):
+    def __init__(self, model: MouthGenerator | str | Path, backend: str = "torch"):
         self.model = load_mouth_model(model)[0] if isinstance(model, (str, Path)) else model.eval()
+        if backend not in ("torch", "onnxruntime"):
+            raise InvalidRequest(f"the learned mouth runs on torch or onnxruntime, not {backend!r}")
+        self.backend = backend
+        self._session = None
+        if backend == "onnxruntime":
+            self._session = onnx_session(mouth_onnx(self.model))
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_REFERENCE_FRAMES)
         self._taper = _border_taper(SIZE)
+
+    def _draw(self, warped: np.ndarray, shape: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The generator on one crop: (SIZE, SIZE, 3) colour in 0..1 and (SIZE, SIZE) attention."""
+        inputs = [np.ascontiguousarray(x[None], dtype=np.float32) for x in (
+            warped.transpose(2, 0, 1) / 255.0, shape, reference.transpose(2, 0, 1) / 255.0)]
+        if self._session is not None:
+            output, attention = self._session.run(None, dict(zip(("warped", "shape", "reference"), inputs)))
+        else:
+            with torch.inference_mode():
+                output, attention = (t.numpy() for t in self.model(*map(torch.from_numpy, inputs)))
+        return output[0].transpose(1, 2, 0), attention[0, 0]
 
     def observe(self, image: np.ndarray, track: FaceTrack) -> None:
         """Remember this live frame's mouth (before any edit), for the reference."""
@@ -60,12 +81,9 @@ class LearnedMouth:
                                 borderMode=cv2.BORDER_REFLECT101)
         remembered = self.reference
         reference = remembered if remembered is not None else warped
-        shape = lip_shape(crop.points_to_crop(target[:, :2]))
-        with torch.inference_mode():
-            output, attention = self.model(*(torch.as_tensor(x, dtype=torch.float32)[None] for x in (
-                warped.transpose(2, 0, 1) / 255.0, shape, reference.transpose(2, 0, 1) / 255.0)))
-        drawn = (output[0].permute(1, 2, 0).numpy() * 255.0).clip(0, 255).astype(np.float32)
-        weight = (1.0 - attention[0, 0].numpy()) * self._taper  # where the generator's own colour shows
+        output, attention = self._draw(warped, lip_shape(crop.points_to_crop(target[:, :2])), reference)
+        drawn = (output * 255.0).clip(0, 255).astype(np.float32)
+        weight = (1.0 - attention) * self._taper  # where the generator's own colour shows
         return _paste(edited, drawn, weight, crop.to_crop)
 
 

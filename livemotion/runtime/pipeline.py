@@ -200,7 +200,8 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
     to share (else one is made, ``max_faces``, ``static_images`` for unrelated stills, and closed
     with the pipeline). ``fade_step`` and ``transition``: the controller's fade and onset (1.0
     and 0.0 for a still, where there is no earlier frame to fade from). ``mouth_model``: a trained
-    mouth generator redraws the mouth (``render.mouth``; None: the warp's mouth).
+    mouth generator redraws the mouth (``render.mouth``; None: the warp's mouth), on ONNX Runtime
+    when the engine runs there, else on torch on the CPU.
     """
     editor = None
     if edit:
@@ -210,7 +211,9 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
             schedule.check(controller.fitted)
         engine_backend = create_backend(backend, engine, device=device, fp16=fp16) if isinstance(backend, str) \
             else backend
-        mouth = LearnedMouth(mouth_model) if mouth_model is not None else None
+        # the mouth generator on ONNX Runtime where the engine runs there, else on torch (CPU)
+        mouth = None if mouth_model is None else LearnedMouth(
+            mouth_model, "onnxruntime" if engine_backend.name == "onnxruntime" else "torch")
         editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver, mouth=mouth)
     owns_tracker = tracker is None
     tracker = tracker or FaceTracker(max_faces=max_faces, static_images=static_images)
