@@ -556,7 +556,7 @@ def _run(args: argparse.Namespace) -> int:
                                   device=args.device, fp16=args.fp16, max_faces=args.max_faces,
                                   schedule=args.schedule, driver=driver, overlay=args.overlay,
                                   mouth_model=_mouth_model(args))
-        sink = open_sink(args.sink, source.size, source.fps)  # last: nothing is created unless all else works
+        sink = open_sink(args.sink, source.size, source.fps, live)  # last: nothing is created unless all else works
     except BaseException:
         source.close()
         if driver is not None:

@@ -128,7 +128,7 @@ def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: 
     with tempfile.TemporaryDirectory() as folder, \
             pipeline_for(emotion, max_faces, backend, library, mouth_model) as pipeline:
         source = MemorySource(frames, fps=30.0)
-        sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps)
+        sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps, live=True)
         stats = LiveRunner(source, pipeline, sink, pace=True).run()
     summary = stats.summary()
     return {"fps_out": stats.frames_out / stats.wall_seconds, "frames_in": stats.frames_in,

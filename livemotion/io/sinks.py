@@ -35,6 +35,10 @@ _FORMATS: dict[str, _Format] = {
     ".avi": ("avi", "libx264", _H264), ".webm": ("webm", "libvpx-vp9", {"crf": "30", "b": "0"}),
     ".y4m": ("yuv4mpegpipe", "rawvideo", {}),
 }
+# A live run's file is written while the frames come: x264's superfast preset encodes a 720p frame
+# in 5.6 ms against veryfast's 8.1 on the 2-core VM (1080p: 12.8 against 19.1) for a file ~30 %
+# larger; a file made from a file keeps veryfast.
+_LIVE_OPTIONS: dict[str, dict[str, object]] = {"libx264": {"preset": "superfast"}}
 _FINE_TIME_BASE = Fraction(1, 90_000)  # keeps any source's timestamps exact to 11 us
 
 
@@ -176,8 +180,10 @@ class _FileSink:
     """A video file written under a temporary name beside it and renamed when closed, so a run
     that is killed hard, or fails, leaves any previous file at that path intact."""
 
-    def __init__(self, path: str, size: tuple[int, int], fps: float):
+    def __init__(self, path: str, size: tuple[int, int], fps: float, live: bool = False):
         target, (container_format, codec, options) = _check_writable_file(path)
+        if live:
+            options = {**options, **_LIVE_OPTIONS.get(codec, {})}
         self.path = target
         remove_stale_partials(target.parent if str(target.parent) else Path("."))
         self._partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -237,7 +243,9 @@ _SINKS: dict[str, Callable[[str, tuple[int, int], float], FrameSink]] = {
 }
 
 
-def open_sink(spec: str, size: tuple[int, int], fps: float) -> FrameSink:
+def open_sink(spec: str, size: tuple[int, int], fps: float, live: bool = False) -> FrameSink:
     """Open the sink a user named: ``-`` (y4m on stdout), ``vcam`` / ``vcam:DEVICE`` (virtual camera)
-    or a file path (.mp4/.mkv/.mov/.avi/.webm/.y4m)."""
-    return _SINKS.get(spec.partition(":")[0], _FileSink)(spec, size, fps)
+    or a file path (.mp4/.mkv/.mov/.avi/.webm/.y4m); ``live``: the frames come in real time, so a
+    file is encoded faster (``_LIVE_OPTIONS``)."""
+    opener = _SINKS.get(spec.partition(":")[0])
+    return opener(spec, size, fps) if opener is not None else _FileSink(spec, size, fps, live)
