@@ -787,7 +787,7 @@ def _calibrate_live(args: argparse.Namespace) -> int:
 
     open_source(args.source).close()  # fail now, with the usual message, if the camera cannot be opened
     server = LivemotionServer(ServerConfig(port=args.port, remember=True), source=args.source)  # keeps the profile
-    server.controls.calibration_progress = lambda take: _say(f"building your profile: measuring {take}")
+    server.controls.calibration_progress = lambda step: _say(f"building your profile: {step}")
     query = {"mode": "view", "profile": args.profile, "autostart": "1", **({"force": "1"} if args.force else {})}
     url = f"http://127.0.0.1:{args.port}/calibrate?{urlencode(query)}"
 

@@ -77,7 +77,12 @@ def test_a_guided_session_checks_each_take_and_builds_the_profile(camera_frames)
     camera.show(camera_frames["angry"], "review")
     session.accept()
     assert session.status()["phase"] == "complete" and session.status()["kept"] == ["angry", "happy", "neutral"]
-    path = session.finish()
+    heard, shown = [], []
+    path = session.finish(lambda step: (heard.append(step), shown.append(session.status()["building"])))
+    # the page hears which take is measured while the profile is built, as the command line does
+    assert heard == shown == ["measuring your neutral take (1 of 3)", "measuring your happy take (2 of 3)",
+                              "measuring your angry take (3 of 3)"]
+    assert session.status()["building"] is None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     profile = load_profile("guided")
     assert [e for e, own in zip(LIBRARY_EMOTIONS, profile.measured) if own] == ["happy", "angry"]

@@ -76,6 +76,7 @@ class CalibrationSession:
         self._kept: dict[str, _Take] = {}
         self._check: dict[str, Any] | None = None
         self.saved: Path | None = None
+        self._building = "starting"  # while the profile is built: which take is being measured
 
     # ---- what the page shows ---------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -94,7 +95,8 @@ class CalibrationSession:
                     "prompt": PROMPTS.get(step or "", ""), "seconds_left": left, "check": self._check,
                     "showing": showing,
                     "steps": list(self.steps), "index": self._step, "kept": sorted(self._kept),
-                    "saved": str(self.saved) if self.saved else None}
+                    "saved": str(self.saved) if self.saved else None,
+                    "building": self._building if self._phase == "building" else None}
 
     # ---- frames ------------------------------------------------------------------------------
     def feed(self, frame: Frame, track: FaceTrack | object | None) -> None:
@@ -195,16 +197,28 @@ class CalibrationSession:
 
     def finish(self, progress: Callable[[str], None] | None = None) -> Path:
         """Build the profile from the kept takes and store it (slow: tracks every take again);
-        ``progress`` hears each take as it is measured."""
+        ``progress`` hears each take as it is measured ("measuring your happy take (3 of 5)"), and
+        ``status()`` says the same while it runs."""
         with self._lock:
             if self._phase != "complete":
                 raise InvalidRequest(f"the session is not complete yet (at {self._phase})")
             self._phase = "building"
             clips = {step: take.path for step, take in self._kept.items() if step != "neutral"}
+        measured, passes = 0, len(clips) + 1  # the neutral take, then each emotion's
+
+        def heard(line: str) -> None:
+            nonlocal measured
+            measured += 1
+            text = f"measuring your {line.rpartition(': ')[2]} take ({measured} of {passes})"
+            with self._lock:
+                self._building = text
+            if progress is not None:
+                progress(text)
+
         try:
             if not clips:
                 raise InvalidRequest("every emotion was skipped: a profile needs at least one")
-            library = calibrate_from_clips(self._kept["neutral"].path, clips, progress=progress)
+            library = calibrate_from_clips(self._kept["neutral"].path, clips, progress=heard)
             saved = save_profile(self.profile, library, overwrite=self.overwrite)
         except BaseException:
             with self._lock:
