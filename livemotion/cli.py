@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .engines.backends import BACKENDS
+from .engines.mouth import shipped_mouth_model
 from .errors import InvalidRequest, LivemotionError
 from .expression.au import EMOTION_AUS, EMOTIONS
 from .expression.controller import MAX_OPENING, ExpressionRequest, Schedule
@@ -113,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--fp16", action="store_true", help="half precision where the engine's spec allows (tensorrt)")
     engine.add_argument("--mouth", choices=("warp", "learned"), default="warp",
                         help="who draws the mouth: warp (default: geometry, a dark cavity where it opens) or learned "
-                             "(a mouth generator trained with `livemotion train-mouth`; give --mouth-model)")
-    engine.add_argument("--mouth-model", metavar="FILE", help="the trained mouth generator for --mouth learned")
+                             "(a mouth generator: the one that ships, or --mouth-model)")
+    engine.add_argument("--mouth-model", metavar="FILE",
+                        help="a mouth generator of your own for --mouth learned (`livemotion train-mouth`)")
     run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
                      help="frames in the --preview sheet, spread over the run (default 4)")
     run.add_argument("--max-faces", type=_positive_int, default=2, metavar="N",
@@ -477,10 +479,7 @@ def _mouth_model(args: argparse.Namespace) -> str | None:
         if args.mouth_model:
             raise InvalidRequest("--mouth-model goes with --mouth learned")
         return None
-    if not args.mouth_model:
-        raise InvalidRequest("--mouth learned needs --mouth-model FILE: no trained mouth ships yet; make one with "
-                             "`livemotion train-mouth --videos CLIPS... --out mouth.pt`")
-    return str(args.mouth_model)
+    return str(args.mouth_model or shipped_mouth_model())
 
 
 def _driver(args: argparse.Namespace) -> Driver | None:

@@ -17,6 +17,7 @@ from livemotion.engines.mouth import (
     load_mouth_model,
     mouth_onnx,
     save_mouth_model,
+    shipped_mouth_model,
 )
 from livemotion.errors import InvalidRequest
 from livemotion.io.sinks import open_sink
@@ -187,9 +188,28 @@ def test_the_live_mouth_on_onnx_runtime_draws_what_torch_draws(astronaut, astron
         LearnedMouth(model, "tensorrt")
 
 
+def test_the_shipped_mouth_names_its_clips_and_their_terms():
+    """The model that ships was trained on clips under MIT, Apache-2.0 or CC-BY-4.0 terms only, each
+    named with its licence beside the weights; it is small package data."""
+    path = shipped_mouth_model()
+    model, record = load_mouth_model(path)
+    assert path.stat().st_size < 20_000_000 and record["steps"] > 0
+    listed = {}
+    for line in (path.parent / "mouth-clips.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, terms, repository = line.split("\t")
+            listed[name] = terms
+    assert all(terms.split(" ")[0] in ("MIT", "Apache-2.0", "CC-BY-4.0") for terms in listed.values()), listed
+    trained = {f"{stem}.mp4" if f"{stem}.mp4" in listed else f"{stem}.mpg" for stem in record["trained_on"]}
+    assert trained and trained <= set(listed)  # every clip it learned from is named with its terms
+
+
 def test_run_with_the_learned_mouth_from_the_command_line(tmp_path, capsys):
-    assert main(["run", "--source", "demo:160x120", "--sink", str(tmp_path / "o.mp4"), "--mouth", "learned"]) == 2
-    assert "--mouth-model" in capsys.readouterr().err
+    assert main(["run", "--source", "demo:320x240", "--sink", str(tmp_path / "o.mp4"), "--frames", "3",
+                 "--emotion", "surprised", "--mouth", "learned"]) == 0  # the shipped model
+    assert "mouth" in capsys.readouterr().err
+    assert main(["run", "--source", "demo:160x120", "--sink", str(tmp_path / "o.mp4"), "--mouth-model", "m.pt"]) == 2
+    assert "--mouth learned" in capsys.readouterr().err
     save_mouth_model(MouthGenerator(base=8), tmp_path / "m.pt", ["x"], 0)
     assert main(["run", "--source", "demo:320x240", "--sink", str(tmp_path / "o.mp4"), "--frames", "3",
                  "--emotion", "surprised", "--mouth", "learned", "--mouth-model", str(tmp_path / "m.pt")]) == 0

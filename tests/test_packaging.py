@@ -41,7 +41,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     assert {"livemotion/engines/recipes/warp.toml", "livemotion/plugins/web/index.html",
             "livemotion/plugins/web/livemotion.js", "livemotion/plugins/obs/source.html",
             "livemotion/plugins/obs/dock.html", "livemotion/plugins/web/calibrate.html",
-            "livemotion/expression/expressions.npz"} <= names
+            "livemotion/expression/expressions.npz", "livemotion/engines/mouth.pt",
+            "livemotion/engines/mouth-clips.txt"} <= names
     env_dir = work / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
@@ -59,9 +60,10 @@ def test_the_wheel_runs_every_backend_outside_the_repository(installed, tmp_path
     where = subprocess.run([env_dir / "bin" / "python", "-c", "import livemotion; print(livemotion.__file__)"],
                            cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout
     assert where.startswith(str(env_dir)), where  # the installed copy, not the repository
-    for backend in ("torch", "onnxruntime"):
+    for backend in ("torch", "onnxruntime"):  # the shipped mouth generator too, on each
         result = subprocess.run([env_dir / "bin" / "livemotion", "run", "--source", "demo", "--frames", "5",
-                                 "--emotion", "happy", "--backend", backend, "--sink", f"out-{backend}.mp4"],
+                                 "--emotion", "happy", "--backend", backend, "--mouth", "learned",
+                                 "--sink", f"out-{backend}.mp4"],
                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         assert (tmp_path / f"out-{backend}.mp4").stat().st_size > 1000

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,12 @@ def mouth_onnx(model: MouthGenerator, opset: int = 17) -> bytes:
         torch.onnx.export(model.eval(), example, str(path), input_names=names[:3], output_names=names[3:],
                           dynamic_axes={name: {0: "batch"} for name in names}, opset_version=opset, dynamo=False)
         return path.read_bytes()
+
+
+def shipped_mouth_model() -> Path:
+    """The mouth generator that ships with livemotion: trained by ``livemotion train-mouth`` on the
+    clips named, with their licences, in ``mouth-clips.txt`` beside it."""
+    return Path(str(resources.files("livemotion.engines") / "mouth.pt"))
 
 
 def save_mouth_model(model: MouthGenerator, path: str | Path, trained_on: list[str], steps: int) -> None:
