@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--clip", action="append", type=_emotion_clip, default=[], metavar="EMOTION=CLIP",
                            help="a clip of you showing EMOTION while talking (3 s or more); repeat per emotion")
     calibrate.add_argument("--force", action="store_true", help="replace a profile of the same name")
+    calibrate.add_argument("--mouth", action="store_true",
+                           help="also fine-tune the learned mouth on your takes (about 45 s more), for `run "
+                                "--mouth learned` with this profile")
     calibrate.add_argument("--port", type=_port, default=8080, help="port of the calibration page (--source; default 8080)")
     calibrate.add_argument("--no-browser", action="store_true", help="print the page's address instead of opening it")
     profiles = sub.add_parser("profiles", help="list or delete your calibration profiles",
@@ -473,13 +476,19 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
     return chosen
 
 
-def _mouth_model(args: argparse.Namespace) -> str | None:
-    """The mouth generator's file for ``--mouth learned`` (None: the warp draws the mouth)."""
+def _mouth_model(args: argparse.Namespace, profile: str | None) -> str | None:
+    """The mouth generator's file for ``--mouth learned`` (None: the warp draws the mouth): the one
+    named, else ``profile``'s own when its calibration fine-tuned one, else the shipped one."""
+    from .expression.profiles import profile_mouth_path
+
     if args.mouth == "warp":
         if args.mouth_model:
             raise InvalidRequest("--mouth-model goes with --mouth learned")
         return None
-    return str(args.mouth_model or shipped_mouth_model())
+    if args.mouth_model:
+        return str(args.mouth_model)
+    personal = profile_mouth_path(profile) if profile else None
+    return str(personal if personal is not None and personal.is_file() else shipped_mouth_model())
 
 
 def _driver(args: argparse.Namespace) -> Driver | None:
@@ -554,7 +563,7 @@ def _run(args: argparse.Namespace) -> int:
                                   library=resolve_library(state.library, state.profile), backend=args.backend,
                                   device=args.device, fp16=args.fp16, max_faces=args.max_faces,
                                   schedule=args.schedule, driver=driver, overlay=args.overlay,
-                                  mouth_model=_mouth_model(args))
+                                  mouth_model=_mouth_model(args, state.profile))
         sink = open_sink(args.sink, source.size, source.fps, live)  # last: nothing is created unless all else works
     except BaseException:
         source.close()
@@ -740,8 +749,16 @@ def _animate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .expression.profiles import calibrate_from_clips, check_name, profile_path, profiles_dir, save_profile
+    from .expression.profiles import (
+        calibrate_from_clips,
+        check_name,
+        profile_mouth_path,
+        profile_path,
+        profiles_dir,
+        save_profile,
+    )
     from .io.files import writable_folder
+    from .training.mouth import fine_tune_mouth
 
     check_name(args.profile)
     if profile_path(args.profile).exists() and not args.force:  # before a minute of measuring
@@ -764,6 +781,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"livemotion: profile {args.profile!r} saved to {path} ({path.stat().st_size / 1e3:.0f} kB, readable by you "
           f"only): {', '.join(clips)}" + (f"; from the shipped library: {', '.join(skipped)}" if skipped else ""),
           file=sys.stderr)
+    if args.mouth:
+        _say("fine-tuning the learned mouth on your takes (about 45 s)")
+        mouth = fine_tune_mouth([args.neutral, *clips.values()], profile_mouth_path(args.profile))
+        _say(f"your learned mouth: {mouth} (`livemotion run --profile {args.profile} --mouth learned` uses it)")
     from .runtime import settings
 
     settings.remember_profile(args.profile)
@@ -787,6 +808,7 @@ def _calibrate_live(args: argparse.Namespace) -> int:
     open_source(args.source).close()  # fail now, with the usual message, if the camera cannot be opened
     server = LivemotionServer(ServerConfig(port=args.port, remember=True), source=args.source)  # keeps the profile
     server.controls.calibration_progress = lambda step: _say(f"building your profile: {step}")
+    server.controls.calibration_mouth = args.mouth
     query = {"mode": "view", "profile": args.profile, "autostart": "1", **({"force": "1"} if args.force else {})}
     url = f"http://127.0.0.1:{args.port}/calibrate?{urlencode(query)}"
 

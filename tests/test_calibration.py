@@ -7,12 +7,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from livemotion.engines.mouth import load_mouth_model
 from livemotion.errors import InvalidRequest
 from livemotion.expression.library import LIBRARY_EMOTIONS
-from livemotion.expression.profiles import load_profile
+from livemotion.expression.profiles import load_profile, profile_mouth_path
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.sources import FileSource
 from livemotion.runtime.calibration import CalibrationSession
+from livemotion.training import mouth
 from livemotion.types import Frame
 
 FPS = 30
@@ -48,7 +50,7 @@ class Camera:
             raise AssertionError(f"never reached {until_phase}: {self.session.status()}")
 
 
-def test_a_guided_session_checks_each_take_and_builds_the_profile(camera_frames):
+def test_a_guided_session_checks_each_take_and_builds_the_profile(camera_frames, monkeypatch):
     session = CalibrationSession("guided", emotions=("happy", "sad", "angry"), neutral_seconds=0.5,
                                  emotion_seconds=0.5, countdown=0.2)
     camera = Camera(session)
@@ -78,10 +80,13 @@ def test_a_guided_session_checks_each_take_and_builds_the_profile(camera_frames)
     session.accept()
     assert session.status()["phase"] == "complete" and session.status()["kept"] == ["angry", "happy", "neutral"]
     heard, shown = [], []
-    path = session.finish(lambda step: (heard.append(step), shown.append(session.status()["building"])))
+    monkeypatch.setattr(mouth, "FINE_TUNE_STEPS", 2)
+    path = session.finish(lambda step: (heard.append(step), shown.append(session.status()["building"])), mouth=True)
     # the page hears which take is measured while the profile is built, as the command line does
     assert heard == shown == ["measuring your neutral take (1 of 3)", "measuring your happy take (2 of 3)",
-                              "measuring your angry take (3 of 3)"]
+                              "measuring your angry take (3 of 3)",
+                              "fine-tuning the learned mouth on your takes (about 45 s)"]
+    assert load_mouth_model(profile_mouth_path("guided"))[1]["trained_on"]  # fine-tuned on the takes, then they go
     assert session.status()["building"] is None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     profile = load_profile("guided")

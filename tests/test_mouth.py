@@ -204,6 +204,23 @@ def test_the_shipped_mouth_names_its_clips_and_their_terms():
     assert trained and trained <= set(listed)  # every clip it learned from is named with its terms
 
 
+def test_fine_tuning_on_one_persons_takes_starts_from_the_shipped_model(talking_clips, tmp_path):
+    """A calibration's fine-tune: the shipped model, a few steps on one person's clips (nobody is
+    held out: it is their own model), written readable by them only, its record naming both."""
+    import stat
+
+    from livemotion.training.mouth import fine_tune_mouth
+
+    out = fine_tune_mouth(talking_clips[:1], tmp_path / "me.mouth.pt", steps=3)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and list(tmp_path.iterdir()) == [out]  # no checkpoint left
+    tuned, record = load_mouth_model(out)
+    shipped, base = load_mouth_model(shipped_mouth_model())
+    assert record["steps"] == base["steps"] + 3
+    assert "first" in record["trained_on"] and set(base["trained_on"]) < set(record["trained_on"])
+    changed = [not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), shipped.state_dict().values())]
+    assert any(changed)
+
+
 def test_run_with_the_learned_mouth_from_the_command_line(tmp_path, capsys):
     assert main(["run", "--source", "demo:320x240", "--sink", str(tmp_path / "o.mp4"), "--frames", "3",
                  "--emotion", "surprised", "--mouth", "learned"]) == 0  # the shipped model

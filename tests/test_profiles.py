@@ -200,6 +200,29 @@ def test_calibrate_and_run_from_the_command_line(clips, tmp_path, capsys):
     assert main(["profiles", "delete", "cli"]) == 0 and main(["profiles", "delete", "cli"]) == 2
 
 
+def test_calibrate_with_mouth_fine_tunes_a_mouth_the_profile_brings(clips, tmp_path, capsys, monkeypatch):
+    """`calibrate --mouth` fine-tunes the learned mouth on the takes (a few steps here); `run
+    --mouth learned` with that profile uses it; replacing or deleting the profile removes it."""
+    from livemotion import cli
+    from livemotion.expression.profiles import profile_mouth_path
+    from livemotion.training import mouth
+
+    monkeypatch.setattr(mouth, "FINE_TUNE_STEPS", 2)
+    args = ["calibrate", "--profile", "tuned", "--neutral", str(clips["neutral"]), "--clip", f"happy={clips['happy']}"]
+    assert main([*args, "--mouth"]) == 0
+    assert "your learned mouth" in capsys.readouterr().err and profile_mouth_path("tuned").is_file()
+    chosen = cli._mouth_model(cli.build_parser().parse_args(["run", "--sink", "x.mp4", "--mouth", "learned"]), "tuned")
+    assert chosen == str(profile_mouth_path("tuned"))
+    assert cli._mouth_model(cli.build_parser().parse_args(["run", "--sink", "x.mp4", "--mouth", "learned"]), None).endswith(
+        "engines/mouth.pt")  # without a profile: the shipped one
+    out = tmp_path / "tuned.mp4"
+    assert main(["run", "--source", str(clips["neutral"]), "--profile", "tuned", "--emotion", "happy",
+                 "--mouth", "learned", "--sink", str(out), "--frames", "3", "-q"]) == 0
+    assert main([*args, "--force"]) == 0 and not profile_mouth_path("tuned").exists()  # made from other takes
+    assert main([*args, "--force", "--mouth"]) == 0 and main(["profiles", "delete", "tuned"]) == 0
+    assert not profile_mouth_path("tuned").exists()
+
+
 def _surprised_with_stripes(profile, astronaut, still_tracker, regions=None):
     """The astronaut made surprised with the profile, with and without its face exemplar. The
     exemplar is made up: the calibration frame with dark stripes, which no live frame has, across

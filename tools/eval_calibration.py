@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Calibration profiles, judged: a person's own profile against the shipped library, on their neutral talk.
 
-    tools/eval_calibration.py [EXPRESSIONS_DIR] [--people W009,W011] [--json OUT] [--png OUT]
+    tools/eval_calibration.py [EXPRESSIONS_DIR] [--people W009,W011] [--mouth] [--json OUT] [--png OUT]
 
 For each person with a neutral clip and emotion clips (MEAD naming: mead_W009_neutral.mp4, ...):
   - the neutral clip is cut in two halves by time: the first half calibrates, the second is edited
@@ -16,7 +16,9 @@ Per emotion: flip rate and target-probability gain (FER2013 mini-Xception), iden
 expression: does the profile's edit flip at least as often (``flip_at_real``), and does it move
 dlib's embedding from their neutral frames no further than their real expression does
 (``identity_within_real``: the unpaired distances; a real expression moves a face 0.25-0.58, so
-no absolute bar is used). Needs the ``eval`` extra (./lm test).
+no absolute bar is used). ``--mouth``: the profile's edits are drawn with the learned mouth
+fine-tuned on the same takes the profile was made from (``calibrate --mouth``); the lopo column
+keeps the warp's mouth. Needs the ``eval`` extra (./lm test).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from livemotion.expression.measure import labelled_clips, measure_people
 from livemotion.expression.profiles import calibrate_from_clips
 from livemotion.io.sinks import open_sink
 from livemotion.io.sources import FileSource
+from livemotion.training.mouth import fine_tune_mouth
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_quality import _cell, evaluate_source, save  # noqa: E402  (a sibling script)
+import eval_quality  # noqa: E402  (a sibling script)
+from eval_quality import _cell, evaluate_source, save  # noqa: E402
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "media" / "expressions"
 JUDGED = [e for e in EMOTIONS if e not in ("neutral", "contemptuous")]  # FER2013 has no contempt class
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=24, help="frames judged per clip (default 24)")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--png", help="contact sheet: per person, input | profile edits, then lopo edits")
+    parser.add_argument("--mouth", action="store_true",
+                        help="the profile's edits with the learned mouth fine-tuned on the person's takes")
     args = parser.parse_args(argv)
     everyone = {p: c for p, c in labelled_clips(sorted(Path(args.folder).glob("mead_*.mp4"))).items() if "neutral" in c}
     people = everyone
@@ -88,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n=== {person}: profile from the first half of {Path(clips['neutral']).name} and "
                   f"{len(emotion_clips)} emotion clips; edited: the second half ===")
             entries = {}
+            own_mouth = fine_tune_mouth([first, *emotion_clips.values()], Path(scratch) / "mouth.pt") \
+                if args.mouth else None
             for name, library in (("profile", profile), ("lopo", stranger)):
                 print(f"--- {name}")
+                eval_quality.MOUTH_MODEL = str(own_mouth) if own_mouth and name == "profile" else None
                 entry, row = evaluate_source(str(second), JUDGED, 1.0, library, None, args.samples,
                                              ceiling_of=str(clips["neutral"]))
                 entries[name] = entry

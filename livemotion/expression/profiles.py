@@ -60,6 +60,12 @@ def profile_path(name: str) -> Path:
     return profiles_dir() / f"{check_name(name)}.npz"
 
 
+def profile_mouth_path(name: str) -> Path:
+    """Where profile ``name``'s own mouth generator is kept when its calibration fine-tuned one
+    (``calibrate --mouth``); ``run --mouth learned`` with the profile uses it."""
+    return profiles_dir() / f"{check_name(name)}.mouth.pt"
+
+
 def _profile_info(path: Path) -> ProfileInfo | None:
     try:
         library = load_library(path)
@@ -107,6 +113,7 @@ def save_profile(name: str, library: ExpressionLibrary, overwrite: bool = False)
         raise InvalidRequest(f"profile {name!r} exists: choose another name, or replace it with --force")
     private_folder(path.parent)
     library.save(path, private=True)
+    profile_mouth_path(name).unlink(missing_ok=True)  # fine-tuned on the takes it replaces
     return path
 
 
@@ -116,6 +123,7 @@ def delete_profile(name: str) -> Path:
     if not path.exists():
         raise InvalidRequest(f"no profile {name!r}: `livemotion profiles` lists them")
     path.unlink()
+    profile_mouth_path(name).unlink(missing_ok=True)
     return path
 
 

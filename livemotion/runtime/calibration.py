@@ -24,9 +24,10 @@ import numpy as np
 
 from ..errors import InvalidRequest
 from ..expression.library import LIBRARY_EMOTIONS, load_library
-from ..expression.profiles import calibrate_from_clips, check_name, profile_path, save_profile
+from ..expression.profiles import calibrate_from_clips, check_name, profile_mouth_path, profile_path, save_profile
 from ..face.canonical import canonical_landmarks, inner_lip_gap
 from ..io.sinks import FrameSink, open_sink
+from ..training.mouth import fine_tune_mouth
 from ..types import FaceTrack, Frame
 
 MADE_THRESHOLD = 0.15  # share of a typical face's change that counts as "made": a neutral take measures ~1 %,
@@ -195,10 +196,11 @@ class CalibrationSession:
         if self._phase != phase:
             raise InvalidRequest(f"that answers a take under review; the session is at {self._phase}")
 
-    def finish(self, progress: Callable[[str], None] | None = None) -> Path:
+    def finish(self, progress: Callable[[str], None] | None = None, mouth: bool = False) -> Path:
         """Build the profile from the kept takes and store it (slow: tracks every take again);
         ``progress`` hears each take as it is measured ("measuring your happy take (3 of 5)"), and
-        ``status()`` says the same while it runs."""
+        ``status()`` says the same while it runs. ``mouth``: also fine-tune the learned mouth on the
+        takes (``training.mouth.fine_tune_mouth``, ~45 s) for ``run --mouth learned`` with the profile."""
         with self._lock:
             if self._phase != "complete":
                 raise InvalidRequest(f"the session is not complete yet (at {self._phase})")
@@ -206,20 +208,25 @@ class CalibrationSession:
             clips = {step: take.path for step, take in self._kept.items() if step != "neutral"}
         measured, passes = 0, len(clips) + 1  # the neutral take, then each emotion's
 
-        def heard(line: str) -> None:
-            nonlocal measured
-            measured += 1
-            text = f"measuring your {line.rpartition(': ')[2]} take ({measured} of {passes})"
+        def announce(text: str) -> None:
             with self._lock:
                 self._building = text
             if progress is not None:
                 progress(text)
+
+        def heard(line: str) -> None:
+            nonlocal measured
+            measured += 1
+            announce(f"measuring your {line.rpartition(': ')[2]} take ({measured} of {passes})")
 
         try:
             if not clips:
                 raise InvalidRequest("every emotion was skipped: a profile needs at least one")
             library = calibrate_from_clips(self._kept["neutral"].path, clips, progress=heard)
             saved = save_profile(self.profile, library, overwrite=self.overwrite)
+            if mouth:
+                announce("fine-tuning the learned mouth on your takes (about 45 s)")
+                fine_tune_mouth([take.path for take in self._kept.values()], profile_mouth_path(self.profile))
         except BaseException:
             with self._lock:
                 self._phase = "complete"

@@ -144,6 +144,7 @@ class Controls:
         self._bypass_before_calibration = False
         self.driver: DriveSource | None = None  # the driving face (mimic) every stream reads, if one is connected
         self.calibration_progress: Callable[[str], None] | None = None  # hears a profile's build, take by take
+        self.calibration_mouth = False  # a calibration also fine-tunes the learned mouth (`calibrate --mouth`)
 
     @property
     def library(self) -> ExpressionLibrary:
@@ -320,7 +321,7 @@ class Controls:
         if session is None:
             raise ControlError("no calibration is running")
         try:
-            session.finish(self.calibration_progress)
+            session.finish(self.calibration_progress, mouth=self.calibration_mouth)
         except InvalidRequest as error:
             raise ControlError(str(error)) from None
         with self._lock:
