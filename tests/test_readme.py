@@ -20,11 +20,13 @@ NEEDS_HARDWARE = ("webcam", "vcam")  # a camera or a virtual-camera device: neit
 
 
 def documented_commands(path: Path) -> list[list[str]]:
-    """The ``./lm ...`` lines of ``path``'s shell blocks, as argument lists (comments and pipes cut)."""
+    """The ``./lm ...`` lines of ``path``'s shell blocks, as argument lists (comments and pipes cut;
+    a ``$(...)`` substitution stands for the file names it makes: one, ``CLIP.mp4``)."""
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", path.read_text(), flags=re.S):
         for line in block.splitlines():
             if line.startswith("./lm "):
+                line = re.sub(r"\$\((?:[^()]|\([^()]*\))*\)", "CLIP.mp4", line)
                 words = shlex.split(line.split(" | ")[0], comments=True)
                 commands.append(words[1:])
     return commands
