@@ -22,7 +22,7 @@ from .expression.au import EMOTION_AUS, EMOTIONS
 from .expression.controller import MAX_OPENING, ExpressionRequest, Schedule
 from .expression.library import LIBRARY_EMOTIONS
 from .expression.pose import MAX_TURN, PoseEdit
-from .expression.profiles import resolve_library
+from .expression.profiles import profile_mouth_path, resolve_library
 from .expression.regions import DRIVEN, EXPRESSION_REGIONS, REGIONS, check_emotion_name, check_regions, parse_source
 
 if TYPE_CHECKING:
@@ -479,8 +479,6 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
 def _mouth_model(args: argparse.Namespace, profile: str | None) -> str | None:
     """The mouth generator's file for ``--mouth learned`` (None: the warp draws the mouth): the one
     named, else ``profile``'s own when its calibration fine-tuned one, else the shipped one."""
-    from .expression.profiles import profile_mouth_path
-
     if args.mouth == "warp":
         if args.mouth_model:
             raise InvalidRequest("--mouth-model goes with --mouth learned")
@@ -749,14 +747,7 @@ def _animate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .expression.profiles import (
-        calibrate_from_clips,
-        check_name,
-        profile_mouth_path,
-        profile_path,
-        profiles_dir,
-        save_profile,
-    )
+    from .expression.profiles import calibrate_from_clips, check_name, profile_path, profiles_dir, save_profile
     from .io.files import writable_folder
     from .training.mouth import fine_tune_mouth
 

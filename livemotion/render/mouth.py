@@ -37,16 +37,13 @@ def _border_taper(size: int, edge: int = _EDGE) -> np.ndarray:
 class LearnedMouth:
     """Redraws the mouth of edited frames with a trained generator (``model``: a model or its file),
     run by torch or, with ``backend="onnxruntime"``, exported to ONNX in memory and run by ONNX
-    Runtime (what users get by default on a CPU; the same numbers within 1/255)."""
+    Runtime (what users get by default on a CPU; the same pixels within 2 levels)."""
 
     def __init__(self, model: MouthGenerator | str | Path, backend: str = "torch"):
         self.model = load_mouth_model(model)[0] if isinstance(model, (str, Path)) else model.eval()
         if backend not in ("torch", "onnxruntime"):
             raise InvalidRequest(f"the learned mouth runs on torch or onnxruntime, not {backend!r}")
-        self.backend = backend
-        self._session = None
-        if backend == "onnxruntime":
-            self._session = onnx_session(mouth_onnx(self.model))
+        self._session = onnx_session(mouth_onnx(self.model)) if backend == "onnxruntime" else None
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_REFERENCE_FRAMES)
         self._taper = _border_taper(SIZE)
 
