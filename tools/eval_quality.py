@@ -84,6 +84,7 @@ class Clip:
     fps: float
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 68, 2)))  # (T, 68, 2) dlib's, NaN: no face
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    flicker: float | None = None  # the input's mouth flicker (``mouth_flicker``), what the output's is set beside
     probabilities: dict[int, dict[str, float]] = field(default_factory=dict)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     detail: dict[int, float] = field(default_factory=dict)
@@ -156,6 +157,7 @@ def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int
     clip = Clip(name, frames, samples, boxes, fer_boxes, fps)
     clip.points = dlib_points([f.image for f in frames], boxes)
     clip.gaps = lip_gaps(clip.points)
+    clip.flicker = mouth_flicker([f.image for f in frames], clip.points, int(_SETTLE_S * fps))
     clip.probabilities = judge(clip, [f.image for f in frames])
     for i in fer_boxes:
         box, track = boxes[i], tracks[i]
@@ -253,10 +255,9 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
         points = dlib_points(outputs, clip.boxes)
         start = int(_SETTLE_S * clip.fps)
         result["jitter"] = added_jitter(clip.points, points, start)
-        flicker_in = mouth_flicker([f.image for f in clip.frames], clip.points, start)
-        flicker_out = mouth_flicker(outputs, clip.points, start)
-        if flicker_in and flicker_out is not None:
-            result["mouth_flicker"] = flicker_out / flicker_in
+        flicker = mouth_flicker(outputs, clip.points, start)
+        if clip.flicker and flicker is not None:
+            result["mouth_flicker"] = flicker / clip.flicker
         gaps = lip_gaps(points)
         a_in, a_out = articulation(clip.gaps, clip.fps), articulation(gaps, clip.fps)
         valid = np.isfinite(a_in) & np.isfinite(a_out)
