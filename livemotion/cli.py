@@ -112,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "onnxruntime, or tensorrt (NVIDIA GPU)")
     engine.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for torch/onnxruntime/tensorrt")
     engine.add_argument("--fp16", action="store_true", help="half precision where the engine's spec allows (tensorrt)")
-    engine.add_argument("--mouth", choices=("warp", "learned"), default="warp",
-                        help="who draws the mouth: warp (default: geometry, a dark cavity where it opens) or learned "
-                             "(a mouth generator: the one that ships, or --mouth-model)")
+    engine.add_argument("--mouth", choices=("warp", "learned", "take"), default="warp",
+                        help="who draws the mouth: warp (default: geometry, a dark cavity where it opens), learned "
+                             "(a mouth generator: the one that ships, or --mouth-model) or take (your own mouth, "
+                             "teeth and all, from your --profile's takes: stronger emotions, less exact speech)")
     engine.add_argument("--mouth-model", metavar="FILE",
                         help="a mouth generator of your own for --mouth learned (`livemotion train-mouth`)")
     run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
@@ -479,7 +480,7 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
 def _mouth_model(args: argparse.Namespace, profile: str | None) -> str | None:
     """The mouth generator's file for ``--mouth learned`` (None: the warp draws the mouth): the one
     named, else ``profile``'s own when its calibration fine-tuned one, else the shipped one."""
-    if args.mouth == "warp":
+    if args.mouth != "learned":
         if args.mouth_model:
             raise InvalidRequest("--mouth-model goes with --mouth learned")
         return None
@@ -561,7 +562,7 @@ def _run(args: argparse.Namespace) -> int:
                                   library=resolve_library(state.library, state.profile), backend=args.backend,
                                   device=args.device, fp16=args.fp16, max_faces=args.max_faces,
                                   schedule=args.schedule, driver=driver, overlay=args.overlay,
-                                  mouth_model=_mouth_model(args, state.profile))
+                                  mouth_model=_mouth_model(args, state.profile), take_mouth=args.mouth == "take")
         sink = open_sink(args.sink, source.size, source.fps, live)  # last: nothing is created unless all else works
     except BaseException:
         source.close()

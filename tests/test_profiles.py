@@ -14,7 +14,7 @@ from livemotion.errors import InvalidRequest
 from livemotion.expression import au
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
 from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, load_library
-from livemotion.expression.measure import ClipMeasure, _face_exemplar
+from livemotion.expression.measure import MOUTH_EXEMPLARS, ClipMeasure, _face_exemplar
 from livemotion.expression.profiles import (
     calibrate_from_clips,
     delete_profile,
@@ -24,7 +24,9 @@ from livemotion.expression.profiles import (
     save_profile,
 )
 from livemotion.face.alignment import MOUTH_PATCH, align, mouth_patch_transform
+from livemotion.face.canonical import jaw_opening
 from livemotion.face.mesh import (
+    CHIN,
     FACE_OVAL,
     INNER_BROW,
     INNER_LIP_CONTOUR,
@@ -34,10 +36,12 @@ from livemotion.face.mesh import (
     MOUTH_LEFT_CORNER,
     MOUTH_RIGHT_CORNER,
     OUTER_LIP_CONTOUR,
+    UPPER_INNER_LIP,
     both,
 )
 from livemotion.render.compositing import FaceLayers, MouthChange, lattice_mask, warp_face
 from livemotion.render.editor import ExpressionEditor
+from livemotion.runtime.pipeline import build_pipeline
 from livemotion.runtime.session import SessionState
 from livemotion.runtime.settings import last_settings
 from livemotion.server.control import ControlError, Controls
@@ -78,11 +82,48 @@ def test_profile_round_trips_privately(profile):
     np.testing.assert_array_equal(loaded.mouths, profile.mouths)
     np.testing.assert_array_equal(loaded.faces, profile.faces)
     np.testing.assert_array_equal(loaded.face_points, profile.face_points)
+    np.testing.assert_array_equal(loaded.mouth_faces, profile.mouth_faces)
+    np.testing.assert_array_equal(loaded.mouth_face_points, profile.mouth_face_points)
     assert [(info.name, info.emotions) for info in list_profiles()] == [("me", ("happy", "surprised"))]
     with pytest.raises(InvalidRequest, match="exists"):
         save_profile("me", profile)
     delete_profile("me")
     assert list_profiles() == [] and not path.exists()
+
+
+def test_a_profile_keeps_its_takes_mouth_from_closed_to_open(profile, tmp_path):
+    """Per calibrated emotion, frames of the take from its least to its most dropped jaw, only their
+    mouths kept (black elsewhere). The edit is given the two whose jaws bracket the edited one's,
+    shared by nearness, and none as the lips close; a profile from before them loads with none."""
+    row = ROW("happy")
+    kept = profile.mouth_face_points[row]
+    jaws = jaw_opening(kept)
+    assert profile.mouth_faces.shape[1:] == (MOUTH_EXEMPLARS, 256, 256, 3) and np.ptp(jaws) > 1.0
+    for k in (int(np.argmin(jaws)), int(np.argmax(jaws))):  # a frame's own face: that frame alone, whole
+        [(face, points, share)] = profile.mouth_exemplars(row, kept[k])
+        np.testing.assert_array_equal(points, kept[k])
+        np.testing.assert_array_equal(face, profile.mouth_faces[row, k])
+        assert share == 1.0
+        brows = np.round(points[list(INNER_BROW[0])].mean(axis=0)).astype(int)
+        lips = np.round(points[[13, 14]].mean(axis=0)).astype(int)
+        assert not face[brows[1], brows[0]].any() and face[lips[1], lips[0]].any()
+    order = np.argsort(jaws)
+    between = kept[order[-1]].copy()  # the most dropped jaw, raised to halfway to the next one
+    between[CHIN, 1] += 0.5 * (jaws[order[-2]] - jaws[order[-1]])
+    [(_, _, lower), (_, _, upper)] = profile.mouth_exemplars(row, between)
+    assert lower == pytest.approx(upper, abs=0.01) and lower > 0.1
+    closed = between.copy()
+    closed[LOWER_INNER_LIP, 1] = closed[UPPER_INNER_LIP, 1]  # the speaker's lips meet: the live ones show
+    assert profile.mouth_exemplars(row, closed) == []
+    assert profile.mouth_exemplars(ROW("sad"), between) == [] and load_library().mouth_exemplars(row, between) == []
+    path = tmp_path / "older.npz"
+    profile.save(path)
+    with np.load(path) as data:
+        np.savez(path, **{key: data[key] for key in data.files if not key.startswith("mouth_face")})
+    older = load_library(path)
+    assert older.mouth_exemplars(row, between) == [] and older.face_exemplar(row) is not None
+    with pytest.raises(InvalidRequest, match="--profile"):
+        build_pipeline(library=older, take_mouth=True, backend="torch")
 
 
 def test_missing_emotions_fall_back_to_the_shipped_library(profile):
@@ -323,6 +364,31 @@ def test_a_profiles_own_face_replaces_the_library_shading_it_covers(profile, ast
     assert counting.flows == [2, 3]
 
 
+def test_the_takes_mouth_shows_on_the_lips_when_asked(profile, astronaut, still_tracker):
+    """Happy with a profile and ``take_mouth``: the lips are drawn from the frames of the person's
+    take whose jaw is as open as the edited one (here made up: their lips striped black, which no
+    live frame has), laid onto the edited lips; the eyes and above are the same bytes as without
+    them, and without ``take_mouth`` (the default) nothing of them shows."""
+    track = still_tracker.track(astronaut)
+    row = ROW("happy")
+    striped = profile.mouth_faces.copy()
+    for face, points in zip(striped[row], profile.mouth_face_points[row]):
+        for y in np.round(points[[0, 13, 14, 17], 1]).astype(int):  # the lips' midline, outer and inner
+            face[y - 1: y + 2] = 0
+    outputs = []
+    for mouth_faces, take_mouth in ((striped, True), (np.zeros_like(striped), True), (striped, False)):
+        controller = ExpressionController(ExpressionRequest("happy", 1.0, active=True), fade_step=1.0, transition=0.0,
+                                          library=replace(profile, mouth_faces=mouth_faces))
+        outputs.append(ExpressionEditor(create_backend("torch"), controller, take_mouth=take_mouth).edit(
+            Frame(astronaut, 0, Fraction(0), 0.0), track, {}).astype(int))
+    landmarks, (with_mouth, without, not_asked) = track.landmarks, outputs
+    assert np.array_equal(not_asked, without)
+    assert _difference_near(with_mouth, without, landmarks, [0], 4) > 40  # the upper lip (the edit moves it)
+    assert _difference_near(with_mouth, without, landmarks, [17], 4) > 40  # the lower lip
+    eyes = int(landmarks[168, 1])  # between the eyes
+    assert np.array_equal(with_mouth[:eyes], without[:eyes])
+
+
 def test_a_region_kept_live_gets_no_exemplar(profile, astronaut, still_tracker):
     """The exemplar below the eyes follows the cheeks' and mouth corners' sources: with the mouth
     corners live, every byte below the eyes is what the edit gives without an exemplar."""
@@ -370,3 +436,15 @@ def test_a_profile_made_on_one_camera_works_on_another(profile, astronaut, still
     x1, y1 = np.round(track.landmarks[[454, 152], :2].max(axis=0)).astype(int)
     skin_in, skin_out = live[y0:y1, x0:x1].mean(), out[y0:y1, x0:x1].mean()
     assert abs(skin_out - skin_in) < 0.06 * skin_in, (skin_in, skin_out)  # no bright take pasted on a dark face
+
+
+def test_run_with_the_takes_mouth_from_the_command_line(profile, clips, tmp_path, capsys):
+    """`run --mouth take` needs a profile that keeps its takes' mouths, and says so."""
+    out = tmp_path / "o.mp4"
+    assert main(["run", "--source", str(clips["neutral"]), "--sink", str(out), "--frames", "3", "--emotion", "happy",
+                 "--mouth", "take", "-q"]) == 2
+    assert "--profile" in capsys.readouterr().err and not out.exists()
+    save_profile("mine", profile)
+    assert main(["run", "--source", str(clips["neutral"]), "--sink", str(out), "--frames", "3", "--emotion", "happy",
+                 "--profile", "mine", "--mouth", "take", "-q"]) == 0
+    assert out.stat().st_size > 0

@@ -211,13 +211,14 @@ def added_jitter(points_in: np.ndarray, points_out: np.ndarray, start: int) -> f
 
 
 MOUTH_MODEL: str | None = None  # --mouth-model: the learned mouth draws the mouth (None: the warp)
+TAKE_MOUTH = False  # a profile's takes show the person's own mouth (``run --mouth take``; eval_calibration.py)
 
 
 def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> list[np.ndarray]:
     still = len(clip.frames) == 1  # a still is edited at full strength, without a fade-in or onset
     with build_pipeline(ExpressionRequest(emotion, intensity, active=True), library=library, backend="torch",
                         static_images=still, fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5,
-                        mouth_model=MOUTH_MODEL) as pipeline:
+                        mouth_model=MOUTH_MODEL, take_mouth=TAKE_MOUTH and library.mouth_faces.shape[1] > 0) as pipeline:
         return [pipeline.process(frame).output.image for frame in clip.frames]
 
 

@@ -39,6 +39,7 @@ import torch
 
 from ..errors import InvalidRequest
 from ..face.alignment import crop_placement, engine_points, lattice_coordinates
+from ..face.canonical import inner_lip_gap, jaw_opening
 from ..face.flow import pinned_flow
 from ..face.masks import disc_kernel
 from ..face.mesh import (
@@ -98,6 +99,12 @@ class ExpressionLibrary:
     speech_scale: np.ndarray = field(default_factory=lambda: np.ones(len(LIBRARY_EMOTIONS)))
     # (E,) how much wider speech opens the lips in each emotion than in neutral talk (1: as wide;
     # anger is often shouted, sadness muttered); the edit scales the live syllables by it
+    mouth_faces: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 0, 3), np.uint8))
+    # (E, K, S, S, 3) uint8 the person's face at K mouth openings of each emotion's take, as aligned
+    # crops, black away from the mouth (all zero: none); profiles only
+    mouth_face_points: np.ndarray = field(default_factory=lambda: np.zeros((len(LIBRARY_EMOTIONS), 0, 0, 2),
+                                                                           np.float32))
+    # (E, K, NUM_LANDMARKS, 2) float32 their landmarks, crop pixels
 
     @property
     def emotions(self) -> tuple[str, ...]:
@@ -125,6 +132,30 @@ class ExpressionLibrary:
             return None
         return self.faces[row], self.face_points[row]
 
+    def mouth_exemplars(self, row: int, points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """[(aligned crop, its landmarks in crop pixels, share)]: the frames of the person's take of
+        emotion ``row`` whose jaws are dropped just less and just more than that of the face
+        ``points`` (NUM_LANDMARKS, 2 crop pixels), shared by how near each is, so that the teeth part
+        smoothly as the jaw drops (the lips' gap is no guide: a shout bares the teeth with the jaw
+        nearly shut); beyond the take's range, its last frame. Their shares fall to 0 as the lips
+        close below the take's least open lips: a take's mouth squeezed shut would still show its
+        teeth, so lips the speaker closes are the live ones. Frames of no share are left out; none
+        when the library keeps none (the shipped one; a profile made before them)."""
+        if self.mouth_faces.shape[1] == 0 or not self.measured[row] or not self.mouth_faces[row].any():
+            return []
+        kept = self.mouth_face_points[row]
+        gaps, jaws = inner_lip_gap(kept), jaw_opening(kept)
+        order = np.argsort(jaws)
+        above = int(np.searchsorted(jaws[order], jaw_opening(points)))
+        if above in (0, len(order)):
+            chosen = [(int(order[min(above, len(order) - 1)]), 1.0)]
+        else:
+            lower, upper = int(order[above - 1]), int(order[above])
+            share = float((jaw_opening(points) - jaws[lower]) / max(jaws[upper] - jaws[lower], 1e-6))
+            chosen = [(lower, 1.0 - share), (upper, share)]
+        closing = float(np.clip(inner_lip_gap(points) / max(gaps.min(), 1e-6), 0.0, 1.0))
+        return [(self.mouth_faces[row, k], kept[k], closing * share) for k, share in chosen if closing * share > 0.0]
+
     def save(self, path: str | Path, private: bool = False) -> None:
         """Write to ``path`` whole or not at all; ``private``: readable by the user only (calibration
         profiles), else the umask's default. Styles are kept apart (``styles``) and not written."""
@@ -139,7 +170,7 @@ class ExpressionLibrary:
             shading=self.shading.astype(np.float16),
             emotions=np.array(LIBRARY_EMOTIONS), regions=np.array(SHADING_REGIONS), sources=np.array(self.sources),
             measured=self.measured, mouths=self.mouths, faces=self.faces, face_points=self.face_points,
-            personal=self.personal)
+            mouth_faces=self.mouth_faces, mouth_face_points=self.mouth_face_points, personal=self.personal)
         write_whole(path, buffer.getvalue(), private)
 
     def with_fallback(self, fallback: ExpressionLibrary, size: int = 256) -> ExpressionLibrary:
@@ -193,6 +224,9 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
                 library = replace(library, parting=data["parting"].astype(np.float64))
             if "speech_scale" in data:  # libraries made since speech's scale (older ones: speech as in neutral)
                 library = replace(library, speech_scale=data["speech_scale"].astype(np.float64))
+            if "mouth_faces" in data:  # profiles made since the mouth exemplars (older ones: the warp's mouth)
+                library = replace(library, mouth_faces=data["mouth_faces"].astype(np.uint8),
+                                  mouth_face_points=data["mouth_face_points"].astype(np.float32))
     except FileNotFoundError:
         raise InvalidRequest(f"no expression library at {path}: build one with `livemotion build-library`") from None
     except InvalidRequest:
@@ -205,12 +239,15 @@ def load_library(path: str | Path | None = None) -> ExpressionLibrary:
                  and library.measured.shape == (len(LIBRARY_EMOTIONS),) == library.parting.shape
                  == library.speech_scale.shape
                  and library.mouths.shape[0] == len(LIBRARY_EMOTIONS)
-                 and library.faces.shape[0] == len(LIBRARY_EMOTIONS) == library.face_points.shape[0])
+                 and library.faces.shape[0] == len(LIBRARY_EMOTIONS) == library.face_points.shape[0]
+                 and library.mouth_faces.shape[:2] == library.mouth_face_points.shape[:2]
+                 and library.mouth_faces.shape[0] == len(LIBRARY_EMOTIONS))
     if not shapes_ok:
         raise InvalidRequest(f"{path} is not an expression library of this livemotion version "
                              f"(its arrays have other shapes): {rebuild}")
     numbers = (library.template, library.speech, library.geometry, library.opening, library.parting,
-               library.speech_scale, library.shading, library.face_points, np.array([library.rest_gap]))
+               library.speech_scale, library.shading, library.face_points, library.mouth_face_points,
+               np.array([library.rest_gap]))
     if not all(np.isfinite(values).all() for values in numbers):
         raise InvalidRequest(f"{path} is not an expression library (it holds NaN or infinite values): {rebuild}")
     return library

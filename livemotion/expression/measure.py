@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidRequest, SourceError
-from ..face.alignment import MOUTH_PATCH, Alignment, align, engine_points, mouth_patch
+from ..face.alignment import MOUTH_PATCH, Alignment, align, crop_placement, engine_points, mouth_patch
 from ..face.canonical import canonical_landmarks, inner_lip_gap, jaw_opening
 from ..face.mesh import NUM_LANDMARKS, OUTER_LIP_CONTOUR
 from ..face.tracking import tracked_frames
@@ -46,6 +46,12 @@ PARTED = ("angry",)
 # range: W009 shouts her anger (x1.9) and mutters her sadness (x0.64); beyond x2 the warp's lips turn rubbery.
 SPEECH_SCALE_RANGE = (0.5, 2.0)
 _EXEMPLAR_QUANTILE = 60  # how strong a frame of a take a profile shows (percentile of the emotion's motion)
+# A profile keeps this many frames of each take for the mouth, from closed to its widest syllables:
+# the edit shows the one as open as the edited mouth (``ExpressionLibrary.mouth_exemplar``).
+MOUTH_EXEMPLARS = 6
+# IODs kept around the lips in each: what the edit shows of it (``render.compositing.mouth_exemplar_mask``)
+# after the flow has carried its lips onto the edited ones
+_MOUTH_EXEMPLAR_MARGIN = 0.6
 _SHADING_LIMIT = 0.35  # largest |log ratio|: a crease darkens skin by up to ~30 %, not more
 
 
@@ -183,20 +189,47 @@ def log_ratio(expressive: np.ndarray, neutral: np.ndarray, skin: np.ndarray) -> 
     return np.clip(smooth * valid, -_SHADING_LIMIT, _SHADING_LIMIT).astype(np.float32)
 
 
+def _expression_amount(clip: ClipMeasure, rest: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """(F,) how far each frame's face above the lips has moved from the neutral ``rest`` along the
+    emotion's ``motion`` (both (NUM_LANDMARKS, 2) canonical)."""
+    above = rest[:, 1] < rest[list(OUTER_LIP_CONTOUR), 1].min()
+    return np.einsum("fnd,nd->f", clip.canonical[:, above] - rest[above], motion[above])
+
+
 def _face_exemplar(clip: ClipMeasure, rest: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The clip's aligned face and its landmarks where the expression shows clearly: of the frames
     whose mouth is no more open than the clip's median (the expression, not a shout), the one whose
     face above the lips has moved from the neutral ``rest`` along the emotion's ``motion`` by the
     ``_EXEMPLAR_QUANTILE``-th percentile of that amount. Not the frame with the least open mouth:
     an actor often relaxes the whole face between sentences, and then the take's creases are gone."""
-    above = rest[:, 1] < rest[list(OUTER_LIP_CONTOUR), 1].min()
-    direction = motion[above]
-    amount = np.einsum("fnd,nd->f", clip.canonical[:, above] - rest[above], direction)
+    amount = _expression_amount(clip, rest, motion)
     gaps = inner_lip_gap(clip.canonical)
     candidates = np.nonzero(gaps <= np.median(gaps))[0]
     wanted = np.percentile(amount[candidates], _EXEMPLAR_QUANTILE)
     row = int(candidates[np.argmin(np.abs(amount[candidates] - wanted))])
     return clip.faces[row], clip.face_points[row]
+
+
+def _mouth_exemplars(clip: ClipMeasure, rest: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K, S, S, 3) uint8 and (K, NUM_LANDMARKS, 2): the take's faces at ``MOUTH_EXEMPLARS`` drops
+    of the jaw spread over its syllables (5th to 95th percentile), each the frame nearest that drop
+    among those where the expression shows (above the median amount, as for ``_face_exemplar``);
+    black beyond ``_MOUTH_EXEMPLAR_MARGIN`` lip widths around the lips (only
+    the mouth of them is shown, and black compresses to nothing in the profile's file)."""
+    amount = _expression_amount(clip, rest, motion)
+    strong = np.nonzero(amount >= np.median(amount))[0]
+    jaws = jaw_opening(clip.canonical)[strong]
+    rows = [int(strong[np.argmin(np.abs(jaws - wanted))])
+            for wanted in np.percentile(jaws, np.linspace(5, 95, MOUTH_EXEMPLARS))]
+    faces = clip.faces[rows].copy()
+    margin = _MOUTH_EXEMPLAR_MARGIN * crop_placement(faces.shape[1])[0]  # IODs -> crop pixels
+    for face, points in zip(faces, clip.face_points[rows]):
+        lips = points[list(OUTER_LIP_CONTOUR)]
+        (x0, y0), (x1, y1) = np.floor(lips.min(axis=0) - margin).astype(int), np.ceil(lips.max(axis=0) + margin).astype(int)
+        kept = face[max(y0, 0):y1, max(x0, 0):x1].copy()
+        face[:] = 0
+        face[max(y0, 0):y1, max(x0, 0):x1] = kept
+    return faces, clip.face_points[rows]
 
 
 def _mouth_exemplar(clip: ClipMeasure) -> np.ndarray:
@@ -276,6 +309,10 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
     interiors = np.zeros((len(LIBRARY_EMOTIONS), *(MOUTH_PATCH if kept else (0, 0)), 3), np.uint8)
     faces = np.zeros((len(LIBRARY_EMOTIONS), *((size, size) if kept else (0, 0)), 3), np.uint8)
     face_points = np.zeros((len(LIBRARY_EMOTIONS), NUM_LANDMARKS if kept else 0, 2), np.float32)
+    mouth_faces = np.zeros((len(LIBRARY_EMOTIONS), *((MOUTH_EXEMPLARS, size, size) if kept else (0, 0, 0)), 3),
+                           np.uint8)
+    mouth_face_points = np.zeros((len(LIBRARY_EMOTIONS), *((MOUTH_EXEMPLARS, NUM_LANDMARKS) if kept else (0, 0)), 2),
+                                 np.float32)
     speech_sum, rest_gaps, used = np.zeros((NUM_LANDMARKS, 2)), [], []
     for person, clips_of in people.items():
         neutral = measure_clip(clips_of["neutral"], template, size, max_frames, (person, "neutral"))
@@ -301,6 +338,7 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
             if mouths:
                 interiors[row] = _mouth_exemplar(clip)
                 faces[row], face_points[row] = _face_exemplar(clip, rest.shape, posture.shape - rest.shape)
+                mouth_faces[row], mouth_face_points[row] = _mouth_exemplars(clip, rest.shape, posture.shape - rest.shape)
             count[row] += 1
             used.append(Path(path).name)
     measured = count > 0
@@ -311,4 +349,4 @@ def measure_people(people: Mapping[str, Mapping[str, str | Path]], size: int = 2
         speech_scale=np.where(measured, speech_scale / divisor, 1.0),
         shading=((shading / divisor[:, None, None])[:, None] * masks[None]).astype(np.float32),
         sources=tuple(used), measured=measured, mouths=interiors, faces=faces, face_points=face_points,
-        personal=len(people) == 1 and mouths)
+        mouth_faces=mouth_faces, mouth_face_points=mouth_face_points, personal=len(people) == 1 and mouths)

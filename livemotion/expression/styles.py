@@ -164,6 +164,8 @@ def attach_styles(library: ExpressionLibrary, styles: list[Style] | None = None,
         mouths=np.concatenate([library.mouths, none(library.mouths)]),
         faces=np.concatenate([library.faces, none(library.faces)]),
         face_points=np.concatenate([library.face_points, none(library.face_points)]),
+        mouth_faces=np.concatenate([library.mouth_faces, none(library.mouth_faces)]),
+        mouth_face_points=np.concatenate([library.mouth_face_points, none(library.mouth_face_points)]),
         styles=library.styles + tuple(s.name for s in styles))
 
 

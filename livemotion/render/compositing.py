@@ -72,6 +72,7 @@ class FaceLayers:
     mask: np.ndarray  # (G, G) float32 0..1: where the edit may change pixels (the face, feathered)
     log_gain: np.ndarray | None  # (G, G) float32 log of the luminance ratio to multiply in (shading), or None
     exemplar: Exemplar | None = None
+    mouth_exemplars: tuple[Exemplar, ...] = ()  # the mouth from the take's frames as open as the edited one
 
 
 @dataclass(frozen=True)
@@ -142,11 +143,23 @@ def exemplar_mask(lattice_points: np.ndarray, grid: int, upper: float, lower: fl
     lids = max(0, int(np.floor(lattice_points[[i for lid in UPPER_LID for i in lid], 1].min())))
     mask[lids:] *= lower
     mask[:lids] *= upper
-    lips = np.zeros_like(mask)
-    cv2.fillPoly(lips, [np.round(lattice_points[list(OUTER_LIP_CONTOUR)]).astype(np.int32)], 1.0)
-    kept = cv2.dilate(lips, disc_kernel(max(1, int(round(_LIPS_MARGIN * grid)))))
-    mask = cv2.GaussianBlur(mask * (1.0 - kept), (0, 0), feather * grid)
+    mask = cv2.GaussianBlur(mask * (1.0 - _lips_kept(lattice_points, grid)), (0, 0), feather * grid)
     return np.clip((mask - 0.01) / 0.99, 0.0, 1.0)  # the Gaussian's far tail cut, as in ``lattice_mask``
+
+
+def mouth_exemplar_mask(lattice_points: np.ndarray, grid: int, strength: float, feather: float = 0.025) -> np.ndarray:
+    """(grid, grid) float32 0..1: where a frame of the person's take as open as the edited mouth
+    shows (``FaceLayers.mouth_exemplars``): the lips and the margin ``exemplar_mask`` leaves live
+    around them, at ``strength``, feathered alike, so that the two meet without a seam."""
+    mask = cv2.GaussianBlur(_lips_kept(lattice_points, grid), (0, 0), feather * grid) * strength
+    return np.clip((mask - 0.01) / 0.99, 0.0, 1.0)
+
+
+def _lips_kept(lattice_points: np.ndarray, grid: int) -> np.ndarray:
+    """(grid, grid) float32 1 on the lips and ``_LIPS_MARGIN`` * grid around them, else 0."""
+    lips = np.zeros((grid, grid), np.float32)
+    cv2.fillPoly(lips, [np.round(lattice_points[list(OUTER_LIP_CONTOUR)]).astype(np.int32)], 1.0)
+    return cv2.dilate(lips, disc_kernel(max(1, int(round(_LIPS_MARGIN * grid)))))
 
 
 def resampling_kernel(interocular: float) -> int:
@@ -207,7 +220,9 @@ def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth
     for eye in eyes:
         _fill_eye(frame, warped, eye, (x0, y0), map_x, map_y)
     if layers.exemplar is not None:
-        _blend_exemplar(warped, layers.exemplar, alignment, roi_to_lattice, (x0, y0))
+        colour = _blend_exemplar(warped, (layers.exemplar,), alignment, roi_to_lattice, (x0, y0))
+        if layers.mouth_exemplars and colour is not None:  # in the same light as the face around it
+            _blend_exemplar(warped, layers.mouth_exemplars, alignment, roi_to_lattice, (x0, y0), colour, live_detail=False)
     if layers.log_gain is not None:  # on the rows it shades only: a gain of 0 changes no byte
         shaded = np.flatnonzero(cv2.reduce(cv2.absdiff(upsampled[..., 3], 0), 1, cv2.REDUCE_MAX) > 0)
         if len(shaded):
@@ -218,33 +233,39 @@ def warp_face(frame: np.ndarray, layers: FaceLayers, alignment: Alignment, mouth
     return out
 
 
-def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment, roi_to_lattice: np.ndarray,
-                    origin: tuple[int, int]) -> None:
-    """Blend the exemplar, carried onto the edited face by its flow, into ``warped`` (the region at
-    ``origin``) where its weight says; its colour is scaled to the live face's there, so the light
-    is the live one's and only the expression's shapes and creases come from the exemplar. Detail
-    finer than ``_EXEMPLAR_DETAIL`` (skin texture, a pixel or two) stays the live face's: the
-    exemplar is one frame of a compressed take, often softer than the live video.
+def _blend_exemplar(warped: np.ndarray, exemplars: tuple[Exemplar, ...], alignment: Alignment,
+                    roi_to_lattice: np.ndarray, origin: tuple[int, int], colour: np.ndarray | None = None,
+                    live_detail: bool = True) -> np.ndarray | None:
+    """Blend the exemplars (usually one; several are mixed by their weights), each carried onto the
+    edited face by its flow, into ``warped`` (the region at ``origin``) where their weights say;
+    their colour is scaled to the live face's there (or by ``colour``, (3,) the scale found for the
+    face around them: a mouth's own mean would dim its teeth to a dark live mouth's), so the light
+    is the live one's and only the expression's shapes and creases come from them. Returns the
+    colour scale used (None: nothing shown). Detail finer than ``_EXEMPLAR_DETAIL`` (skin texture,
+    a pixel or two) stays the live face's: an exemplar is one frame of a compressed take, often
+    softer than the live video. Not so with ``live_detail`` False (a mouth: the live lips' edges and
+    the dark of their opening would show through the take's teeth as a second mouth): the
+    exemplars' own pixels show.
 
     Only that smooth difference is added, so where the face is large it is worked out on a
     coarser grid (a quarter of the pixels for a face of 720p webcam size) and upsampled; the live
     face's own pixels are never resampled here.
     """
     sigma = _EXEMPLAR_DETAIL * alignment.interocular
-    step = int(np.clip(sigma // _EXEMPLAR_STEP, 1, 4))  # frame pixels per pixel of the coarse grid
+    step = int(np.clip(sigma // _EXEMPLAR_STEP, 1, 4)) if live_detail else 1  # frame pixels per coarse-grid pixel
     height, width = warped.shape[:2]
     small = (-(-width // step), -(-height // step))  # (w, h), rounded up: the last coarse pixel may overhang
     to_small = np.diag([1.0 / step, 1.0 / step, 1.0])[:2]
     to_small[:, 2] = 0.5 / step - 0.5  # pixel centres: coarse pixel u covers frame pixels step*u .. step*u + step - 1
     small_to_lattice = roi_to_lattice @ np.vstack([cv2.invertAffineTransform(to_small), (0.0, 0.0, 1.0)])
-    layer = np.dstack([exemplar.flow, exemplar.weight]).astype(np.float32)
-    coarse = cv2.warpAffine(layer, small_to_lattice, small, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    weight = coarse[..., 2]
-    rows = np.nonzero(weight.max(axis=1) > 1e-3)[0]  # work on the exemplar's rows only
-    shown = weight > 0.5
-    if len(rows) == 0 or not shown.any():
-        return
+    coarse = [cv2.warpAffine(np.dstack([e.flow, e.weight]).astype(np.float32), small_to_lattice, small,
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=0) for e in exemplars]
+    weight = np.sum([c[..., 2] for c in coarse], axis=0)
+    rows = np.nonzero(weight.max(axis=1) > 1e-3)[0]  # work on the exemplars' rows only
+    shown = weight > 0.5  # where the colour is compared
+    if len(rows) == 0 or (colour is None and not shown.any()):
+        return None
     band = slice(int(rows[0]), int(rows[-1]) + 1)
     frame_band = slice(band.start * step, min(band.stop * step, height))
     region = warped[frame_band]
@@ -253,14 +274,21 @@ def _blend_exemplar(warped: np.ndarray, exemplar: Exemplar, alignment: Alignment
     xs, ys = np.meshgrid(x0 + step * np.arange(small[0], dtype=np.float32) + 0.5 * (step - 1),
                          y0 + step * np.arange(band.start, band.stop, dtype=np.float32) + 0.5 * (step - 1))
     to_crop = alignment.to_crop.astype(np.float32)
-    crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2] + coarse[band, :, 0]
-    crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2] + coarse[band, :, 1]
-    seen = cv2.remap(exemplar.image, crop_x, crop_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2]
+    crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2]
     weight, shown = weight[band], shown[band]
-    colour = live[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
-    change = weight[..., None] * cv2.GaussianBlur(seen * colour - live, (0, 0), sigma / step)
+    seen = np.zeros_like(live)  # the exemplars mixed by their weights
+    for exemplar, layer in zip(exemplars, coarse):
+        share = layer[band, :, 2:3] / np.maximum(weight, 1e-6)[..., None] if len(exemplars) > 1 else 1.0
+        seen += share * cv2.remap(exemplar.image, crop_x + layer[band, :, 0], crop_y + layer[band, :, 1],
+                                  cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    if colour is None:
+        colour = live[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
+    change = seen * colour - live
+    change = weight[..., None] * (cv2.GaussianBlur(change, (0, 0), sigma / step) if live_detail else change)
     change = cv2.resize(change, (small[0] * step, change.shape[0] * step), interpolation=cv2.INTER_LINEAR)
     region[:] = cv2.add(region, change[: region.shape[0], :width], dtype=cv2.CV_8U)  # saturating, rounded
+    return colour
 
 
 def _filled(size: tuple[int, int], polygon: np.ndarray) -> np.ndarray:

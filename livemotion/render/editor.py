@@ -32,6 +32,7 @@ from .compositing import (
     MouthChange,
     exemplar_mask,
     lattice_mask,
+    mouth_exemplar_mask,
     warp_face,
 )
 from .mouth import LearnedMouth
@@ -57,6 +58,7 @@ class _ChosenExemplar:
     upper: float  # its weight above the upper eyelids
     lower: float  # and below them
     covers_shading: bool  # shown at least as strongly wherever the plan's shading reaches
+    mouths: list[tuple[np.ndarray, np.ndarray, float]]  # (crop, landmarks, share) of the take as open as the edited mouth
 
 
 def _upsample_lattice(values: np.ndarray, side: int) -> np.ndarray:
@@ -79,9 +81,10 @@ class ExpressionEditor:
 
     def __init__(self, backend: EngineBackend, controller: ExpressionController | None = None,
                  schedule: RequestSource | None = None, driver: DriveSource | None = None,
-                 mouth: LearnedMouth | None = None):
+                 mouth: LearnedMouth | None = None, take_mouth: bool = False):
         self.backend = backend
         self.mouth = mouth  # the learned mouth redraws what the warp drew there (None: the warp's mouth)
+        self.take_mouth = take_mouth  # a profile's takes show their mouth (``ExpressionLibrary.mouth_exemplars``)
         self.controller = controller or ExpressionController()
         self.schedule = schedule
         self.driver = driver
@@ -119,7 +122,7 @@ class ExpressionEditor:
         target = alignment.points_to_crop(plan.target)
         target = fold_free_target(source, target, self._triangles)
         library, template_points, shading = self._shading_for(self.controller.library)
-        exemplar = self._face_exemplar(plan, library)
+        exemplar = self._face_exemplar(plan, library, target)
         # Where a profile's exemplar shows the person's own creases in every region the library's
         # shading would reach, at least as strongly, that shading would only be blended away under it.
         shaded = bool(np.any(plan.shading)) and not (exemplar is not None and exemplar.covers_shading)
@@ -130,19 +133,28 @@ class ExpressionEditor:
         if exemplar is not None:  # and another the person's own expressive face (a calibration profile's)
             sources.append(engine_points(exemplar.points))
             targets.append(targets[0])
+            for _, points, _ in exemplar.mouths:  # and their mouth, from the take's frames as open
+                sources.append(engine_points(points))
+                targets.append(targets[0])
         flows = self.backend(np.stack(sources).astype(np.float32), np.stack(targets).astype(np.float32))
         timings["engine"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         flows = _upsample_lattice(flows, LAYER_GRID)  # the engine's lattice is coarser than shading needs
         to_lattice = (LAYER_GRID - 1) / (self.crop_size - 1)
         log_gain = self._log_gain(flows[1], np.einsum("er,erhw->hw", plan.shading, shading)) if shaded else None
-        shown = None
+        shown: Exemplar | None = None
+        shown_mouths: tuple[Exemplar, ...] = ()
         if exemplar is not None:
+            face_flow = flows[1 + shaded]
             weight = exemplar_mask(target * to_lattice, LAYER_GRID, exemplar.upper, exemplar.lower)
-            shown = Exemplar(exemplar.image, flows[-1].transpose(1, 2, 0), weight)
+            shown = Exemplar(exemplar.image, face_flow.transpose(1, 2, 0), weight)
             if log_gain is not None:  # the exemplar has the person's own creases: no library shading over them
                 log_gain = log_gain * (1.0 - weight)
-        layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown)
+            mouth_weight = mouth_exemplar_mask(target * to_lattice, LAYER_GRID, exemplar.lower)
+            shown_mouths = tuple(Exemplar(image, flow.transpose(1, 2, 0), share * mouth_weight)
+                                 for (image, _, share), flow in zip(exemplar.mouths, flows[2 + shaded:]))
+        layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown,
+                            shown_mouths)
         timings["shading"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         to_frame = cv2.invertAffineTransform(alignment.to_crop)
@@ -156,16 +168,19 @@ class ExpressionEditor:
             timings["mouth"] = (time.perf_counter() - start) * 1e3
         return out
 
-    def _face_exemplar(self, plan: ExpressionPlan, library: ExpressionLibrary) -> _ChosenExemplar | None:
+    def _face_exemplar(self, plan: ExpressionPlan, library: ExpressionLibrary,
+                       target: np.ndarray) -> _ChosenExemplar | None:
         """The person's own face at the emotion the edit shows most, when the library (a calibration
-        profile) has one at this crop size."""
+        profile) has one at this crop size; with ``take_mouth``, also the frames of that take whose
+        jaw is as open as the edited one's (``target``: landmarks, crop pixels), when it keeps those."""
         row = int(np.argmax(plan.shading.sum(axis=1)))
         upper, lower = float(plan.shading[row, _UPPER].min()), float(plan.shading[row, _LOWER].min())
         found = library.face_exemplar(row) if max(upper, lower) > _EXEMPLAR_MIN else None
         if found is None or found[0].shape[0] != self.crop_size:
             return None
         covers = min(upper, lower) >= plan.shading[row].max() and not np.delete(plan.shading, row, axis=0).any()
-        return _ChosenExemplar(found[0], found[1], upper, lower, bool(covers))
+        mouths = library.mouth_exemplars(row, target) if self.take_mouth and lower > _EXEMPLAR_MIN else []
+        return _ChosenExemplar(found[0], found[1], upper, lower, bool(covers), mouths)
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
         """The library's template as engine points and its shading (cached per library)."""

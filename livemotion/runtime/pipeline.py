@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from ..engines.backends import EngineBackend, create_backend
+from ..errors import InvalidRequest
 from ..expression.controller import DriveSource, ExpressionController, ExpressionRequest, RequestSource, Schedule
 from ..expression.library import ExpressionLibrary
 from ..face.smoothing import TrackSmoother
@@ -190,7 +191,8 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
                    device: str = "cpu", fp16: bool = False, tracker: FaceTracker | None = None, max_faces: int = 2,
                    static_images: bool = False, schedule: RequestSource | None = None,
                    driver: DriveSource | None = None, overlay: bool = False, fade_step: float = 0.25,
-                   transition: float = 0.5, mouth_model: str | Path | None = None) -> Pipeline:
+                   transition: float = 0.5, mouth_model: str | Path | None = None,
+                   take_mouth: bool = False) -> Pipeline:
     """One stream's stages, wired: tracker -> smoothing -> controller -> engine -> compositor.
 
     ``request`` (default: none yet, the face passes through) and ``schedule`` say what to show,
@@ -201,7 +203,8 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
     with the pipeline). ``fade_step`` and ``transition``: the controller's fade and onset (1.0
     and 0.0 for a still, where there is no earlier frame to fade from). ``mouth_model``: a trained
     mouth generator redraws the mouth (``render.mouth``; None: the warp's mouth), on ONNX Runtime
-    when the engine runs there, else on torch on the CPU.
+    when the engine runs there, else on torch on the CPU. ``take_mouth``: a calibration profile's
+    takes show the person's own mouth, teeth and all (``library`` must be one that keeps them).
     """
     editor = None
     if edit:
@@ -214,7 +217,11 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
         # the mouth generator on ONNX Runtime where the engine runs there, else on torch (CPU)
         mouth = None if mouth_model is None else LearnedMouth(
             mouth_model, "onnxruntime" if engine_backend.name == "onnxruntime" else "torch")
-        editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver, mouth=mouth)
+        if take_mouth and (library is None or library.mouth_faces.shape[1] == 0):
+            raise InvalidRequest("--mouth take shows your own mouth from your calibration takes: use --profile NAME "
+                                 "with a profile made by this version (`livemotion calibrate` again if yours is older)")
+        editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver, mouth=mouth,
+                                  take_mouth=take_mouth)
     owns_tracker = tracker is None
     tracker = tracker or FaceTracker(max_faces=max_faces, static_images=static_images)
     return Pipeline(tracker, editor, overlay=overlay, owns_tracker=owns_tracker)
