@@ -23,8 +23,8 @@ from livemotion.expression.profiles import (
     profile_path,
     save_profile,
 )
-from livemotion.face.alignment import MOUTH_PATCH, align, mouth_patch_transform
-from livemotion.face.canonical import jaw_opening
+from livemotion.face.alignment import MOUTH_PATCH, align, crop_placement, mouth_patch_transform
+from livemotion.face.canonical import inner_lip_gap, jaw_opening
 from livemotion.face.mesh import (
     CHIN,
     FACE_OVAL,
@@ -94,7 +94,8 @@ def test_profile_round_trips_privately(profile):
 def test_a_profile_keeps_its_takes_mouth_from_closed_to_open(profile, tmp_path):
     """Per calibrated emotion, frames of the take from its least to its most dropped jaw, only their
     mouths kept (black elsewhere). The edit is given the two whose jaws bracket the edited one's,
-    shared by nearness, and none as the lips close; a profile from before them loads with none."""
+    shared by nearness, none as the lips close, and less of one the edited lips open much wider
+    than its own (it would smear); a profile from before them loads with none."""
     row = ROW("happy")
     kept = profile.mouth_face_points[row]
     jaws = jaw_opening(kept)
@@ -110,11 +111,16 @@ def test_a_profile_keeps_its_takes_mouth_from_closed_to_open(profile, tmp_path):
     order = np.argsort(jaws)
     between = kept[order[-1]].copy()  # the most dropped jaw, raised to halfway to the next one
     between[CHIN, 1] += 0.5 * (jaws[order[-2]] - jaws[order[-1]])
+    gaps = inner_lip_gap(kept)
+    between[LOWER_INNER_LIP, 1] = between[UPPER_INNER_LIP, 1] + gaps[order[-2:]].min()  # neither stretched open
     [(_, _, lower), (_, _, upper)] = profile.mouth_exemplars(row, between)
     assert lower == pytest.approx(upper, abs=0.01) and lower > 0.1
     closed = between.copy()
     closed[LOWER_INNER_LIP, 1] = closed[UPPER_INNER_LIP, 1]  # the speaker's lips meet: the live ones show
     assert profile.mouth_exemplars(row, closed) == []
+    wide = between.copy()
+    wide[LOWER_INNER_LIP, 1] = wide[UPPER_INNER_LIP, 1] + gaps.max() + 0.2 * crop_placement(256)[0]  # 0.2 IOD wider
+    assert profile.mouth_exemplars(row, wide) == []
     assert profile.mouth_exemplars(ROW("sad"), between) == [] and load_library().mouth_exemplars(row, between) == []
     path = tmp_path / "older.npz"
     profile.save(path)

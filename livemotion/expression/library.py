@@ -71,6 +71,10 @@ EMOTION_WORDS = {
     "fearful": ("fear",), "disgusted": ("disgust",), "contemptuous": ("contempt",),
 }
 LIBRARY_EMOTIONS = tuple(EMOTION_WORDS)
+# IODs the edited lips may open wider than a take's frame before it fades, and over which it fades
+# (``ExpressionLibrary.mouth_exemplars``): W011's articulation r with her takes' mouths 0.25 -> 0.49
+# (happy), W009's anger as read before.
+_MOUTH_STRETCH = 0.05
 
 
 @dataclass(frozen=True)
@@ -138,9 +142,12 @@ class ExpressionLibrary:
         ``points`` (NUM_LANDMARKS, 2 crop pixels), shared by how near each is, so that the teeth part
         smoothly as the jaw drops (the lips' gap is no guide: a shout bares the teeth with the jaw
         nearly shut); beyond the take's range, its last frame. Their shares fall to 0 as the lips
-        close below the take's least open lips: a take's mouth squeezed shut would still show its
-        teeth, so lips the speaker closes are the live ones. Frames of no share are left out; none
-        when the library keeps none (the shipped one; a profile made before them)."""
+        close below the take's least open lips (a take's mouth squeezed shut would still show its
+        teeth, so lips the speaker closes are the live ones), and a frame's as the edited lips open
+        more than ``_MOUTH_STRETCH`` wider than its own (a closed mouth stretched open smears; an
+        open one squeezed shows clenched, bared teeth, which is what a shout looks like). Frames of
+        no share are left out; none when the library keeps none (the shipped one; a profile made
+        before them)."""
         if self.mouth_faces.shape[1] == 0 or not self.measured[row] or not self.mouth_faces[row].any():
             return []
         kept = self.mouth_face_points[row]
@@ -153,8 +160,11 @@ class ExpressionLibrary:
             lower, upper = int(order[above - 1]), int(order[above])
             share = float((jaw_opening(points) - jaws[lower]) / max(jaws[upper] - jaws[lower], 1e-6))
             chosen = [(lower, 1.0 - share), (upper, share)]
-        closing = float(np.clip(inner_lip_gap(points) / max(gaps.min(), 1e-6), 0.0, 1.0))
-        return [(self.mouth_faces[row, k], kept[k], closing * share) for k, share in chosen if closing * share > 0.0]
+        gap = float(inner_lip_gap(points))
+        closing = float(np.clip(gap / max(gaps.min(), 1e-6), 0.0, 1.0))
+        stretch = _MOUTH_STRETCH * crop_placement(self.mouth_faces.shape[2])[0]  # IODs -> crop pixels
+        shown = [(k, closing * share * float(np.clip(2.0 - (gap - gaps[k]) / stretch, 0.0, 1.0))) for k, share in chosen]
+        return [(self.mouth_faces[row, k], kept[k], share) for k, share in shown if share > 0.0]
 
     def save(self, path: str | Path, private: bool = False) -> None:
         """Write to ``path`` whole or not at all; ``private``: readable by the user only (calibration

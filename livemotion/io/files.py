@@ -65,7 +65,7 @@ class FolderIndex(Generic[T]):
     """The files of one kind in a folder, each read once and again only when it changes.
 
     Listing a folder is a directory read; reading every file in it on every call is not (a profile
-    is ~600 kB), and the control API lists profiles and styles in every reply. A file is read anew
+    is a few MB), and the control API lists profiles and styles in every reply. A file is read anew
     when its size, modification time or inode changes; files that ``read`` refuses (None) are left
     out, and so are files that vanish between the listing and the read.
     """
