@@ -75,10 +75,10 @@ def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray
 
 
 def pipeline_for(emotion: str, max_faces: int, backend: str = "torch", library: ExpressionLibrary | None = None,
-                 mouth_model: str | None = None) -> Pipeline:
+                 mouth: dict | None = None) -> Pipeline:
+    """The pipeline measured; ``mouth``: who draws the mouth (``build_pipeline``'s mouth_model, take_mouth)."""
     return build_pipeline(ExpressionRequest(emotion, 1.0, active=True), library=library, backend=backend,
-                          device="cuda" if backend == "tensorrt" else "cpu", max_faces=max_faces,
-                          mouth_model=mouth_model)
+                          device="cuda" if backend == "tensorrt" else "cpu", max_faces=max_faces, **(mouth or {}))
 
 
 def bench_streams(backend_name: str, streams: list[int], repeats: int = 20) -> dict[int, float]:
@@ -110,10 +110,10 @@ def bench_tracker(frames: list[np.ndarray], max_faces: int) -> dict:
 
 
 def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: str,
-               library: ExpressionLibrary | None = None, mouth_model: str | None = None) -> dict:
+               library: ExpressionLibrary | None = None, mouth: dict | None = None) -> dict:
     stages: dict[str, list[float]] = {}
     source = MemorySource(frames)
-    with pipeline_for(emotion, max_faces, backend, library, mouth_model) as pipeline:
+    with pipeline_for(emotion, max_faces, backend, library, mouth) as pipeline:
         for frame in source:
             start = time.perf_counter()
             processed = pipeline.process(frame)
@@ -124,9 +124,9 @@ def bench_full(frames: list[np.ndarray], emotion: str, max_faces: int, backend: 
 
 
 def bench_live(frames: list[np.ndarray], emotion: str, max_faces: int, library: ExpressionLibrary | None = None,
-               backend: str = "auto", mouth_model: str | None = None) -> dict:
+               backend: str = "auto", mouth: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder, \
-            pipeline_for(emotion, max_faces, backend, library, mouth_model) as pipeline:
+            pipeline_for(emotion, max_faces, backend, library, mouth) as pipeline:
         source = MemorySource(frames, fps=30.0)
         sink = open_sink(str(Path(folder) / "live.mp4"), source.size, source.fps, live=True)
         stats = LiveRunner(source, pipeline, sink, pace=True).run()
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                         "instead of the shipped library")
     parser.add_argument("--mouth-model", metavar="FILE",
                         help="the learned mouth draws the mouth (a model from `livemotion train-mouth`)")
+    parser.add_argument("--take-mouth", action="store_true",
+                        help="the --profile's takes draw the mouth (`run --mouth take`)")
     parser.add_argument("--max-faces", type=int, default=2, help="tracker max faces, as in `livemotion run`")
     parser.add_argument("--no-live", action="store_true", help="skip the threaded real-time measurement")
     parser.add_argument("--live-backends", default="auto",
@@ -192,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     default = default_backend("cpu")
     live_backends = [default if name == "auto" else name for name in args.live_backends.split(",")]
     library = load_profile(args.profile) if args.profile else None
+    mouth = {"mouth_model": args.mouth_model, "take_mouth": args.take_mouth}
     results = []
     for text in args.sizes.split(","):
         width, height = (int(v) for v in text.lower().split("x"))
@@ -200,20 +203,20 @@ def main(argv: list[str] | None = None) -> int:
                   "tracker": bench_tracker(frames, args.max_faces), "full": {}, "ratio": {}, "accounting": {},
                   "live": {}}
         for backend in backends:
-            full = bench_full(frames, args.emotion, args.max_faces, backend, library, args.mouth_model)
+            full = bench_full(frames, args.emotion, args.max_faces, backend, library, mouth)
             result["full"][backend] = full
             result["ratio"][backend] = full["processing"]["mean"] / result["tracker"]["mean"]
             result["accounting"][backend] = stage_accounting(full)
         if not args.no_live:
             for backend in live_backends:
-                result["live"][backend] = bench_live(frames, args.emotion, args.max_faces, library, backend,
-                                                     args.mouth_model)
+                result["live"][backend] = bench_live(frames, args.emotion, args.max_faces, library, backend, mouth)
         results.append(result)
 
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}"
     print(f"machine: {machine}; source {args.source}; emotion {args.emotion}; "
           f"{'profile ' + args.profile if args.profile else 'shipped library'}; "
-          f"{'learned mouth ' + args.mouth_model if args.mouth_model else 'the warp draws the mouth'}; "
+          f"{'learned mouth ' + args.mouth_model if args.mouth_model else 'the warp draws the mouth'}"
+          f"{', --mouth take' if args.take_mouth else ''}; "
           f"{args.frames} frames per run")
     print(f"default backend: {default}; live runs with: {', '.join(live_backends)}")
     print(f"{'size':<10}{'backend':<12}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"

@@ -133,8 +133,10 @@ class ExpressionEditor:
         if exemplar is not None:  # and another the person's own expressive face (a calibration profile's)
             sources.append(engine_points(exemplar.points))
             targets.append(targets[0])
-            for _, points, _ in exemplar.mouths:  # and their mouth, from the take's frames as open
-                sources.append(engine_points(points))
+            if exemplar.mouths:  # and one their mouth, from the take's frames as open (at their mean landmarks)
+                shares = np.array([share for *_, share in exemplar.mouths])
+                mean = np.einsum("k,knd->nd", shares / shares.sum(), np.stack([p for _, p, _ in exemplar.mouths]))
+                sources.append(engine_points(mean))
                 targets.append(targets[0])
         flows = self.backend(np.stack(sources).astype(np.float32), np.stack(targets).astype(np.float32))
         timings["engine"] = (time.perf_counter() - start) * 1e3
@@ -151,8 +153,8 @@ class ExpressionEditor:
             if log_gain is not None:  # the exemplar has the person's own creases: no library shading over them
                 log_gain = log_gain * (1.0 - weight)
             mouth_weight = mouth_exemplar_mask(target * to_lattice, LAYER_GRID, exemplar.lower)
-            shown_mouths = tuple(Exemplar(image, flow.transpose(1, 2, 0), share * mouth_weight)
-                                 for (image, _, share), flow in zip(exemplar.mouths, flows[2 + shaded:]))
+            shown_mouths = tuple(Exemplar(image, flows[-1].transpose(1, 2, 0), share * mouth_weight)
+                                 for image, _, share in exemplar.mouths)
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown,
                             shown_mouths)
         timings["shading"] = (time.perf_counter() - start) * 1e3
