@@ -136,9 +136,9 @@ class ExpressionLibrary:
             return None
         return self.faces[row], self.face_points[row]
 
-    def mouth_exemplars(self, row: int, points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """[(aligned crop, its landmarks in crop pixels, share)]: the frames of the person's take of
-        emotion ``row`` whose jaws are dropped just less and just more than that of the face
+    def mouth_exemplars(self, row: int, points: np.ndarray) -> list[tuple[int, float]]:
+        """[(frame, share)]: the frames (of ``mouth_faces[row]``) of the person's take of emotion
+        ``row`` whose jaws are dropped just less and just more than that of the face
         ``points`` (NUM_LANDMARKS, 2 crop pixels), shared by how near each is, so that the teeth part
         smoothly as the jaw drops (the lips' gap is no guide: a shout bares the teeth with the jaw
         nearly shut); beyond the take's range, its last frame. Their shares fall to 0 as the lips
@@ -148,7 +148,7 @@ class ExpressionLibrary:
         open one squeezed shows clenched, bared teeth, which is what a shout looks like). Frames of
         no share are left out; none when the library keeps none (the shipped one; a profile made
         before them)."""
-        if self.mouth_faces.shape[1] == 0 or not self.measured[row] or not self.mouth_faces[row].any():
+        if not self.keeps_mouths(row):
             return []
         kept = self.mouth_face_points[row]
         gaps, jaws = inner_lip_gap(kept), jaw_opening(kept)
@@ -164,7 +164,11 @@ class ExpressionLibrary:
         closing = float(np.clip(gap / max(gaps.min(), 1e-6), 0.0, 1.0))
         stretch = _MOUTH_STRETCH * crop_placement(self.mouth_faces.shape[2])[0]  # IODs -> crop pixels
         shown = [(k, closing * share * float(np.clip(2.0 - (gap - gaps[k]) / stretch, 0.0, 1.0))) for k, share in chosen]
-        return [(self.mouth_faces[row, k], kept[k], share) for k, share in shown if share > 0.0]
+        return [(k, share) for k, share in shown if share > 0.0]
+
+    def keeps_mouths(self, row: int) -> bool:
+        """Whether the library keeps frames of the person's mouth for emotion ``row`` (``mouth_faces``)."""
+        return self.mouth_faces.shape[1] > 0 and bool(self.measured[row]) and bool(self.mouth_faces[row].any())
 
     def save(self, path: str | Path, private: bool = False) -> None:
         """Write to ``path`` whole or not at all; ``private``: readable by the user only (calibration

@@ -258,36 +258,53 @@ def _blend_exemplar(warped: np.ndarray, exemplars: tuple[Exemplar, ...], alignme
     to_small = np.diag([1.0 / step, 1.0 / step, 1.0])[:2]
     to_small[:, 2] = 0.5 / step - 0.5  # pixel centres: coarse pixel u covers frame pixels step*u .. step*u + step - 1
     small_to_lattice = roi_to_lattice @ np.vstack([cv2.invertAffineTransform(to_small), (0.0, 0.0, 1.0)])
-    coarse = [cv2.warpAffine(np.dstack([e.flow, e.weight]).astype(np.float32), small_to_lattice, small,
+    # Only the box of the coarse grid the exemplars reach (a lattice cell beyond their weights, which
+    # bilinear sampling can carry that far) is worked: all of the face for a face, little for a mouth.
+    rows, cols = np.nonzero(np.sum([e.weight for e in exemplars], axis=0) > 1e-3)
+    if len(rows) == 0:
+        return None
+    corners = np.array([(x, y) for x in (cols.min() - 1, cols.max() + 1) for y in (rows.min() - 1, rows.max() + 1)], float)
+    lattice_to_small = cv2.invertAffineTransform(small_to_lattice)
+    reached = corners @ lattice_to_small[:, :2].T + lattice_to_small[:, 2]
+    bx0, by0 = np.maximum(np.floor(reached.min(axis=0)).astype(int) - 1, 0)
+    bx1, by1 = np.minimum(np.ceil(reached.max(axis=0)).astype(int) + 2, small)
+    if bx1 <= bx0 or by1 <= by0:
+        return None
+    box_to_lattice = small_to_lattice @ np.array([[1.0, 0.0, bx0], [0.0, 1.0, by0], [0.0, 0.0, 1.0]])
+    coarse = [cv2.warpAffine(np.dstack([e.flow, e.weight]).astype(np.float32), box_to_lattice, (bx1 - bx0, by1 - by0),
                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=0) for e in exemplars]
     weight = np.sum([c[..., 2] for c in coarse], axis=0)
-    rows = np.nonzero(weight.max(axis=1) > 1e-3)[0]  # work on the exemplars' rows only
     shown = weight > 0.5  # where the colour is compared
+    rows, cols = np.nonzero(weight > 1e-3)  # work on the exemplars' rows and columns only
     if len(rows) == 0 or (colour is None and not shown.any()):
         return None
-    band = slice(int(rows[0]), int(rows[-1]) + 1)
-    frame_band = slice(band.start * step, min(band.stop * step, height))
-    region = warped[frame_band]
-    live = cv2.resize(region, (small[0], band.stop - band.start), interpolation=cv2.INTER_AREA).astype(np.float32)
+    band, across = slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1)
+    if live_detail:  # a face's whole rows, as the coarse grid spans them (the blur reaches across)
+        across = slice(0, bx1 - bx0)
+    fy0, fx0 = (by0 + band.start) * step, (bx0 + across.start) * step  # in the region, frame pixels
+    region = warped[fy0: min((by0 + band.stop) * step, height), fx0: min((bx0 + across.stop) * step, width)]
+    live = cv2.resize(region, (across.stop - across.start, band.stop - band.start),
+                      interpolation=cv2.INTER_AREA).astype(np.float32)
     x0, y0 = origin
-    xs, ys = np.meshgrid(x0 + step * np.arange(small[0], dtype=np.float32) + 0.5 * (step - 1),
-                         y0 + step * np.arange(band.start, band.stop, dtype=np.float32) + 0.5 * (step - 1))
+    xs, ys = np.meshgrid(x0 + step * np.arange(bx0 + across.start, bx0 + across.stop, dtype=np.float32) + 0.5 * (step - 1),
+                         y0 + step * np.arange(by0 + band.start, by0 + band.stop, dtype=np.float32) + 0.5 * (step - 1))
     to_crop = alignment.to_crop.astype(np.float32)
     crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2]
     crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2]
-    weight, shown = weight[band], shown[band]
+    weight, shown = weight[band, across], shown[band, across]
     seen = np.zeros_like(live)  # the exemplars mixed by their weights
     for exemplar, layer in zip(exemplars, coarse):
-        share = layer[band, :, 2:3] / np.maximum(weight, 1e-6)[..., None] if len(exemplars) > 1 else 1.0
-        seen += share * cv2.remap(exemplar.image, crop_x + layer[band, :, 0], crop_y + layer[band, :, 1],
+        layer = layer[band, across]
+        share = layer[..., 2:3] / np.maximum(weight, 1e-6)[..., None] if len(exemplars) > 1 else 1.0
+        seen += share * cv2.remap(exemplar.image, crop_x + layer[..., 0], crop_y + layer[..., 1],
                                   cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     if colour is None:
         colour = live[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
     change = seen * colour - live
     change = weight[..., None] * (cv2.GaussianBlur(change, (0, 0), sigma / step) if live_detail else change)
-    change = cv2.resize(change, (small[0] * step, change.shape[0] * step), interpolation=cv2.INTER_LINEAR)
-    region[:] = cv2.add(region, change[: region.shape[0], :width], dtype=cv2.CV_8U)  # saturating, rounded
+    change = cv2.resize(change, (change.shape[1] * step, change.shape[0] * step), interpolation=cv2.INTER_LINEAR)
+    region[:] = cv2.add(region, change[: region.shape[0], : region.shape[1]], dtype=cv2.CV_8U)  # saturating, rounded
     return colour
 
 

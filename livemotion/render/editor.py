@@ -58,7 +58,8 @@ class _ChosenExemplar:
     upper: float  # its weight above the upper eyelids
     lower: float  # and below them
     covers_shading: bool  # shown at least as strongly wherever the plan's shading reaches
-    mouths: list[tuple[np.ndarray, np.ndarray, float]]  # (crop, landmarks, share) of the take as open as the edited mouth
+    row: int  # its emotion's
+    mouths: list[tuple[int, float]]  # (frame of the library's ``mouth_faces[row]``, share) as open as the edited mouth
 
 
 def _upsample_lattice(values: np.ndarray, side: int) -> np.ndarray:
@@ -71,6 +72,17 @@ def _upsample_lattice(values: np.ndarray, side: int) -> np.ndarray:
     up = np.stack([cv2.remap(np.ascontiguousarray(flat[..., i]), map_x, map_y, cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REPLICATE) for i in range(flat.shape[-1])])
     return up.reshape(*values.shape[:2], side, side)
+
+
+def _followed(first: np.ndarray, then: np.ndarray, crop_size: int) -> np.ndarray:
+    """(2, G, G) the backward flow ``first`` then ``then`` (both (2, G, G), crop pixels, on the same
+    lattice over a ``crop_size`` crop): where each point lands after ``first``, ``then`` is read there."""
+    grid = first.shape[-1]
+    crop_x, crop_y = lattice_coordinates(crop_size, grid)
+    scale = (grid - 1) / (crop_size - 1)  # crop pixels -> lattice units
+    map_x, map_y = (crop_x + first[0]) * scale, (crop_y + first[1]) * scale
+    return first + np.stack([cv2.remap(np.ascontiguousarray(then[c]), map_x, map_y, cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE) for c in (0, 1)])
 
 
 class ExpressionEditor:
@@ -92,6 +104,7 @@ class ExpressionEditor:
         self._schedule_origin: float | None = None  # the pts the schedule's 0 s is counted from
         self._triangles = triangles()
         self._shading: tuple[ExpressionLibrary, np.ndarray, np.ndarray] | None = None
+        self._mouth_flow_cache: tuple[ExpressionLibrary, dict[int, np.ndarray]] | None = None
         self.last_plan: ExpressionPlan | None = None
 
     def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray:
@@ -133,11 +146,6 @@ class ExpressionEditor:
         if exemplar is not None:  # and another the person's own expressive face (a calibration profile's)
             sources.append(engine_points(exemplar.points))
             targets.append(targets[0])
-            if exemplar.mouths:  # and one their mouth, from the take's frames as open (at their mean landmarks)
-                shares = np.array([share for *_, share in exemplar.mouths])
-                mean = np.einsum("k,knd->nd", shares / shares.sum(), np.stack([p for _, p, _ in exemplar.mouths]))
-                sources.append(engine_points(mean))
-                targets.append(targets[0])
         flows = self.backend(np.stack(sources).astype(np.float32), np.stack(targets).astype(np.float32))
         timings["engine"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
@@ -152,9 +160,13 @@ class ExpressionEditor:
             shown = Exemplar(exemplar.image, face_flow.transpose(1, 2, 0), weight)
             if log_gain is not None:  # the exemplar has the person's own creases: no library shading over them
                 log_gain = log_gain * (1.0 - weight)
-            mouth_weight = mouth_exemplar_mask(target * to_lattice, LAYER_GRID, exemplar.lower)
-            shown_mouths = tuple(Exemplar(image, flows[-1].transpose(1, 2, 0), share * mouth_weight)
-                                 for image, _, share in exemplar.mouths)
+            if exemplar.mouths:
+                mouth_weight = mouth_exemplar_mask(target * to_lattice, LAYER_GRID, exemplar.lower)
+                onto_mouths = self._mouth_flows(library, exemplar.row)
+                shown_mouths = tuple(
+                    Exemplar(library.mouth_faces[exemplar.row, k],
+                             _followed(face_flow, onto_mouths[k], self.crop_size).transpose(1, 2, 0), share * mouth_weight)
+                    for k, share in exemplar.mouths)
         layers = FaceLayers(flows[0].transpose(1, 2, 0), lattice_mask(target * to_lattice, LAYER_GRID), log_gain, shown,
                             shown_mouths)
         timings["shading"] = (time.perf_counter() - start) * 1e3
@@ -182,7 +194,22 @@ class ExpressionEditor:
             return None
         covers = min(upper, lower) >= plan.shading[row].max() and not np.delete(plan.shading, row, axis=0).any()
         mouths = library.mouth_exemplars(row, target) if self.take_mouth and lower > _EXEMPLAR_MIN else []
-        return _ChosenExemplar(found[0], found[1], upper, lower, bool(covers), mouths)
+        return _ChosenExemplar(found[0], found[1], upper, lower, bool(covers), row, mouths)
+
+    def _mouth_flows(self, library: ExpressionLibrary, row: int) -> np.ndarray:
+        """(K, 2, G, G) backward flows (``LAYER_GRID``, crop pixels) from the face exemplar of emotion
+        ``row`` onto each of its take's mouth frames, computed on first use and kept per library: a
+        frame's flow onto the edited face is then the exemplar's, followed by this (``_followed``),
+        with no engine call of its own."""
+        if self._mouth_flow_cache is None or self._mouth_flow_cache[0] is not library:
+            self._mouth_flow_cache = library, {}
+        flows = self._mouth_flow_cache[1]
+        if row not in flows:
+            sources = np.stack([engine_points(points) for points in library.mouth_face_points[row]])
+            targets = np.repeat(engine_points(library.face_points[row])[None], len(sources), axis=0)
+            flows[row] = _upsample_lattice(self.backend(sources.astype(np.float32), targets.astype(np.float32)),
+                                           LAYER_GRID)
+        return flows[row]
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
         """The library's template as engine points and its shading (cached per library)."""
