@@ -351,7 +351,7 @@ def test_a_profiles_own_face_replaces_the_library_shading_it_covers(profile, ast
     """Surprised with the profile's exemplar over every shaded region: the library's shading would
     be blended away under it, so its flow is not asked for (the edit's and the exemplar's only).
     With the brows given another emotion, the exemplar covers only part: the shading comes back.
-    The take's mouth asks for no flow of its own but once per emotion."""
+    The take's mouth asks the engine for no flow of its own."""
     class Counting:  # the torch backend, counting the flows asked of it per frame
         def __init__(self):
             self.backend, self.flows = create_backend("torch"), []
@@ -367,13 +367,13 @@ def test_a_profiles_own_face_replaces_the_library_shading_it_covers(profile, ast
                                           library=profile, fade_step=1.0, transition=0.0)
         ExpressionEditor(counting, controller).edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {})
     assert counting.flows == [2, 3]
-    counting.flows.clear()  # the take's mouth: its frames' flows from the exemplar once, then none of their own
+    counting.flows.clear()  # the take's mouth: its frames' flows from the exemplar are made once, off the engine
     controller = ExpressionController(ExpressionRequest("happy", 1.0, active=True), library=profile, fade_step=1.0,
                                       transition=0.0)
     editor = ExpressionEditor(counting, controller, take_mouth=True)
     for _ in range(2):
         editor.edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {})
-    assert counting.flows == [2, MOUTH_EXEMPLARS, 2]
+    assert counting.flows == [2, 2]
 
 
 def test_the_takes_mouth_shows_on_the_lips_when_asked(profile, astronaut, still_tracker):

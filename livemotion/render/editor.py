@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from ..engines.backends import EngineBackend
 from ..expression.au import fold_free_target
@@ -22,6 +23,7 @@ from ..expression.controller import (
 )
 from ..expression.library import GRID, SHADING_REGIONS, ExpressionLibrary, sample_lattice, template_to_crop
 from ..face.alignment import align, engine_points, lattice_coordinates, mouth_patch_transform
+from ..face.flow import pinned_flow
 from ..face.mesh import INNER_LIP_CONTOUR, IRIS_CENTRES, IRIS_RIMS, OUTER_LIP_CONTOUR, triangles
 from ..types import FaceTrack, Frame
 from .compositing import (
@@ -47,6 +49,7 @@ _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not wort
 _UPPER = [SHADING_REGIONS.index(name) for name in ("forehead", "glabella")]
 _LOWER = [SHADING_REGIONS.index(name) for name in ("eyes", "nasolabial", "chin")]
 LAYER_GRID = GRID  # side of the lattice the compositor gets: the library's shading resolution (1/15 IOD)
+_MOUTH_FLOW_SIGMA, _MOUTH_FLOW_REFINEMENTS = 0.02, 8  # ``engines.warp.FineWarpEngine``'s kernel (a share of the crop)
 
 
 @dataclass(frozen=True)
@@ -198,17 +201,19 @@ class ExpressionEditor:
 
     def _mouth_flows(self, library: ExpressionLibrary, row: int) -> np.ndarray:
         """(K, 2, G, G) backward flows (``LAYER_GRID``, crop pixels) from the face exemplar of emotion
-        ``row`` onto each of its take's mouth frames, computed on first use and kept per library: a
+        ``row`` onto each of its take's mouth frames, made on first use and kept per library: a
         frame's flow onto the edited face is then the exemplar's, followed by this (``_followed``),
         with no engine call of its own."""
         if self._mouth_flow_cache is None or self._mouth_flow_cache[0] is not library:
             self._mouth_flow_cache = library, {}
         flows = self._mouth_flow_cache[1]
-        if row not in flows:
+        if row not in flows:  # once, so at the offline engine's finer kernel and lattice (``warp-fine``)
             sources = np.stack([engine_points(points) for points in library.mouth_face_points[row]])
             targets = np.repeat(engine_points(library.face_points[row])[None], len(sources), axis=0)
-            flows[row] = _upsample_lattice(self.backend(sources.astype(np.float32), targets.astype(np.float32)),
-                                           LAYER_GRID)
+            with torch.inference_mode():
+                flows[row] = pinned_flow(torch.as_tensor(sources, dtype=torch.float32),
+                                         torch.as_tensor(targets, dtype=torch.float32), self.crop_size, LAYER_GRID,
+                                         _MOUTH_FLOW_SIGMA * self.crop_size, _MOUTH_FLOW_REFINEMENTS).numpy()
         return flows[row]
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:
