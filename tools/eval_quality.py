@@ -218,7 +218,7 @@ def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibr
     still = len(clip.frames) == 1  # a still is edited at full strength, without a fade-in or onset
     with build_pipeline(ExpressionRequest(emotion, intensity, active=True), library=library, backend="torch",
                         static_images=still, fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5,
-                        mouth_model=MOUTH_MODEL, take_mouth=TAKE_MOUTH and library.mouth_faces.shape[1] > 0) as pipeline:
+                        mouth_model=MOUTH_MODEL, take_mouth=TAKE_MOUTH and library.keeps_mouth_frames) as pipeline:
         return [pipeline.process(frame).output.image for frame in clip.frames]
 
 

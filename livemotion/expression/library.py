@@ -148,17 +148,17 @@ class ExpressionLibrary:
         open one squeezed shows clenched, bared teeth, which is what a shout looks like). Frames of
         no share are left out; none when the library keeps none (the shipped one; a profile made
         before them)."""
-        if not self.keeps_mouths(row):
+        if not self.keeps_mouth_frames or not self.measured[row] or not self.mouth_faces[row].any():
             return []
         kept = self.mouth_face_points[row]
-        gaps, jaws = inner_lip_gap(kept), jaw_opening(kept)
+        gaps, jaws, jaw = inner_lip_gap(kept), jaw_opening(kept), float(jaw_opening(points))
         order = np.argsort(jaws)
-        above = int(np.searchsorted(jaws[order], jaw_opening(points)))
+        above = int(np.searchsorted(jaws[order], jaw))
         if above in (0, len(order)):
             chosen = [(int(order[min(above, len(order) - 1)]), 1.0)]
         else:
             lower, upper = int(order[above - 1]), int(order[above])
-            share = float((jaw_opening(points) - jaws[lower]) / max(jaws[upper] - jaws[lower], 1e-6))
+            share = float((jaw - jaws[lower]) / max(jaws[upper] - jaws[lower], 1e-6))
             chosen = [(lower, 1.0 - share), (upper, share)]
         gap = float(inner_lip_gap(points))
         closing = float(np.clip(gap / max(gaps.min(), 1e-6), 0.0, 1.0))
@@ -166,9 +166,11 @@ class ExpressionLibrary:
         shown = [(k, closing * share * float(np.clip(2.0 - (gap - gaps[k]) / stretch, 0.0, 1.0))) for k, share in chosen]
         return [(k, share) for k, share in shown if share > 0.0]
 
-    def keeps_mouths(self, row: int) -> bool:
-        """Whether the library keeps frames of the person's mouth for emotion ``row`` (``mouth_faces``)."""
-        return self.mouth_faces.shape[1] > 0 and bool(self.measured[row]) and bool(self.mouth_faces[row].any())
+    @property
+    def keeps_mouth_frames(self) -> bool:
+        """Whether the library keeps frames of the person's mouth from their takes (``mouth_faces``:
+        profiles made since them), which ``run --mouth take`` shows."""
+        return self.mouth_faces.shape[1] > 0
 
     def save(self, path: str | Path, private: bool = False) -> None:
         """Write to ``path`` whole or not at all; ``private``: readable by the user only (calibration

@@ -46,8 +46,8 @@ PARTED = ("angry",)
 # range: W009 shouts her anger (x1.9) and mutters her sadness (x0.64); beyond x2 the warp's lips turn rubbery.
 SPEECH_SCALE_RANGE = (0.5, 2.0)
 _EXEMPLAR_QUANTILE = 60  # how strong a frame of a take a profile shows (percentile of the emotion's motion)
-# A profile keeps this many frames of each take for the mouth, from closed to its widest syllables:
-# the edit shows the one as open as the edited mouth (``ExpressionLibrary.mouth_exemplar``).
+# A profile keeps this many frames of each take for the mouth, from its least to its most dropped
+# jaw: the edit shows the two whose jaws bracket the edited one (``ExpressionLibrary.mouth_exemplars``).
 MOUTH_EXEMPLARS = 6
 # IODs kept around the lips in each: what the edit shows of it (``render.compositing.mouth_exemplar_mask``)
 # after the flow has carried its lips onto the edited ones
@@ -214,21 +214,20 @@ def _mouth_exemplars(clip: ClipMeasure, rest: np.ndarray, motion: np.ndarray) ->
     """(K, S, S, 3) uint8 and (K, NUM_LANDMARKS, 2): the take's faces at ``MOUTH_EXEMPLARS`` drops
     of the jaw spread over its syllables (5th to 95th percentile), each the frame nearest that drop
     among those where the expression shows (above the median amount, as for ``_face_exemplar``);
-    black beyond ``_MOUTH_EXEMPLAR_MARGIN`` lip widths around the lips (only
-    the mouth of them is shown, and black compresses to nothing in the profile's file)."""
+    black beyond ``_MOUTH_EXEMPLAR_MARGIN`` IODs around the lips (only the mouth of them is shown,
+    and black compresses to nothing in the profile's file)."""
     amount = _expression_amount(clip, rest, motion)
     strong = np.nonzero(amount >= np.median(amount))[0]
     jaws = jaw_opening(clip.canonical)[strong]
     rows = [int(strong[np.argmin(np.abs(jaws - wanted))])
             for wanted in np.percentile(jaws, np.linspace(5, 95, MOUTH_EXEMPLARS))]
-    faces = clip.faces[rows].copy()
+    faces = np.zeros_like(clip.faces[rows])
     margin = _MOUTH_EXEMPLAR_MARGIN * crop_placement(faces.shape[1])[0]  # IODs -> crop pixels
-    for face, points in zip(faces, clip.face_points[rows]):
-        lips = points[list(OUTER_LIP_CONTOUR)]
-        (x0, y0), (x1, y1) = np.floor(lips.min(axis=0) - margin).astype(int), np.ceil(lips.max(axis=0) + margin).astype(int)
-        kept = face[max(y0, 0):y1, max(x0, 0):x1].copy()
-        face[:] = 0
-        face[max(y0, 0):y1, max(x0, 0):x1] = kept
+    for face, row in zip(faces, rows):
+        lips = clip.face_points[row, list(OUTER_LIP_CONTOUR)]
+        x0, y0 = np.maximum(np.floor(lips.min(axis=0) - margin).astype(int), 0)
+        x1, y1 = np.ceil(lips.max(axis=0) + margin).astype(int)
+        face[y0:y1, x0:x1] = clip.faces[row, y0:y1, x0:x1]
     return faces, clip.face_points[rows]
 
 

@@ -217,7 +217,7 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
         # the mouth generator on ONNX Runtime where the engine runs there, else on torch (CPU)
         mouth = None if mouth_model is None else LearnedMouth(
             mouth_model, "onnxruntime" if engine_backend.name == "onnxruntime" else "torch")
-        if take_mouth and (library is None or library.mouth_faces.shape[1] == 0):
+        if take_mouth and (library is None or not library.keeps_mouth_frames):
             raise InvalidRequest("--mouth take shows your own mouth from your calibration takes: use --profile NAME "
                                  "with a profile made by this version (`livemotion calibrate` again if yours is older)")
         editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver, mouth=mouth,
