@@ -286,13 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Export a generator engine to ONNX (dynamic batch) and, for tensorrt, build "
                                        "and cache a plan for this GPU. Files go to the user's cache directory "
                                        "($LIVEMOTION_CACHE_DIR, else ~/.cache/livemotion/engines on Linux).")
-    build.add_argument("--engine", default="warp", help="engine name (default warp)")
+    build.add_argument("--engine", default="warp",
+                       help="engine name: warp (default), warp-fine, or mouth (the learned mouth generator)")
     build.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default="onnxruntime",
                        help="target backend (default onnxruntime)")
     build.add_argument("--size", type=int, choices=(256, 512), default=256, help="crop side in pixels (default 256)")
     build.add_argument("--fp16", action="store_true", help="allow half precision (tensorrt)")
     build.add_argument("--batch", type=_positive_int, default=1, metavar="N",
                        help="batch to check the built engine with, e.g. the number of streams served (default 1)")
+    build.add_argument("--mouth-model", metavar="FILE",
+                       help="with --engine mouth: the generator to build (default: the one that ships)")
     return parser
 
 
@@ -601,12 +604,12 @@ def _run(args: argparse.Namespace) -> int:
 def _build_engine(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .engines.backends import NUM_POINTS, create_backend, export_onnx, unsupported_tensorrt_ops
+    from .engines.backends import NUM_POINTS, create_backend, export_onnx
 
+    if args.engine == "mouth":
+        return _build_mouth(args)
     onnx_path = export_onnx(args.engine, args.size)
-    missing = unsupported_tensorrt_ops(onnx_path)
-    print(f"livemotion: exported {onnx_path}" + (f" (operators TensorRT lacks: {sorted(missing)})" if missing else
-                                                 " (every operator is supported by TensorRT 10)"), file=sys.stderr)
+    _say_exported(onnx_path)
     device = "cuda" if args.backend == "tensorrt" else "cpu"
     backend = create_backend(args.backend, args.engine, args.size, device, args.fp16)
     rng = np.random.default_rng(0)
@@ -617,6 +620,37 @@ def _build_engine(args: argparse.Namespace) -> int:
     print(f"livemotion: {args.backend} engine ready: {where}; identity check at batch {args.batch}: "
           f"max flow {error:.4f} px", file=sys.stderr)
     return 0 if error <= 0.05 else 1
+
+
+def _say_exported(onnx_path: Path) -> None:
+    from .engines.backends import unsupported_tensorrt_ops
+
+    missing = unsupported_tensorrt_ops(onnx_path)
+    print(f"livemotion: exported {onnx_path}" + (f" (operators TensorRT lacks: {sorted(missing)})" if missing else
+                                                 " (every operator is supported by TensorRT 10)"), file=sys.stderr)
+
+
+def _build_mouth(args: argparse.Namespace) -> int:
+    """The learned mouth exported (and for tensorrt built), then checked against torch on one crop."""
+    import numpy as np
+
+    from .engines.mouth import export_mouth_onnx, load_mouth_model, shipped_mouth_model
+    from .render.mouth import LearnedMouth
+
+    model = load_mouth_model(args.mouth_model or shipped_mouth_model())[0]
+    _say_exported(export_mouth_onnx(model))
+    built = LearnedMouth(model, args.backend)
+    rng = np.random.default_rng(0)
+    size = model.size
+    crop: list[np.ndarray] = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+                              rng.uniform(0, 1, (2, size, size)).astype(np.float32),
+                              rng.integers(0, 256, (size, size, 3), dtype=np.uint8)]
+    error = max(float(np.abs(mine - theirs).max())
+                for mine, theirs in zip(built.draw(*crop), LearnedMouth(model, "torch").draw(*crop)))
+    where = built.plan.plan_path if built.plan is not None else "ONNX Runtime, in memory"
+    print(f"livemotion: {args.backend} mouth ready: {where}; against torch on one crop: max difference "
+          f"{error * 255:.3f}/255 (within 1/255 needed)", file=sys.stderr)
+    return 0 if error <= 1 / 255 else 1
 
 
 def _build_library(args: argparse.Namespace) -> int:

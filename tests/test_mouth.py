@@ -184,8 +184,8 @@ def test_the_live_mouth_on_onnx_runtime_draws_what_torch_draws(astronaut, astron
              for backend in ("torch", "onnxruntime")}
     assert np.any(drawn["torch"] != warp_only)  # the model draws something
     assert np.abs(drawn["torch"].astype(int) - drawn["onnxruntime"]).max() <= 2
-    with pytest.raises(InvalidRequest, match="torch or onnxruntime"):
-        LearnedMouth(model, "tensorrt")
+    with pytest.raises(InvalidRequest, match="torch, onnxruntime, tensorrt"):
+        LearnedMouth(model, "coreml")
 
 
 def test_the_shipped_mouth_names_its_clips_and_their_terms():
@@ -231,6 +231,51 @@ def test_run_with_the_learned_mouth_from_the_command_line(tmp_path, capsys):
     assert main(["run", "--source", "demo:320x240", "--sink", str(tmp_path / "o.mp4"), "--frames", "3",
                  "--emotion", "surprised", "--mouth", "learned", "--mouth-model", str(tmp_path / "m.pt")]) == 0
     assert "mouth" in capsys.readouterr().err  # its own stage in the timings
+
+
+def test_build_engine_exports_the_mouth_for_tensorrt_and_checks_it_against_torch(tmp_path, monkeypatch, capsys):
+    """The TensorRT recipe's first half runs anywhere: the generator exported to ONNX in the engines'
+    cache, every operator one TensorRT 10 parses, ONNX Runtime's drawing within 1/255 of torch's. On a
+    machine without TensorRT and a GPU, --backend tensorrt says what is missing in one line."""
+    import onnx
+
+    from livemotion.engines.backends import unsupported_tensorrt_ops
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("LIVEMOTION_CACHE_DIR", str(tmp_path / "cache"))
+    torch.manual_seed(3)
+    model = MouthGenerator(base=8)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    save_mouth_model(model, tmp_path / "m.pt", ["x"], 0)
+    assert main(["build-engine", "--engine", "mouth", "--mouth-model", str(tmp_path / "m.pt")]) == 0
+    said = capsys.readouterr().err
+    exported = list((tmp_path / "cache").glob("mouth-64-*.onnx"))
+    assert len(exported) == 1 and "every operator is supported by TensorRT 10" in said
+    assert unsupported_tensorrt_ops(exported[0]) == set()
+    assert [i.name for i in onnx.load(str(exported[0])).graph.input] == ["warped", "shape", "reference"]
+    assert "within 1/255" in said and "onnxruntime mouth ready" in said
+    if not torch.cuda.is_available():
+        assert main(["build-engine", "--engine", "mouth", "--backend", "tensorrt"]) == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "tensorrt" in error and ("TensorRT" in error or "GPU" in error)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with CUDA; this machine has none")
+def test_the_learned_mouth_on_tensorrt_draws_what_torch_draws():
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install -e '.[tensorrt]')")
+    from livemotion.render.mouth import LearnedMouth
+
+    model = load_mouth_model(shipped_mouth_model())[0]
+    rng = np.random.default_rng(0)
+    crop = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), rng.uniform(0, 1, (2, 64, 64)).astype(np.float32),
+            rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    built = LearnedMouth(model, "tensorrt")
+    assert built.plan is not None and built.plan.plan_path.is_file()
+    for mine, theirs in zip(built.draw(*crop), LearnedMouth(model, "torch").draw(*crop)):
+        assert np.abs(mine - theirs).max() <= 1 / 255
 
 
 def test_training_with_the_patch_critic_runs_and_resumes_with_it(pairs, tmp_path):

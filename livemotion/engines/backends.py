@@ -24,7 +24,7 @@ import re
 import threading
 import tomllib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -109,11 +109,11 @@ def export_onnx(engine: str = "warp", size: int = 256) -> Path:
             torch.onnx.export(module, example, str(partial), input_names=spec["inputs"], output_names=spec["outputs"],
                               dynamic_axes=dynamic, opset_version=spec["opset"], dynamo=False)
 
-    _write_cached(path, export)
+    write_cached(path, export)
     return path
 
 
-def _write_cached(path: Path, write: Callable[[Path], object]) -> None:
+def write_cached(path: Path, write: Callable[[Path], object]) -> None:
     """``write`` a cache file under a temporary name, then rename it: no half file is ever cached."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")
@@ -167,42 +167,48 @@ def plan_key(onnx_path: Path, gpu_name: str, capability: tuple[int, int], trt_ve
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
 
 
-class TensorRTBackend:
-    """The engine built into a cached TensorRT plan for this GPU (NVIDIA only)."""
+def require_tensorrt() -> Any:
+    """The ``tensorrt`` module, or ``BackendUnavailable`` saying what is missing (TensorRT 10+, an NVIDIA GPU)."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BackendUnavailable("the tensorrt backend needs TensorRT 10+: pip install 'livemotion[tensorrt]'") from None
+    if not torch.cuda.is_available():
+        raise BackendUnavailable("the tensorrt backend needs an NVIDIA GPU and a CUDA build of torch (README, GPUs).")
+    if int(trt.__version__.split(".")[0]) < 10:
+        raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: livemotion needs TensorRT 10 or newer.")
+    return trt
 
-    name = "tensorrt"
 
-    def __init__(self, engine: str = "warp", size: int = 256, device: str = "cuda", fp16: bool = True, **_: object):
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise BackendUnavailable("the tensorrt backend needs TensorRT 10+: pip install 'livemotion[tensorrt]'") from None
-        if not torch.cuda.is_available():
-            raise BackendUnavailable("the tensorrt backend needs an NVIDIA GPU and a CUDA build of torch (README, GPUs).")
-        if int(trt.__version__.split(".")[0]) < 10:
-            raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: livemotion needs TensorRT 10 or newer.")
-        spec = build_spec(engine)["tensorrt"]
-        self.size, self.fp16 = size, fp16 and spec.get("fp16_safe", False)
-        self.grid = int(cast(int, create_engine(engine, size=size).grid))
-        self.max_batch = spec["max_batch"]
+class TensorRTPlan:
+    """An ONNX model built into a TensorRT plan for this GPU, cached (``plan_key``), and run on a
+    CUDA stream with device buffers allocated once per batch size and no host round trip.
+
+    ``shapes`` gives each input's and output's shape without the batch (names as in the ONNX
+    model); ``spec`` is the engine's ``[tensorrt]`` recipe. One execution context: callers that
+    share a plan take turns (``lock``)."""
+
+    def __init__(self, name: str, onnx_path: Path, shapes: Mapping[str, tuple[int, ...]], inputs: list[str],
+                 size: int, spec: dict[str, Any], fp16: bool, device: str = "cuda"):
+        trt = require_tensorrt()
+        self.shapes, self.inputs = shapes, inputs
+        self.fp16, self.max_batch = fp16 and spec.get("fp16_safe", False), int(spec["max_batch"])
         self.device = torch.device(device if device.startswith("cuda") else "cuda")
-        onnx_path = export_onnx(engine, size)
         props = torch.cuda.get_device_properties(self.device)
         key = plan_key(onnx_path, props.name, (props.major, props.minor), trt.__version__, self.fp16, size,
                        self.max_batch)
-        self.plan_path = cache_dir() / f"{engine}-{size}-{key}.plan"
+        self.plan_path = cache_dir() / f"{name}-{size}-{key}.plan"
         self._logger = trt.Logger(trt.Logger.WARNING)
         if not self.plan_path.is_file():
-            plan = self._build(trt, onnx_path, spec)
-            _write_cached(self.plan_path, lambda partial: partial.write_bytes(plan))
-        runtime = trt.Runtime(self._logger)
-        self.engine = runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
+            plan = self._build(trt, onnx_path, int(spec["workspace_mb"]))
+            write_cached(self.plan_path, lambda partial: partial.write_bytes(plan))
+        self.engine = trt.Runtime(self._logger).deserialize_cuda_engine(self.plan_path.read_bytes())
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream(self.device)
-        self._buffers: dict[int, dict[str, torch.Tensor]] = {}  # per batch size, allocated once
-        self._lock = threading.Lock()  # one execution context: streams sharing the backend take turns
+        self._buffers: dict[int, dict[str, torch.Tensor]] = {}
+        self.lock = threading.Lock()
 
-    def _build(self, trt: Any, onnx_path: Path, spec: dict[str, Any]) -> bytes:
+    def _build(self, trt: Any, onnx_path: Path, workspace_mb: int) -> bytes:
         builder = trt.Builder(self._logger)
         network = builder.create_network(0)
         parser = trt.OnnxParser(network, self._logger)
@@ -210,12 +216,12 @@ class TensorRTBackend:
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise EngineBuildError(f"TensorRT could not parse {onnx_path.name}: {errors}")
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec["workspace_mb"] << 20)
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
         if self.fp16:
             config.set_flag(trt.BuilderFlag.FP16)
         profile = builder.create_optimization_profile()
-        shapes = {"source": (NUM_POINTS, 2), "target": (NUM_POINTS, 2)}
-        for name, shape in shapes.items():
+        for name in self.inputs:
+            shape = self.shapes[name]
             profile.set_shape(name, (1, *shape), (1, *shape), (self.max_batch, *shape))
         config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
@@ -223,32 +229,49 @@ class TensorRTBackend:
             raise EngineBuildError(f"TensorRT failed to build a plan from {onnx_path.name} (see the log above).")
         return bytes(plan)
 
-    def _io(self, batch: int) -> dict[str, torch.Tensor]:
-        if batch not in self._buffers:
-            g, n = self.grid, NUM_POINTS
-            shapes = {"source": (batch, n, 2), "target": (batch, n, 2), "flow": (batch, 2, g, g)}
-            self._buffers[batch] = {k: torch.empty(v, dtype=torch.float32, device=self.device) for k, v in shapes.items()}
-        return self._buffers[batch]
-
-    def run_on_device(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The engine on CUDA tensors already on the GPU; returns a device tensor (valid until the next call)."""
-        batch = source.shape[0]
+    def run(self, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The plan on ``feeds`` (CUDA or CPU tensors, one per input, same batch); returns every
+        input and output as device tensors, valid until the next call with this batch size."""
+        batch = next(iter(feeds.values())).shape[0]
         if batch > self.max_batch:
             raise InvalidRequest(f"batch {batch} is over this plan's maximum of {self.max_batch} (engines/*.toml).")
-        io = self._io(batch)
+        if batch not in self._buffers:
+            self._buffers[batch] = {name: torch.empty((batch, *shape), dtype=torch.float32, device=self.device)
+                                    for name, shape in self.shapes.items()}
+        io = self._buffers[batch]
         with torch.cuda.stream(self.stream):
-            for name, value in (("source", source), ("target", target)):
-                io[name].copy_(value, non_blocking=True)
+            for name in self.inputs:
+                io[name].copy_(feeds[name], non_blocking=True)
                 self.context.set_input_shape(name, tuple(io[name].shape))
             for name, tensor in io.items():
                 self.context.set_tensor_address(name, tensor.data_ptr())
             self.context.execute_async_v3(self.stream.cuda_stream)
         self.stream.synchronize()
-        return io["flow"]
+        return io
+
+
+class TensorRTBackend:
+    """The engine built into a cached TensorRT plan for this GPU (NVIDIA only)."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine: str = "warp", size: int = 256, device: str = "cuda", fp16: bool = True, **_: object):
+        require_tensorrt()  # before any export: say what is missing first
+        self.size = size
+        self.grid = int(cast(int, create_engine(engine, size=size).grid))
+        g = self.grid
+        self.plan = TensorRTPlan(engine, export_onnx(engine, size),
+                                 {"source": (NUM_POINTS, 2), "target": (NUM_POINTS, 2), "flow": (2, g, g)},
+                                 ["source", "target"], size, build_spec(engine)["tensorrt"], fp16, device)
+        self.plan_path, self.device = self.plan.plan_path, self.plan.device
+
+    def run_on_device(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The engine on CUDA tensors already on the GPU; returns a device tensor (valid until the next call)."""
+        return self.plan.run({"source": source, "target": target})["flow"]
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         tensors = [torch.as_tensor(a, dtype=torch.float32).to(self.device, non_blocking=True) for a in (source, target)]
-        with self._lock:  # the device buffers are reused: copy the result out before the next call
+        with self.plan.lock:  # the device buffers are reused: copy the result out before the next call
             return self.run_on_device(*tensors).cpu().numpy()
 
 
@@ -298,6 +321,7 @@ TENSORRT_OPS = frozenset({
     "Add", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Div", "Equal", "Exp", "Expand", "Gather",
     "GridSample", "Less", "MatMul", "Mul", "Neg", "Pow", "ReduceSum", "Reshape", "Resize", "Shape", "Slice",
     "Sqrt", "Sub", "Transpose", "Unsqueeze", "Where", "Max", "Min", "Relu", "Sigmoid", "Conv", "Greater",
+    "AveragePool", "InstanceNormalization",  # the mouth generator's pooling and GroupNorm
 })
 
 

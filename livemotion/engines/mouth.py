@@ -17,6 +17,7 @@ pixels it does not need stay as the warp drew them, and attention 1 gives the in
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import warnings
 from importlib import resources
@@ -30,6 +31,7 @@ from torch import nn
 
 from ..errors import InvalidRequest
 from ..face.mesh import INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR
+from .backends import TensorRTPlan, build_spec, cache_dir, require_tensorrt, write_cached
 from .registry import register_engine
 
 SIZE = 64  # the mouth crop's side in pixels: about 50 pixels per IOD, the lips ~40 pixels wide
@@ -86,18 +88,42 @@ class MouthGenerator(nn.Module):
         return compose(warped, colour, attention), attention
 
 
-def mouth_onnx(model: MouthGenerator, opset: int = 17) -> bytes:
-    """``model`` as an ONNX model (dynamic batch; inputs warped, shape, reference; outputs output,
-    attention) for ONNX Runtime or a TensorRT build."""
+def mouth_onnx(model: MouthGenerator) -> bytes:
+    """``model`` as an ONNX model (dynamic batch; names and opset from ``engines/mouth.toml``) for
+    ONNX Runtime or a TensorRT build."""
+    spec = build_spec("mouth")["onnx"]
     size = model.size
     example = (torch.zeros(1, 3, size, size), torch.zeros(1, 2, size, size), torch.zeros(1, 3, size, size))
-    names = ["warped", "shape", "reference", "output", "attention"]
+    names = spec["inputs"] + spec["outputs"]
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         path = Path(folder) / "mouth.onnx"
-        torch.onnx.export(model.eval(), example, str(path), input_names=names[:3], output_names=names[3:],
-                          dynamic_axes={name: {0: "batch"} for name in names}, opset_version=opset, dynamo=False)
+        torch.onnx.export(model.eval(), example, str(path), input_names=spec["inputs"], output_names=spec["outputs"],
+                          dynamic_axes={name: {0: "batch"} for name in names}, opset_version=spec["opset"],
+                          dynamo=False)
         return path.read_bytes()
+
+
+def export_mouth_onnx(model: MouthGenerator) -> Path:
+    """``mouth_onnx(model)`` as a file in the engines' cache (``backends.cache_dir``), named by its
+    content: what a TensorRT build reads."""
+    exported = mouth_onnx(model)
+    path = cache_dir() / f"mouth-{model.size}-{hashlib.sha256(exported).hexdigest()[:12]}.onnx"
+    if not path.is_file():
+        write_cached(path, lambda partial: partial.write_bytes(exported))
+    return path
+
+
+def mouth_tensorrt(model: MouthGenerator, device: str = "cuda") -> TensorRTPlan:
+    """``model`` built into a cached TensorRT plan (``backends.TensorRTPlan``, recipe
+    ``engines/mouth.toml``: fp32, its fp16 not yet measured); ``BackendUnavailable`` without
+    TensorRT 10+ and an NVIDIA GPU."""
+    require_tensorrt()  # say what is missing before exporting anything
+    s = model.size
+    shapes = {"warped": (3, s, s), "shape": (2, s, s), "reference": (3, s, s), "output": (3, s, s),
+              "attention": (1, s, s)}
+    return TensorRTPlan("mouth", export_mouth_onnx(model), shapes, ["warped", "shape", "reference"], s,
+                        build_spec("mouth")["tensorrt"], False, device)
 
 
 def shipped_mouth_model() -> Path:

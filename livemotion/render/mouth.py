@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..engines.backends import onnx_session
-from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model, mouth_onnx
+from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model, mouth_onnx, mouth_tensorrt
 from ..errors import InvalidRequest
 from ..face.alignment import align_mouth
 from ..face.canonical import canonical_landmarks, inner_lip_gap
@@ -34,25 +34,35 @@ def _border_taper(size: int, edge: int = _EDGE) -> np.ndarray:
     return np.minimum(ramp[:, None], ramp[None, :])
 
 
+MOUTH_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
 class LearnedMouth:
     """Redraws the mouth of edited frames with a trained generator (``model``: a model or its file),
-    run by torch or, with ``backend="onnxruntime"``, exported to ONNX in memory and run by ONNX
-    Runtime (what users get by default on a CPU; the same pixels within 2 levels)."""
+    run by torch (CPU) or, with ``backend="onnxruntime"``, exported to ONNX in memory and run by
+    ONNX Runtime (what users get by default on a CPU; the same pixels within 2 levels), or with
+    ``"tensorrt"`` built into a cached TensorRT plan (an NVIDIA GPU; recipe ``engines/mouth.toml``)."""
 
     def __init__(self, model: MouthGenerator | str | Path, backend: str = "torch"):
         self.model = load_mouth_model(model)[0] if isinstance(model, (str, Path)) else model.eval()
-        if backend not in ("torch", "onnxruntime"):
-            raise InvalidRequest(f"the learned mouth runs on torch or onnxruntime, not {backend!r}")
+        if backend not in MOUTH_BACKENDS:
+            raise InvalidRequest(f"the learned mouth runs on {', '.join(MOUTH_BACKENDS)}, not {backend!r}")
+        self.backend = backend
         self._session = onnx_session(mouth_onnx(self.model)) if backend == "onnxruntime" else None
+        self.plan = mouth_tensorrt(self.model) if backend == "tensorrt" else None
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_REFERENCE_FRAMES)
         self._taper = _border_taper(SIZE)
 
-    def _draw(self, warped: np.ndarray, shape: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def draw(self, warped: np.ndarray, shape: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The generator on one crop: (SIZE, SIZE, 3) colour in 0..1 and (SIZE, SIZE) attention."""
         inputs = [np.ascontiguousarray(x[None], dtype=np.float32) for x in (
             warped.transpose(2, 0, 1) / 255.0, shape, reference.transpose(2, 0, 1) / 255.0)]
         if self._session is not None:
             output, attention = self._session.run(None, dict(zip(("warped", "shape", "reference"), inputs)))
+        elif self.plan is not None:
+            with self.plan.lock:  # its device buffers are reused: copy out before the next call
+                drawn = self.plan.run(dict(zip(("warped", "shape", "reference"), map(torch.from_numpy, inputs))))
+                output, attention = (drawn[name].cpu().numpy() for name in ("output", "attention"))
         else:
             with torch.inference_mode():
                 output, attention = (t.numpy() for t in self.model(*map(torch.from_numpy, inputs)))
@@ -78,7 +88,7 @@ class LearnedMouth:
                                 borderMode=cv2.BORDER_REFLECT101)
         remembered = self.reference
         reference = remembered if remembered is not None else warped
-        output, attention = self._draw(warped, lip_shape(crop.points_to_crop(target[:, :2])), reference)
+        output, attention = self.draw(warped, lip_shape(crop.points_to_crop(target[:, :2])), reference)
         drawn = (output * 255.0).clip(0, 255).astype(np.float32)
         weight = (1.0 - attention) * self._taper  # where the generator's own colour shows
         return _paste(edited, drawn, weight, crop.to_crop)

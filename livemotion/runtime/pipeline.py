@@ -203,7 +203,7 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
     with the pipeline). ``fade_step`` and ``transition``: the controller's fade and onset (1.0
     and 0.0 for a still, where there is no earlier frame to fade from). ``mouth_model``: a trained
     mouth generator redraws the mouth (``render.mouth``; None: the warp's mouth), on ONNX Runtime
-    when the engine runs there, else on torch on the CPU. ``take_mouth``: a calibration profile's
+    or TensorRT when the engine runs there, else on torch on the CPU. ``take_mouth``: a calibration profile's
     takes show the person's own mouth, teeth and all (``library`` must be one that keeps them).
     """
     editor = None
@@ -214,9 +214,9 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
             schedule.check(controller.fitted)
         engine_backend = create_backend(backend, engine, device=device, fp16=fp16) if isinstance(backend, str) \
             else backend
-        # the mouth generator on ONNX Runtime where the engine runs there, else on torch (CPU)
+        # the mouth generator on ONNX Runtime or TensorRT where the engine runs there, else on torch (CPU)
         mouth = None if mouth_model is None else LearnedMouth(
-            mouth_model, "onnxruntime" if engine_backend.name == "onnxruntime" else "torch")
+            mouth_model, engine_backend.name if engine_backend.name in ("onnxruntime", "tensorrt") else "torch")
         if take_mouth and (library is None or not library.keeps_mouth_frames):
             raise InvalidRequest("--mouth take shows your own mouth from your calibration takes: use --profile NAME "
                                  "with a profile made by this version (`livemotion calibrate` again if yours is older)")
