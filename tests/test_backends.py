@@ -1,6 +1,8 @@
 """Backends: torch and ONNX Runtime agree, the ONNX graph is TensorRT-buildable, batches serve streams."""
 
+import inspect
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +98,14 @@ def test_tensorrt_builds_caches_and_matches_torch():
         backend = create_backend("tensorrt", device="cuda", fp16=fp16)
         assert backend.plan_path.is_file()
         assert np.abs(backend(source, target) - reference).max() <= tolerance
+
+
+def test_the_cached_export_follows_the_flow_code_the_engine_calls():
+    """A cached ONNX file is reused only while the code it came from is unchanged: that is the
+    engine's module and the project's functions it calls (the warp's flow lives in face/flow.py)."""
+    from livemotion.engines.backends import engine_sources
+    from livemotion.engines.warp import WarpEngine
+    from livemotion.face import flow
+
+    sources = engine_sources(WarpEngine)
+    assert Path(flow.__file__) in sources and Path(inspect.getfile(WarpEngine)) in sources

@@ -89,12 +89,22 @@ class TorchBackend:
         return flow.cpu().numpy()
 
 
+def engine_sources(engine: type) -> list[Path]:
+    """The source files an engine's graph comes from: its own module's, and those of the project's
+    functions and classes that module uses (``face.flow`` for the warp), sorted."""
+    module = inspect.getmodule(engine)
+    used = [value for value in vars(module).values()
+            if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__.startswith("livemotion.")]
+    return sorted({Path(inspect.getfile(engine)), *(Path(inspect.getfile(value)) for value in used)})
+
+
 def export_onnx(engine: str = "warp", size: int = 256) -> Path:
     """Export ``engine`` at crop ``size`` to ONNX (dynamic batch) and return the file (cached in ``cache_dir()``)."""
     spec = build_spec(engine)["onnx"]
     module = create_engine(engine, size=size)
-    # re-export only when the engine's code, its spec, the size or torch changed
-    source = Path(inspect.getfile(type(module))).read_bytes()
+    # re-export only when the engine's code (its module and the project's functions it calls), its
+    # spec, the size or torch changed
+    source = b"".join(path.read_bytes() for path in engine_sources(type(module)))
     key = hashlib.sha256(source + json.dumps([spec, size, NUM_POINTS, torch.__version__]).encode()).hexdigest()[:12]
     path = cache_dir() / f"{engine}-{size}-{key}.onnx"
     if path.is_file():

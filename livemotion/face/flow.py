@@ -30,6 +30,15 @@ def _gaussian_weights(points: torch.Tensor, anchors: torch.Tensor, sigma: float)
     return torch.exp((-distance2).clamp(min=-30.0))
 
 
+def _axis_weights(axis: torch.Tensor, anchors: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, G, N) the Gaussian's factor along one axis, exp(-(t - a)^2 / 2 sigma^2), of ``anchors``
+    (B, N) coordinates seen from the lattice's coordinates ``axis`` (G,). Each factor is clamped at
+    exp(-30), so a product of two stays far above float32's denormals (exp(-60) ~ 1e-26)."""
+    scale = (0.5**0.5) / sigma
+    distance = (axis[None, :, None] - anchors[:, None, :]) * scale
+    return torch.exp((-(distance * distance)).clamp(min=-30.0))
+
+
 def backward_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: int, sigma: float,
                   refinements: int = 2) -> torch.Tensor:
     """Backward flow (B, 2, grid, grid) in pixels that carries ``source`` points to ``target``,
@@ -47,6 +56,10 @@ def backward_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: i
     The coefficients start as the points' backward motion (source - target) and are corrected
     ``refinements`` times by what the blend still misses at the points. The flow is smooth, so a
     bilinear upsampling of the lattice loses nothing visible.
+
+    On the lattice the Gaussian separates, exp(-(dx^2 + dy^2)) = exp(-dx^2) exp(-dy^2), so the
+    blend is two small matrix products over (grid, N) factors: 2 * grid * N exponentials instead
+    of grid^2 * N (on the 2-core VM, 48 x 48 with 417 points: ~0.4 ms a batch of 2, not ~5 ms).
     """
     still = torch.exp(torch.tensor(-0.5 * 3.0**2, dtype=source.dtype))  # a still point 3 sigma away
     motion = source - target  # (B, N, 2)
@@ -56,11 +69,13 @@ def backward_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: i
     for _ in range(refinements):
         coefficients = coefficients + (motion - at_points @ coefficients)
     axis = torch.linspace(0, size - 1, grid, dtype=source.dtype, device=source.device)
-    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-    lattice = torch.stack([xx, yy], dim=-1).reshape(1, grid * grid, 2)
-    weight = _gaussian_weights(lattice, target, sigma)  # (B, G*G, N)
-    flow = (weight @ coefficients) / (weight.sum(-1, keepdim=True) + still)  # (B, G*G, 2)
-    return flow.reshape(-1, grid, grid, 2).permute(0, 3, 1, 2)
+    across, down = _axis_weights(axis, target[..., 0], sigma), _axis_weights(axis, target[..., 1], sigma)  # (B, G, N)
+    # Rows: the x flow, the y flow and the blend's total weight, each down[i, n] * value[n], summed
+    # against across[j, n]: (B, 3 * G, N) @ (B, N, G).
+    values = torch.cat([coefficients, torch.ones_like(coefficients[..., :1])], -1)  # (B, N, 3)
+    rows = (values.transpose(1, 2)[:, :, None, :] * down[:, None]).reshape(down.shape[0], 3 * grid, -1)
+    blend = (rows @ across.transpose(1, 2)).reshape(-1, 3, grid, grid)
+    return blend[:, :2] / (blend[:, 2:] + still)
 
 
 def pinned_flow(source: torch.Tensor, target: torch.Tensor, size: int, grid: int, sigma: float,
