@@ -53,7 +53,8 @@ class FineWarpEngine(WarpEngine):
     """``WarpEngine`` on a lattice twice as fine, with a narrower kernel and more corrections: it
     delivers more of a motion that differs over a short distance (an eyelid closing between the
     brow and the cheek: a blink reaches about 0.6 of the asked closure instead of 0.1), at about
-    3.5x the cost, so it serves offline work (``animate``), not live video."""
+    1.2x the cost. It serves offline work (``animate``); as the live engine it measured no better
+    on the profiles' table (docs/expressions.md)."""
 
     def __init__(self, size: int = 256):
         super().__init__(size, grid=64, sigma=0.02, refinements=8)
