@@ -29,7 +29,8 @@ def test_fer_rebuild_reads_the_astronaut_as_happy(astronaut):
 def test_eval_tool_runs_end_to_end(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "eval_quality.py"), "demo", "--frames", "40", "--samples", "3",
-         "--emotions", "happy,sad", "--json", str(tmp_path / "q.json"), "--png", str(tmp_path / "q.png")],
+         "--emotions", "happy,sad", "--json", str(tmp_path / "q.json"), "--png", str(tmp_path / "q.png"),
+         "--mouth-png", str(tmp_path / "mouths.png")],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
@@ -49,6 +50,11 @@ def test_eval_tool_runs_end_to_end(tmp_path):
     assert summary["clips_flip_half"] == int(happy["flip_rate"] >= 0.5)
     assert (tmp_path / "q.png").stat().st_size > 10_000
     assert "mean over sources" in result.stdout
+    # the mouths at 4x: input | happy | sad, each pixel a 4x4 block, the smile not the input's mouth
+    mouths = cv2.imread(str(tmp_path / "mouths.png"))
+    tiles = np.split(mouths[20:], 3, axis=1)
+    assert tiles[0].shape[0] >= 4 * 20 and np.array_equal(tiles[0][::4, ::4].repeat(4, 0).repeat(4, 1), tiles[0])
+    assert np.abs(tiles[1].astype(int) - tiles[0]).mean() > 2
 
 
 def test_skin_detail_leaves_out_the_eyes_and_mouth(astronaut, still_tracker):

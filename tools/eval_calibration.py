@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, library in (("profile", profile), ("lopo", stranger)):
                 print(f"--- {name}")
                 eval_quality.MOUTH_MODEL = str(own_mouth) if own_mouth and name == "profile" else None
-                entry, row = evaluate_source(str(second), JUDGED, 1.0, library, None, args.samples,
+                entry, (row, _) = evaluate_source(str(second), JUDGED, 1.0, library, None, args.samples,
                                              ceiling_of=str(clips["neutral"]))
                 entries[name] = entry
                 sheet.append(row)

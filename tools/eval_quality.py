@@ -2,7 +2,7 @@
 """Quality of the emotion edit, judged by models the project did not train.
 
     tools/eval_quality.py SOURCE... [--library FILE] [--emotions happy,sad] [--style NAME=EMOTION]
-                          [--frames N] [--json OUT] [--png OUT]
+                          [--frames N] [--json OUT] [--png OUT] [--mouth-png OUT] [--mouth-model FILE]
 
 SOURCE is a video file, ``demo``, or ``astronaut`` (the still portrait). Every target emotion
 runs through the pipeline on each source; per emotion it reports:
@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8, help="frames judged per clip (default 8)")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--png", help="write the contact sheet (a row per source: input | each emotion, at apex)")
+    parser.add_argument("--mouth-png", help="write the mouths at 4x (a row per source: input | each emotion, at apex)")
     parser.add_argument("--mouth-model", help="edit with this learned mouth (livemotion train-mouth) instead of the warp's")
     args = parser.parse_args(argv)
     global MOUTH_MODEL
@@ -326,12 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     emotions += list(styles)
 
     report: dict = {"library": args.library or "shipped", "library_sources": list(library.sources), "clips": []}
-    sheet = []
+    sheet, mouths = [], []
     for source in args.sources:
-        entry, row = evaluate_source(source, emotions, args.intensity, library, args.frames, args.samples,
-                                     judged_as=styles)
+        entry, (row, mouth_row) = evaluate_source(source, emotions, args.intensity, library, args.frames,
+                                                  args.samples, judged_as=styles)
         report["clips"].append(entry)
         sheet.append(row)
+        mouths.append(mouth_row)
     report["summary"] = summarise(report["clips"], emotions)
     print("\nmean over sources")
     for emotion, row in report["summary"].items():
@@ -343,7 +345,37 @@ def main(argv: list[str] | None = None) -> int:
         report["drive"], drive_rows = evaluate_drive(Path(args.drive))
         sheet += drive_rows
     save(report, sheet, args.json, args.png)
+    save(report, mouths, None, args.mouth_png)
     return 0
+
+
+def mouth_box(points: np.ndarray | None, face: Box | None) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around the mouth: dlib's mouth points (68-point ``points``, NaN: no face)
+    grown by 30 % of their width each side, else the lower middle of the ``face`` box."""
+    if points is not None and np.isfinite(points[48:68]).all():
+        lips = points[48:68]
+        (x0, y0), (x1, y1) = lips.min(axis=0), lips.max(axis=0)
+        cx, cy, width = (x0 + x1) / 2, (y0 + y1) / 2, 1.6 * (x1 - x0)
+    elif face is not None:
+        cx, cy, width = (face.x0 + face.x1) / 2, face.y0 + 0.8 * (face.y1 - face.y0), 0.6 * (face.x1 - face.x0)
+    else:
+        return None
+    half_w, half_h = width / 2, 0.35 * width
+    return int(cx - half_w), int(cy - half_h), int(np.ceil(cx + half_w)), int(np.ceil(cy + half_h))
+
+
+def mouth_tile(image: np.ndarray, box: tuple[int, int, int, int] | None, label: str, scale: int = 4) -> np.ndarray:
+    """The mouth in ``box`` at ``scale`` x, each pixel a block (no smoothing that would hide what the
+    edit drew), a label above; a blank tile where no face was found."""
+    if box is None:
+        return np.full((20 + 40 * scale, 56 * scale, 3), 255, np.uint8)
+    x0, y0, x1, y1 = box
+    padded = cv2.copyMakeBorder(image, 0, max(0, y1 - image.shape[0]), 0, max(0, x1 - image.shape[1]),
+                                cv2.BORDER_REPLICATE)[max(y0, 0):y1, max(x0, 0):x1]
+    tile = cv2.resize(padded, (padded.shape[1] * scale, padded.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    labelled = np.vstack([np.full((20, tile.shape[1], 3), 255, np.uint8), tile])
+    cv2.putText(labelled, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return labelled
 
 
 def save(report: dict, sheet: list[np.ndarray], json_path: str | None, png_path: str | None) -> None:
@@ -358,8 +390,9 @@ def save(report: dict, sheet: list[np.ndarray], json_path: str | None, png_path:
 
 def evaluate_source(source: str, emotions: list[str], intensity: float, library: ExpressionLibrary,
                     frames_limit: int | None, samples: int, ceiling_of: str | None = None,
-                    judged_as: dict[str, str] | None = None) -> tuple[dict, np.ndarray]:
-    """Every emotion on one source: its report entry (printed as a table) and its contact-sheet row.
+                    judged_as: dict[str, str] | None = None) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    """Every emotion on one source: its report entry (printed as a table) and its contact-sheet rows
+    (the faces; the mouths at 4x).
     ``ceiling_of``: the clip whose siblings show the person's real expressions (default ``source``);
     ``judged_as``: {style: the emotion the judge should read}."""
     judged_as = judged_as or {}
@@ -372,8 +405,10 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
         result["ceiling"] = real_expression_ceiling(ceiling_of or source, judged, frames_limit, samples, clip)
         results.append(result)
     apex = clip.samples[len(clip.samples) // 2]
-    row = np.hstack([face_tile(frames[apex].image, clip.boxes[apex], f"{clip.name[:14]} input")]
-                    + [face_tile(r.pop("_apex"), clip.boxes[apex], r["emotion"]) for r in results])
+    shown = [(frames[apex].image, f"{clip.name[:14]} input")] + [(r.pop("_apex"), r["emotion"]) for r in results]
+    row = np.hstack([face_tile(image, clip.boxes[apex], label) for image, label in shown])
+    mouth = mouth_box(clip.points[apex] if len(clip.points) else None, clip.boxes[apex])
+    mouth_row = np.hstack([mouth_tile(image, mouth, label) for image, label in shown])
     spread = unpaired_distance(clip.embeddings, clip.embeddings)
     print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged; identity unpaired among the input's "
           f"own frames {_cell(spread, 0)})")
@@ -390,7 +425,7 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
               f"{_cell(ceiling.get('identity_unpaired'), 8)}")
     entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "identity_input_spread": spread,
              "emotions": results}
-    return entry, row
+    return entry, (row, mouth_row)
 
 
 def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, float | int | None]]:
