@@ -234,6 +234,10 @@ async def calibrate(y4m: str, profile: str) -> dict:
         await tools.until(f"state.profile === '{profile}'")
         seen["app_profile"] = await tools.evaluate(f"({text})('profile').value")
         seen["hint_shown"] = await tools.evaluate(f"({text})('hint').classList.contains('shown')")
+        offered = f"({text})('take-mouth-choice').style.display !== 'none'"
+        seen["take_mouth_offered"] = await tools.evaluate(offered)
+        await tools.evaluate(f"({text})('take-mouth').click()")  # the takes' mouth, chosen from the app
+        await tools.until("state.mouth === 'take'")
         await tools.evaluate(f"({text})('start').click()")
         for _ in range(150):
             if (await tools.evaluate(DECODED) or 0) > 30:
@@ -247,6 +251,7 @@ async def calibrate(y4m: str, profile: str) -> dict:
         await asyncio.sleep(3.0)
         shipped = await grab_average(tools)
         seen["hint_after"] = await tools.evaluate(f"({text})('hint').classList.contains('shown')")
+        seen["take_mouth_offered_after"] = await tools.evaluate(offered)
         difference = np.abs(own - shipped).mean(axis=2)
         h, w = difference.shape
         seen["profile_vs_shipped"] = float(difference[int(0.3 * h):int(0.7 * h), int(0.35 * w):int(0.65 * w)].mean())

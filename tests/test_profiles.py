@@ -377,6 +377,47 @@ def test_a_profiles_own_face_replaces_the_library_shading_it_covers(profile, ast
     assert counting.flows == [2, 2]
 
 
+class _Stream:
+    """The control API's view of a stream: records what it is told about the mouth."""
+
+    def __init__(self):
+        self.take_mouth: list[bool] = []
+
+    def set_take_mouth(self, take):
+        self.take_mouth.append(take)
+
+    def __getattr__(self, name):  # the other StreamControl calls: nothing to record
+        return lambda *args, **kwargs: None
+
+
+def test_the_app_offers_the_takes_mouth_where_the_profile_keeps_it(profile, astronaut, still_tracker):
+    """``serve``'s control API: "mouth": "take" is remembered and reaches every stream; the reply
+    says whether the library in use keeps its takes' mouths (a profile of this version does, the
+    shipped library does not), and a stream told to take them from a library that keeps none
+    draws the warp's mouth, the same bytes."""
+    save_profile("me", profile)
+    controls, stream = Controls(), _Stream()
+    controls.attach(stream)
+    assert controls.reply()["take_mouth_available"] is False and controls.reply()["mouth"] == "warp"
+    state = controls.apply({"type": "set", "profile": "me", "mouth": "take"})
+    assert state["take_mouth_available"] is True and state["mouth"] == "take" and stream.take_mouth[-1] is True
+    assert controls.apply({"type": "set", "mouth": "warp"})["mouth"] == "warp" and stream.take_mouth[-1] is False
+    with pytest.raises(ControlError, match="mouth"):
+        controls.apply({"type": "set", "mouth": "learned"})
+    track = still_tracker.track(astronaut)
+    emotions = len(profile.mouth_faces)
+    without_frames = replace(profile, mouth_faces=np.zeros((emotions, 0, 0, 0, 3), np.uint8),
+                             mouth_face_points=np.zeros((emotions, 0, 0, 2), np.float32))
+    outputs = []
+    for take in (True, False):
+        controller = ExpressionController(ExpressionRequest("happy", 1.0, active=True), fade_step=1.0,
+                                          transition=0.0, library=without_frames)
+        editor = ExpressionEditor(create_backend("torch"), controller)
+        editor.set_take_mouth(take)
+        outputs.append(editor.edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {}))
+    assert not without_frames.keeps_mouth_frames and np.array_equal(*outputs)
+
+
 def test_the_takes_mouth_shows_on_the_lips_when_asked(profile, astronaut, still_tracker):
     """Happy with a profile and ``take_mouth``: the lips are drawn from the frames of the person's
     take whose jaw is as open as the edited one (here made up: their lips striped black, which no

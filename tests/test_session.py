@@ -22,7 +22,7 @@ def test_the_control_apis_set_message_takes_exactly_the_session_keys_and_a_prese
 
 def test_key_groups_say_what_a_preset_keeps_and_what_a_restart_remembers():
     assert set(EXPRESSION_KEYS) == {"emotion", "intensity", "aus", "pose", "regions", "opening"}
-    assert set(REMEMBERED_KEYS) == {"emotion", "intensity", "aus", "bypass", "active", "library", "profile"}
+    assert set(REMEMBERED_KEYS) == {"emotion", "intensity", "aus", "bypass", "active", "library", "profile", "mouth"}
     assert not {"regions", "pose", "schedule"} & set(REMEMBERED_KEYS)  # a run's mix never hides the next emotion
 
 
@@ -35,6 +35,7 @@ def test_key_groups_say_what_a_preset_keeps_and_what_a_restart_remembers():
     ({"regions": {"ears": "live"}}, "regions"),
     ({"opening": 0.9}, "opening"),
     ({"schedule": "soon:happy"}, "schedule"),
+    ({"mouth": "learned"}, "mouth"),
 ])
 def test_one_validator_names_what_is_wrong(values, named):
     with pytest.raises(InvalidRequest) as refused:

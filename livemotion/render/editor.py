@@ -280,6 +280,11 @@ class ExpressionEditor:
         """Take the emotions from ``library`` from the next frame on."""
         self.controller.use_library(library)
 
+    def set_take_mouth(self, take: bool) -> None:
+        """Show the person's own mouth from their takes from the next frame on, where the library
+        (a profile made by this version) keeps them; elsewhere the warp's."""
+        self.take_mouth = take
+
     def reset_neutral(self) -> None:
         """Forget the learned neutral face and mouth and learn them anew."""
         self.controller.reset()

@@ -56,6 +56,9 @@ class FrameEditor(Protocol):
     def set_library(self, library: ExpressionLibrary) -> None:
         """Take the emotions from ``library`` from the next frame on."""
 
+    def set_take_mouth(self, take: bool) -> None:
+        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
+
     def reset_neutral(self) -> None:
         """Learn the person's neutral face anew."""
 
@@ -80,6 +83,9 @@ class StreamControl(Protocol):
 
     def set_library(self, library: ExpressionLibrary) -> None:
         """Take the emotions from ``library`` from the next frame on."""
+
+    def set_take_mouth(self, take: bool) -> None:
+        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
 
     def reset_neutral(self) -> None:
         """Learn the person's neutral face anew."""
@@ -146,6 +152,11 @@ class Pipeline:
         """Take the emotions from ``library`` from the next frame on."""
         if self.editor is not None:
             self.editor.set_library(library)
+
+    def set_take_mouth(self, take: bool) -> None:
+        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
+        if self.editor is not None:
+            self.editor.set_take_mouth(take)
 
     def reset_neutral(self) -> None:
         """Learn the person's neutral face anew."""

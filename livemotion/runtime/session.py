@@ -67,6 +67,9 @@ class SessionState:
                                      "expression")  # what drives each face region (``expression.regions``)
     opening: float = _field(0.0, {"type": "number", "minimum": -MAX_OPENING, "maximum": MAX_OPENING},
                             "expression")  # the mouth's opening change where its source is "manual", IODs
+    # who draws the mouth: the warp, or the person's own takes where their profile keeps them
+    # (``run --mouth take``: stronger emotions, less exact speech)
+    mouth: str = _field("warp", {"enum": ["warp", "take"]}, "remembered")
 
     def request(self) -> ExpressionRequest:
         """The expression request this state asks for (editing off while bypassed)."""

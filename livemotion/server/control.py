@@ -253,6 +253,7 @@ class Controls:
         return {"type": "state", **self.state.values(), "profiles": [info.name for info in list_profiles()],
                 "presets": sorted(settings.presets()), "styles": [style.name for style in list_styles()],
                 "shown_aus": aus, "driving": self.driver is not None,
+                "take_mouth_available": self._library.keeps_mouth_frames,
                 "calibration_hint": self.state.profile is None and not settings.hint_dismissed("calibrate")}
 
     def _check_names(self, state: SessionState, library: ExpressionLibrary) -> None:
@@ -341,5 +342,6 @@ class Controls:
     def _push(self, stream: StreamControl, restart_schedule: bool) -> None:
         stream.set_request(self.state.request())
         stream.set_bypass(self.state.bypass)
+        stream.set_take_mouth(self.state.mouth == "take")
         if restart_schedule:
             stream.set_schedule(Schedule(self.state.schedule) if self.state.schedule else None)
