@@ -35,7 +35,30 @@ from .stats import PipelineStats
 log = logging.getLogger(__name__)
 
 
-class FrameEditor(Protocol):
+class _Steering(Protocol):
+    """What may change while frames flow: the expression, where it comes from, who draws the mouth.
+    Each call replaces one whole value, read once per frame."""
+
+    def set_request(self, request: ExpressionRequest) -> None:
+        """Edit towards ``request`` from the next frame on."""
+
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        """Take requests from ``schedule`` over time (None: the request)."""
+
+    def set_driver(self, driver: DriveSource | None) -> None:
+        """Regions whose source is "drive" follow ``driver`` (None: no driving face)."""
+
+    def set_library(self, library: ExpressionLibrary) -> None:
+        """Take the emotions from ``library`` from the next frame on."""
+
+    def set_take_mouth(self, take: bool) -> None:
+        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
+
+    def reset_neutral(self) -> None:
+        """Learn the person's neutral face anew."""
+
+
+class FrameEditor(_Steering, Protocol):
     """Changes the face in a frame. ``timings`` receives its own stage times in ms.
 
     ``render.editor.ExpressionEditor`` is the one the CLI and the server use.
@@ -44,51 +67,13 @@ class FrameEditor(Protocol):
     def edit(self, frame: Frame, track: FaceTrack, timings: dict[str, float]) -> np.ndarray:
         """``frame``'s picture with the face of ``track`` edited; stage times go into ``timings``."""
 
-    def set_request(self, request: ExpressionRequest) -> None:
-        """Edit towards ``request`` from the next frame on."""
 
-    def set_schedule(self, schedule: Schedule | None) -> None:
-        """Take requests from ``schedule`` over time (None: the request)."""
-
-    def set_driver(self, driver: DriveSource | None) -> None:
-        """Regions whose source is "drive" follow ``driver`` (None: no driving face)."""
-
-    def set_library(self, library: ExpressionLibrary) -> None:
-        """Take the emotions from ``library`` from the next frame on."""
-
-    def set_take_mouth(self, take: bool) -> None:
-        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
-
-    def reset_neutral(self) -> None:
-        """Learn the person's neutral face anew."""
-
-
-class StreamControl(Protocol):
-    """What the control API may change on a running stream (``server.control.Controls``).
-
-    Each call replaces one whole value that the stream's worker reads once per frame.
-    """
-
-    def set_request(self, request: ExpressionRequest) -> None:
-        """Edit towards ``request`` from the next frame on."""
+class StreamControl(_Steering, Protocol):
+    """What the control API may change on a running stream (``server.control.Controls``): the
+    steering, and bypass."""
 
     def set_bypass(self, bypass: bool) -> None:
         """Pass frames through unedited (still tracked) while ``bypass``."""
-
-    def set_schedule(self, schedule: Schedule | None) -> None:
-        """Take requests from ``schedule`` over time (None: the request)."""
-
-    def set_driver(self, driver: DriveSource | None) -> None:
-        """Regions whose source is "drive" follow ``driver`` (None: no driving face)."""
-
-    def set_library(self, library: ExpressionLibrary) -> None:
-        """Take the emotions from ``library`` from the next frame on."""
-
-    def set_take_mouth(self, take: bool) -> None:
-        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
-
-    def reset_neutral(self) -> None:
-        """Learn the person's neutral face anew."""
 
 
 @dataclass(frozen=True, slots=True)
