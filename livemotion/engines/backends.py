@@ -295,7 +295,8 @@ BACKENDS = tuple(_BACKENDS)
 
 def default_backend(device: str = "cpu") -> str:
     """What ``auto`` means: ONNX Runtime on a CPU (the whole pipeline per frame on the 2-core CI
-    machine: 15.8 vs 16.5 ms at 640x480, 20.8 vs 24.6 at 1280x720, 35.8 vs 35.5 at 1920x1080),
+    machine, against torch: 16.9 vs 17.2 ms at 640x480, 24.3 vs 24.9 at 1280x720, 29.6 vs 29.7 at
+    1920x1080; docs/benchmarks.md),
     torch on a GPU (the TensorRT backend has not run on a GPU yet, so it is chosen only by name)."""
     if device.startswith("cuda"):
         return "torch"
