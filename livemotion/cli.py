@@ -112,10 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "onnxruntime, or tensorrt (NVIDIA GPU)")
     engine.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for torch/onnxruntime/tensorrt")
     engine.add_argument("--fp16", action="store_true", help="half precision where the engine's spec allows (tensorrt)")
-    engine.add_argument("--mouth", choices=("warp", "learned", "take"), default="warp",
-                        help="who draws the mouth: warp (default: geometry, a dark cavity where it opens), learned "
-                             "(a mouth generator: the one that ships, or --mouth-model) or take (your own mouth, "
-                             "teeth and all, from your --profile's takes: stronger emotions, less exact speech)")
+    engine.add_argument("--mouth", choices=("warp", "learned", "take"),
+                        help="who draws the mouth: warp (the default; a live run without --fresh keeps your last "
+                             "choice of warp or take, as the app does: geometry, a dark cavity where it opens), "
+                             "learned (a mouth generator: the one that ships, or --mouth-model) or take (your own "
+                             "mouth, teeth and all, from your --profile's takes: stronger emotions, less exact speech)")
     engine.add_argument("--mouth-model", metavar="FILE",
                         help="a mouth generator of your own for --mouth learned (`livemotion train-mouth`)")
     run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
@@ -477,6 +478,8 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
         chosen.update(regions=regions, active=True)
     if args.library or args.profile:
         chosen.update(library=args.library, profile=args.profile)
+    if args.mouth in ("warp", "take"):
+        chosen.update(mouth=args.mouth)
     return chosen
 
 
@@ -561,11 +564,14 @@ def _run(args: argparse.Namespace) -> int:
         total = min(filter(None, (source.frame_count, args.frames)), default=None)
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
         driver = _driver(args)
+        library = resolve_library(state.library, state.profile)
+        # the takes' mouth when asked now, or when last chosen and this library keeps them
+        take_mouth = state.mouth == "take" and (args.mouth == "take" or (args.mouth is None and library.keeps_mouth_frames))
         pipeline = build_pipeline(dataclasses.replace(state.request(), active=state.active and not state.bypass),
-                                  library=resolve_library(state.library, state.profile), backend=args.backend,
+                                  library=library, backend=args.backend,
                                   device=args.device, fp16=args.fp16, max_faces=args.max_faces,
                                   schedule=args.schedule, driver=driver, overlay=args.overlay,
-                                  mouth_model=_mouth_model(args, state.profile), take_mouth=args.mouth == "take")
+                                  mouth_model=_mouth_model(args, state.profile), take_mouth=take_mouth)
         sink = open_sink(args.sink, source.size, source.fps, live)  # last: nothing is created unless all else works
     except BaseException:
         source.close()

@@ -502,3 +502,21 @@ def test_run_with_the_takes_mouth_from_the_command_line(profile, clips, tmp_path
     assert main(["run", "--source", str(clips["neutral"]), "--sink", str(out), "--frames", "3", "--emotion", "happy",
                  "--profile", "mine", "--mouth", "take", "-q"]) == 0
     assert out.stat().st_size > 0
+
+
+def test_a_live_run_keeps_the_mouth_last_chosen_where_the_profile_allows(profile, clips, tmp_path, monkeypatch):
+    """The app's "my own mouth" (remembered) carries to the next live run with a profile that keeps
+    its takes' mouths; --fresh, --mouth warp, a library without them or a file run draw the warp's."""
+    from livemotion.runtime import pipeline, settings
+
+    asked = []
+    real = pipeline.build_pipeline
+    monkeypatch.setattr(pipeline, "build_pipeline", lambda *a, **k: asked.append(k["take_mouth"]) or real(*a, **k))
+    save_profile("mine", profile)
+    run = ["run", "--source", str(clips["neutral"]), "--frames", "2", "--emotion", "happy", "-q"]
+    cases = ((["--live"], "mine"), (["--live", "--fresh"], "mine"), (["--live", "--mouth", "warp"], "mine"),
+             ([], "mine"), (["--live"], None))  # the last: the shipped library keeps no takes, and no error
+    for n, (extra, chosen_profile) in enumerate(cases):
+        settings.remember(SessionState(profile=chosen_profile, mouth="take"))  # as the app leaves it
+        assert main([*run, "--sink", str(tmp_path / f"o{n}.mp4"), *extra]) == 0
+    assert asked == [True, False, False, False, False]
