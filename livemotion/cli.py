@@ -172,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="engine backend (default auto: onnxruntime on a CPU, torch on a GPU)")
     serve.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     serve.add_argument("--max-faces", type=_positive_int, default=2, metavar="N", help="as in run (default 2)")
-    serve.add_argument("--batch-window", type=_batch_window, default=4.0, metavar="MS",
+    serve.add_argument("--batch-window", type=_batch_window, metavar="MS",
                        help="streams whose frames are ready within MS milliseconds share one engine call "
-                            "(default 4; 0 = every stream calls the engine alone)")
+                            "(default: 4 on a GPU; 0, every stream calling the engine alone, on a CPU, where "
+                            "waiting to batch measured slower)")
     serve.add_argument("--library", metavar="FILE", help=LIBRARY_HELP)
     serve.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
     serve.add_argument("--preset", metavar="NAME", help="start with this named preset")
@@ -991,7 +992,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, stun=args.stun, backend=args.backend,
                           device=args.device, max_faces=args.max_faces, library=args.library,
-                          profile=args.profile, remember=True, batch_window=args.batch_window / 1e3, camera=camera)
+                          profile=args.profile, remember=True, camera=camera,
+                          batch_window=None if args.batch_window is None else args.batch_window / 1e3)
     server = LivemotionServer(config, source=args.source)
     overridden = ({"library", "profile"} if args.library or args.profile else set()) | (
         {"emotion", "intensity", "aus", "active"} if args.emotion or args.preset else set())

@@ -76,3 +76,14 @@ def test_a_lone_caller_of_a_busy_server_still_gets_its_answer(rows):
     batching.callers = 8  # the others are idle: the round closes when the window ends
     source, target = _points(1, rows)
     assert batching(source, target).shape[0] == rows
+
+
+def test_a_server_batches_streams_on_a_gpu_and_not_on_a_cpu():
+    """On two CPU cores waiting to batch cost two streams 2-3 fps each (docs/benchmarks.md), so a
+    server on a CPU does not wait unless told; on a GPU it waits up to 4 ms; a window given is kept."""
+    from livemotion.server.app import LivemotionServer, ServerConfig
+
+    backend = create_backend("torch")
+    assert LivemotionServer(ServerConfig(), backend=backend).backend.window == 0.0
+    assert LivemotionServer(ServerConfig(device="cuda"), backend=backend).backend.window == 0.004
+    assert LivemotionServer(ServerConfig(batch_window=0.01), backend=backend).backend.window == 0.01

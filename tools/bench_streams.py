@@ -3,12 +3,13 @@
 
     tools/bench_streams.py [--streams 1,2,4,8] [--frames 90] [--size 480x480] [--json OUT] [--png OUT]
 
-For each N, batched (the default: streams' frames within 4 ms share one engine call) and
-unbatched (`--batch-window 0`) in the same run: a fresh server on 127.0.0.1, N aiortc clients
-sending the demo face at 30 fps (filter mode, emotion happy), each until ``--frames`` frames came
-back. Per mode and N: fps per stream (frames back / time from first to last), round-trip p50/p95
-over all streams, and the engine time per frame from the server's stats. N grows until a mode
-falls under 25 fps per stream. Loopback only.
+For each N, batched (`--batch-window 4`: streams' frames within 4 ms share one engine call, the
+default on a GPU) and unbatched (`--batch-window 0`, the default on a CPU) in the same run: a
+fresh server on 127.0.0.1, N aiortc clients sending the demo face at 30 fps (filter mode,
+emotion happy), each until ``--frames`` frames came back. Per mode and N: fps per stream (frames
+back / time from first to last), round-trip p50/p95 over all streams, and the engine time per
+frame from the server's stats. N grows until a mode falls under 25 fps per stream. Loopback
+only.
 """
 
 from __future__ import annotations

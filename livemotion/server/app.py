@@ -108,7 +108,9 @@ class ServerConfig:
     profile: str | None = None  # calibration profile, instead of a library file
     remember: bool = False  # keep every change in the user's settings (``livemotion serve`` does)
     camera: CameraOptions = field(default_factory=CameraOptions)  # for a webcam ``source``
-    batch_window: float = 0.004  # seconds streams wait to share one engine call (0: never batch)
+    batch_window: float | None = None  # seconds streams wait to share one engine call (0: never batch);
+    # None: 4 ms on a GPU, where one call for many faces costs little more than one, else 0 (on two
+    # CPU cores waiting to batch cost two streams 2-3 fps each: docs/benchmarks.md)
 
 
 class LivemotionServer:
@@ -118,9 +120,10 @@ class LivemotionServer:
         self.config = config
         if not is_loopback(config.host) and not config.token:
             config.token = secrets.token_urlsafe(16)
-        # One engine for every stream: frames of different streams ready within 4 ms share one call.
-        self.backend = BatchingBackend(backend or create_backend(config.backend, device=config.device),
-                                       window=config.batch_window)
+        # One engine for every stream: on a GPU, frames of different streams ready within 4 ms share one call.
+        window = config.batch_window if config.batch_window is not None else (
+            0.004 if config.device.startswith("cuda") else 0.0)
+        self.backend = BatchingBackend(backend or create_backend(config.backend, device=config.device), window=window)
         self.controls = Controls(SessionState(library=config.library, profile=config.profile), remember=config.remember)
         self.stats = PipelineStats(window=600)
         self.peers: set[Any] = set()
