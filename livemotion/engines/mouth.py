@@ -119,11 +119,11 @@ def mouth_tensorrt(model: MouthGenerator, device: str = "cuda") -> TensorRTPlan:
     ``engines/mouth.toml``: fp32, its fp16 not yet measured); ``BackendUnavailable`` without
     TensorRT 10+ and an NVIDIA GPU."""
     require_tensorrt()  # say what is missing before exporting anything
-    s = model.size
-    shapes = {"warped": (3, s, s), "shape": (2, s, s), "reference": (3, s, s), "output": (3, s, s),
-              "attention": (1, s, s)}
-    return TensorRTPlan("mouth", export_mouth_onnx(model), shapes, ["warped", "shape", "reference"], s,
-                        build_spec("mouth")["tensorrt"], False, device)
+    spec, s = build_spec("mouth"), model.size
+    channels = {"warped": 3, "shape": 2, "reference": 3, "output": 3, "attention": 1}
+    shapes = {name: (channels[name], s, s) for name in spec["onnx"]["inputs"] + spec["onnx"]["outputs"]}
+    return TensorRTPlan("mouth", export_mouth_onnx(model), shapes, spec["onnx"]["inputs"], s, spec["tensorrt"], False,
+                        device)
 
 
 def shipped_mouth_model() -> Path:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..engines.backends import EngineBackend
+from ..engines.warp import FineWarpEngine
 from ..expression.au import fold_free_target
 from ..expression.controller import (
     DriveSource,
@@ -49,7 +50,6 @@ _EXEMPLAR_MIN = 0.02  # an emotion's weight below which its exemplar is not wort
 _UPPER = [SHADING_REGIONS.index(name) for name in ("forehead", "glabella")]
 _LOWER = [SHADING_REGIONS.index(name) for name in ("eyes", "nasolabial", "chin")]
 LAYER_GRID = GRID  # side of the lattice the compositor gets: the library's shading resolution (1/15 IOD)
-_MOUTH_FLOW_SIGMA, _MOUTH_FLOW_REFINEMENTS = 0.02, 8  # ``engines.warp.FineWarpEngine``'s kernel (a share of the crop)
 
 
 @dataclass(frozen=True)
@@ -210,10 +210,11 @@ class ExpressionEditor:
         if row not in flows:  # once, so at the offline engine's finer kernel and lattice (``warp-fine``)
             sources = np.stack([engine_points(points) for points in library.mouth_face_points[row]])
             targets = np.repeat(engine_points(library.face_points[row])[None], len(sources), axis=0)
+            fine = FineWarpEngine(self.crop_size)  # its kernel and corrections, on the compositor's lattice
             with torch.inference_mode():
                 flows[row] = pinned_flow(torch.as_tensor(sources, dtype=torch.float32),
                                          torch.as_tensor(targets, dtype=torch.float32), self.crop_size, LAYER_GRID,
-                                         _MOUTH_FLOW_SIGMA * self.crop_size, _MOUTH_FLOW_REFINEMENTS).numpy()
+                                         fine.sigma_px, fine.refinements).numpy()
         return flows[row]
 
     def _shading_for(self, library: ExpressionLibrary) -> tuple[ExpressionLibrary, np.ndarray, np.ndarray]:

@@ -47,7 +47,6 @@ class LearnedMouth:
         self.model = load_mouth_model(model)[0] if isinstance(model, (str, Path)) else model.eval()
         if backend not in MOUTH_BACKENDS:
             raise InvalidRequest(f"the learned mouth runs on {', '.join(MOUTH_BACKENDS)}, not {backend!r}")
-        self.backend = backend
         self._session = onnx_session(mouth_onnx(self.model)) if backend == "onnxruntime" else None
         self.plan = mouth_tensorrt(self.model) if backend == "tensorrt" else None
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_REFERENCE_FRAMES)
