@@ -296,11 +296,15 @@ def _blend_exemplar(warped: np.ndarray, exemplars: tuple[Exemplar, ...], alignme
     seen = np.zeros_like(live)  # the exemplars mixed by their weights
     for exemplar, layer in zip(exemplars, coarse):
         layer = layer[band, across]
-        share = layer[..., 2:3] / np.maximum(weight, 1e-6)[..., None] if len(exemplars) > 1 else 1.0
-        seen += share * cv2.remap(exemplar.image, crop_x + layer[..., 0], crop_y + layer[..., 1],
-                                  cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    if colour is None:
-        colour = live[shown].mean(axis=0) / np.maximum(seen[shown].mean(axis=0), 1.0)
+        shown_here = cv2.remap(exemplar.image, crop_x + layer[..., 0], crop_y + layer[..., 1], cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        if len(exemplars) == 1:
+            seen = shown_here
+        else:
+            seen += layer[..., 2:3] / np.maximum(weight, 1e-6)[..., None] * shown_here
+    if colour is None:  # (OpenCV's masked means: numpy's boolean indexing copies the pixels first, 10x the cost)
+        where = shown.view(np.uint8)
+        colour = (np.array(cv2.mean(live, where)[:3]) / np.maximum(np.array(cv2.mean(seen, where)[:3]), 1.0)).astype(np.float32)
     change = seen * colour - live
     change = weight[..., None] * (cv2.GaussianBlur(change, (0, 0), sigma / step) if live_detail else change)
     change = cv2.resize(change, (change.shape[1] * step, change.shape[0] * step), interpolation=cv2.INTER_LINEAR)
