@@ -293,15 +293,11 @@ def _blend_exemplar(warped: np.ndarray, exemplars: tuple[Exemplar, ...], alignme
     crop_x = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2]
     crop_y = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2]
     weight, shown = weight[band, across], shown[band, across]
-    seen = np.zeros_like(live)  # the exemplars mixed by their weights
-    for exemplar, layer in zip(exemplars, coarse):
-        layer = layer[band, across]
-        shown_here = cv2.remap(exemplar.image, crop_x + layer[..., 0], crop_y + layer[..., 1], cv2.INTER_CUBIC,
-                               borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        if len(exemplars) == 1:
-            seen = shown_here
-        else:
-            seen += layer[..., 2:3] / np.maximum(weight, 1e-6)[..., None] * shown_here
+    layers = [layer[band, across] for layer in coarse]
+    drawn = [cv2.remap(exemplar.image, crop_x + layer[..., 0], crop_y + layer[..., 1], cv2.INTER_CUBIC,
+                       borderMode=cv2.BORDER_REPLICATE).astype(np.float32) for exemplar, layer in zip(exemplars, layers)]
+    seen = drawn[0] if len(drawn) == 1 else sum(  # the exemplars mixed by their weights
+        layer[..., 2:3] / np.maximum(weight, 1e-6)[..., None] * image for layer, image in zip(layers, drawn))
     if colour is None:  # (OpenCV's masked means: numpy's boolean indexing copies the pixels first, 10x the cost)
         where = shown.view(np.uint8)
         colour = (np.array(cv2.mean(live, where)[:3]) / np.maximum(np.array(cv2.mean(seen, where)[:3]), 1.0)).astype(np.float32)
