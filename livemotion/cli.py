@@ -645,8 +645,9 @@ def _build_mouth(args: argparse.Namespace) -> int:
     from .render.mouth import LearnedMouth
 
     model = load_mouth_model(args.mouth_model or shipped_mouth_model())[0]
-    _say_exported(export_mouth_onnx(model))
-    built = LearnedMouth(model, args.backend)
+    exported = export_mouth_onnx(model)
+    _say_exported(exported)
+    built = LearnedMouth(model, args.backend, exported)  # from the same file: the export takes ~0.5 s
     rng = np.random.default_rng(0)
     size = model.size
     crop: list[np.ndarray] = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8),

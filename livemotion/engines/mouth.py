@@ -114,16 +114,17 @@ def export_mouth_onnx(model: MouthGenerator) -> Path:
     return path
 
 
-def mouth_tensorrt(model: MouthGenerator, device: str = "cuda") -> TensorRTPlan:
+def mouth_tensorrt(model: MouthGenerator, device: str = "cuda", exported: Path | None = None) -> TensorRTPlan:
     """``model`` built into a cached TensorRT plan (``backends.TensorRTPlan``, recipe
-    ``engines/mouth.toml``: fp32, its fp16 not yet measured); ``BackendUnavailable`` without
-    TensorRT 10+ and an NVIDIA GPU."""
+    ``engines/mouth.toml``: fp32, its fp16 not yet measured), from ``exported`` when the caller has
+    already exported it (``export_mouth_onnx``); ``BackendUnavailable`` without TensorRT 10+ and an
+    NVIDIA GPU."""
     require_tensorrt()  # say what is missing before exporting anything
     spec, s = build_spec("mouth"), model.size
     channels = {"warped": 3, "shape": 2, "reference": 3, "output": 3, "attention": 1}
     shapes = {name: (channels[name], s, s) for name in spec["onnx"]["inputs"] + spec["onnx"]["outputs"]}
-    return TensorRTPlan("mouth", export_mouth_onnx(model), shapes, spec["onnx"]["inputs"], s, spec["tensorrt"], False,
-                        device)
+    return TensorRTPlan("mouth", exported or export_mouth_onnx(model), shapes, spec["onnx"]["inputs"], s,
+                        spec["tensorrt"], False, device)
 
 
 def shipped_mouth_model() -> Path:

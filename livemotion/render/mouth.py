@@ -41,14 +41,15 @@ class LearnedMouth:
     """Redraws the mouth of edited frames with a trained generator (``model``: a model or its file),
     run by torch (CPU) or, with ``backend="onnxruntime"``, exported to ONNX in memory and run by
     ONNX Runtime (what users get by default on a CPU; the same pixels within 2 levels), or with
-    ``"tensorrt"`` built into a cached TensorRT plan (an NVIDIA GPU; recipe ``engines/mouth.toml``)."""
+    ``"tensorrt"`` built into a cached TensorRT plan (an NVIDIA GPU; recipe ``engines/mouth.toml``).
+    ``exported``: the model's ONNX file when the caller has exported it already (``export_mouth_onnx``)."""
 
-    def __init__(self, model: MouthGenerator | str | Path, backend: str = "torch"):
+    def __init__(self, model: MouthGenerator | str | Path, backend: str = "torch", exported: Path | None = None):
         self.model = load_mouth_model(model)[0] if isinstance(model, (str, Path)) else model.eval()
         if backend not in MOUTH_BACKENDS:
             raise InvalidRequest(f"the learned mouth runs on {', '.join(MOUTH_BACKENDS)}, not {backend!r}")
-        self._session = onnx_session(mouth_onnx(self.model)) if backend == "onnxruntime" else None
-        self.plan = mouth_tensorrt(self.model) if backend == "tensorrt" else None
+        self._session = onnx_session(exported or mouth_onnx(self.model)) if backend == "onnxruntime" else None
+        self.plan = mouth_tensorrt(self.model, exported=exported) if backend == "tensorrt" else None
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_REFERENCE_FRAMES)
         self._taper = _border_taper(SIZE)
 
@@ -56,11 +57,12 @@ class LearnedMouth:
         """The generator on one crop: (SIZE, SIZE, 3) colour in 0..1 and (SIZE, SIZE) attention."""
         inputs = [np.ascontiguousarray(x[None], dtype=np.float32) for x in (
             warped.transpose(2, 0, 1) / 255.0, shape, reference.transpose(2, 0, 1) / 255.0)]
+        names = ("warped", "shape", "reference")  # as the model is exported (``engines/mouth.toml``)
         if self._session is not None:
-            output, attention = self._session.run(None, dict(zip(("warped", "shape", "reference"), inputs)))
+            output, attention = self._session.run(None, dict(zip(names, inputs)))
         elif self.plan is not None:
             with self.plan.lock:  # its device buffers are reused: copy out before the next call
-                drawn = self.plan.run(dict(zip(("warped", "shape", "reference"), map(torch.from_numpy, inputs))))
+                drawn = self.plan.run(dict(zip(names, map(torch.from_numpy, inputs))))
                 output, attention = (drawn[name].cpu().numpy() for name in ("output", "attention"))
         else:
             with torch.inference_mode():
