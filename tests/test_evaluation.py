@@ -42,8 +42,10 @@ def test_eval_tool_runs_end_to_end(tmp_path):
         assert 0.0 <= r["flip_rate"] <= 1.0
         assert r["detail_kept"] > 0.7
         assert r.get("articulation_r", 1.0) > 0.5  # the demo talks: its articulation, where dlib measures it
+        assert r["lips_follow_r"] > 0.5  # the drawn lips open and close where the edit put them
         assert r["ceiling"] is None  # no sibling clip of the same person shows the emotion
         assert 0.5 < r["jitter"] < 2.0  # the edit adds little shake to the demo's landmarks
+    assert clip["judges_agree_r"] > 0.5  # dlib and MediaPipe see the demo's syllables alike
     happy, summary = clip["emotions"][0], report["summary"]["happy"]
     assert summary["flip_rate"] == happy["flip_rate"] and summary["clips"] == 1
     assert summary["clips_at_target"] == int(happy["gain"] >= 0.30)  # issue 11's target for happy

@@ -13,6 +13,11 @@ runs through the pipeline on each source; per emotion it reports:
             real expression can be set beside it (its frames are other frames)
   artic r   correlation of the articulation component (dlib inner-lip gap minus its 1 s rolling
             10th percentile, the posture) input vs output: speech kept
+  lips r    the same, of dlib's gap on the output against the gap the edit asked for (MediaPipe's
+            on the input, plus the change the plan made to it): do the drawn lips open and close
+            where the edit put them. Beside it, per clip, "judges agree": dlib's gap against
+            MediaPipe's on the input itself, how far the two landmark models agree on this mouth's
+            syllables at all (where they agree little, neither r can be read as speech lost)
   detail    variance of the Laplacian in the face box, output / input (1.0 = no blur added)
   skin      the same without the eyes and the mouth (their openings as tracked in the input, widened
             by 0.12 IOD): what the edit redraws there (an eye's new white, a mouth's fill) has edges
@@ -55,12 +60,13 @@ from livemotion.expression.library import ExpressionLibrary, load_library
 from livemotion.expression.measure import clip_label
 from livemotion.expression.styles import attach_styles, list_styles
 from livemotion.face.masks import disc_kernel
-from livemotion.face.mesh import OUTER_LIP_CONTOUR
+from livemotion.face.mesh import EYE_CORNERS, INNER_LIP_PAIRS, OUTER_LIP_CONTOUR
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.demo import portrait
 from livemotion.io.preview import face_tile
 from livemotion.io.sources import open_source
 from livemotion.render.compositing import EYE_OPENINGS
+from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.pipeline import build_pipeline
 from livemotion.types import Box, FaceTrack, Frame
 
@@ -84,6 +90,7 @@ class Clip:
     fps: float
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 68, 2)))  # (T, 68, 2) dlib's, NaN: no face
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tracked_gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) MediaPipe's (``tracked_lip_gap``), NaN: no face
     flicker: float | None = None  # the input's mouth flicker (``mouth_flicker``), what the output's is set beside
     probabilities: dict[int, dict[str, float]] = field(default_factory=dict)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
@@ -157,6 +164,8 @@ def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int
     clip = Clip(name, frames, samples, boxes, fer_boxes, fps)
     clip.points = dlib_points([f.image for f in frames], boxes)
     clip.gaps = lip_gaps(clip.points)
+    clip.tracked_gaps = np.array([tracked_lip_gap(t.landmarks[:, :2]) if isinstance(t, FaceTrack) else np.nan
+                                  for t in tracks])
     clip.flicker = mouth_flicker([f.image for f in frames], clip.points, int(_SETTLE_S * fps))
     clip.probabilities = judge(clip, [f.image for f in frames])
     for i in fer_boxes:
@@ -178,6 +187,22 @@ def dlib_points(images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray
 def lip_gaps(points: np.ndarray) -> np.ndarray:
     """(T,) the inner-lip gap of each frame's (68, 2) points (NaN where none)."""
     return np.array([inner_lip_gap(p) for p in points])
+
+
+def tracked_lip_gap(points: np.ndarray) -> float:
+    """The inner-lip gap of MediaPipe's (NUM_LANDMARKS, 2) points, in interocular distances (outer eye corners)."""
+    upper, lower = (list(side) for side in zip(*INNER_LIP_PAIRS))
+    width = float(np.linalg.norm(points[EYE_CORNERS[0][0]] - points[EYE_CORNERS[1][0]]))
+    return float(np.linalg.norm(points[upper] - points[lower], axis=1).mean()) / max(width, 1e-6)
+
+
+def articulation_agreement(first: np.ndarray, second: np.ndarray, fps: float) -> float | None:
+    """Correlation of two gap series' articulation components (``articulation``), where both are measured."""
+    a, b = articulation(first, fps), articulation(second, fps)
+    valid = np.isfinite(a) & np.isfinite(b)
+    if valid.sum() <= 10 or np.std(a[valid]) < 1e-6 or np.std(b[valid]) < 1e-6:
+        return None
+    return float(np.corrcoef(a[valid], b[valid])[0, 1])
 
 
 def mouth_flicker(images: list[np.ndarray], points: np.ndarray, start: int) -> float | None:
@@ -214,12 +239,22 @@ MOUTH_MODEL: str | None = None  # --mouth-model: the learned mouth draws the mou
 TAKE_MOUTH = False  # a profile's takes show the person's own mouth (``run --mouth take``; eval_calibration.py)
 
 
-def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> list[np.ndarray]:
+def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> tuple[list[np.ndarray], np.ndarray]:
+    """The edited frames, and (T,) the change of the inner-lip gap each frame's plan asked for
+    (``tracked_lip_gap`` of its target minus its source; NaN where no face was edited)."""
     still = len(clip.frames) == 1  # a still is edited at full strength, without a fade-in or onset
+    outputs, asked = [], []
     with build_pipeline(ExpressionRequest(emotion, intensity, active=True), library=library, backend="torch",
                         static_images=still, fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5,
                         mouth_model=MOUTH_MODEL, take_mouth=TAKE_MOUTH and library.keeps_mouth_frames) as pipeline:
-        return [pipeline.process(frame).output.image for frame in clip.frames]
+        editor = pipeline.editor
+        for frame in clip.frames:
+            if isinstance(editor, ExpressionEditor):
+                editor.last_plan = None
+            outputs.append(pipeline.process(frame).output.image)
+            plan = editor.last_plan if isinstance(editor, ExpressionEditor) else None
+            asked.append(np.nan if plan is None else tracked_lip_gap(plan.target) - tracked_lip_gap(plan.source[:, :2]))
+    return outputs, np.array(asked)
 
 
 def flip_and_probability(probabilities: dict[int, dict[str, float]], fer_class: str) -> tuple[float, float]:
@@ -232,7 +267,7 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
                      judged_as: str | None = None) -> dict:
     """``judged_as``: the emotion the judge should read (a style's emotion), default ``emotion``."""
     dlib = dlib_face()
-    outputs = run_edit(clip, emotion, intensity, library)
+    outputs, asked_change = run_edit(clip, emotion, intensity, library)
     result: dict = {"emotion": emotion}
     fer_class = FER_CLASS_OF.get(judged_as or emotion)
     judged = judge(clip, outputs)
@@ -260,10 +295,10 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
         if clip.flicker and flicker is not None:
             result["mouth_flicker"] = flicker / clip.flicker
         gaps = lip_gaps(points)
-        a_in, a_out = articulation(clip.gaps, clip.fps), articulation(gaps, clip.fps)
-        valid = np.isfinite(a_in) & np.isfinite(a_out)
-        if valid.sum() > 10 and np.std(a_in[valid]) > 1e-6:
-            result["articulation_r"] = float(np.corrcoef(a_in[valid], a_out[valid])[0, 1])
+        for key, agreement in (("articulation_r", articulation_agreement(clip.gaps, gaps, clip.fps)),
+                               ("lips_follow_r", articulation_agreement(gaps, clip.tracked_gaps + asked_change, clip.fps))):
+            if agreement is not None:
+                result[key] = agreement
     apex = clip.samples[len(clip.samples) // 2]
     result["_apex"] = outputs[apex]
     return result
@@ -410,21 +445,23 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
     mouth = mouth_box(clip.points[apex] if len(clip.points) else None, clip.boxes[apex])
     mouth_row = np.hstack([mouth_tile(image, mouth, label) for image, label in shown])
     spread = unpaired_distance(clip.embeddings, clip.embeddings)
+    agree = articulation_agreement(clip.gaps, clip.tracked_gaps, fps) if len(frames) > 10 else None
     print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged; identity unpaired among the input's "
-          f"own frames {_cell(spread, 0)})")
+          f"own frames {_cell(spread, 0)}; judges agree on its syllables {_cell(agree, 0)})")
     print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'unpair':>7}{'artic r':>9}"
-          f"{'detail':>8}{'skin':>6}{'jitter':>8}{'flicker':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
+          f"{'lips r':>8}{'detail':>8}{'skin':>6}{'jitter':>8}{'flicker':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
     for r in results:
         ceiling = r["ceiling"] or {}
         print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
               f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
               f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('identity_unpaired'), 7)}"
-              f"{_cell(r.get('articulation_r'), 9, '{:.3f}')}{_cell(r.get('detail_kept'), 8)}"
+              f"{_cell(r.get('articulation_r'), 9, '{:.3f}')}{_cell(r.get('lips_follow_r'), 8)}"
+              f"{_cell(r.get('detail_kept'), 8)}"
               f"{_cell(r.get('skin_detail_kept'), 6)}{_cell(r.get('jitter'), 8)}{_cell(r.get('mouth_flicker'), 8)}"
               f"{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}"
               f"{_cell(ceiling.get('identity_unpaired'), 8)}")
     entry = {"source": source, "frames": len(frames), "judged": len(clip.fer_boxes), "identity_input_spread": spread,
-             "emotions": results}
+             "judges_agree_r": agree, "emotions": results}
     return entry, (row, mouth_row)
 
 
@@ -435,8 +472,8 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
     for emotion in emotions:
         rows = [r for c in clips for r in c["emotions"] if r["emotion"] == emotion]
         measured = {key: [r[key] for r in rows if r.get(key) is not None]
-                    for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "detail_kept",
-                                "skin_detail_kept", "jitter", "mouth_flicker")}
+                    for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "lips_follow_r",
+                                "detail_kept", "skin_detail_kept", "jitter", "mouth_flicker")}
         entry: dict[str, float | int | None] = {key: float(np.mean(v)) if v else None for key, v in measured.items()}
         entry["clips"] = len(rows)
         entry["clips_flip_half"] = sum(flip >= 0.5 for flip in measured["flip_rate"])
@@ -445,7 +482,7 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
         elif emotion == "neutral":
             smiling = [r["gain"] for r in rows if r.get("gain") is not None and r["probability_input"] >= _SMILING]
             entry["clips_smiling"], entry["clips_at_target"] = len(smiling), sum(g <= NEUTRAL_TARGET for g in smiling)
-        for key, worst in (("articulation_r", min), ("detail_kept", min), ("skin_detail_kept", min),
+        for key, worst in (("articulation_r", min), ("lips_follow_r", min), ("detail_kept", min), ("skin_detail_kept", min),
                            ("identity_distance", max), ("jitter", max), ("mouth_flicker", max)):
             entry[f"{key}_{worst.__name__}"] = float(worst(measured[key])) if measured[key] else None
         summary[emotion] = entry
