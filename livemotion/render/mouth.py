@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..engines.backends import onnx_session
+from ..engines.backends import build_spec, onnx_session
 from ..engines.mouth import SIZE, MouthGenerator, lip_shape, load_mouth_model, mouth_onnx, mouth_tensorrt
 from ..errors import InvalidRequest
 from ..face.alignment import align_mouth
@@ -50,6 +50,8 @@ class LearnedMouth:
             raise InvalidRequest(f"the learned mouth runs on {', '.join(MOUTH_BACKENDS)}, not {backend!r}")
         self._session = onnx_session(exported or mouth_onnx(self.model)) if backend == "onnxruntime" else None
         self.plan = mouth_tensorrt(self.model, exported=exported) if backend == "tensorrt" else None
+        names = build_spec("mouth")["onnx"]  # the exported model's inputs and outputs (``engines/mouth.toml``)
+        self._inputs, self._outputs = tuple(names["inputs"]), tuple(names["outputs"])
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_REFERENCE_FRAMES)
         self._taper = _border_taper(SIZE)
 
@@ -57,13 +59,12 @@ class LearnedMouth:
         """The generator on one crop: (SIZE, SIZE, 3) colour in 0..1 and (SIZE, SIZE) attention."""
         inputs = [np.ascontiguousarray(x[None], dtype=np.float32) for x in (
             warped.transpose(2, 0, 1) / 255.0, shape, reference.transpose(2, 0, 1) / 255.0)]
-        names = ("warped", "shape", "reference")  # as the model is exported (``engines/mouth.toml``)
         if self._session is not None:
-            output, attention = self._session.run(None, dict(zip(names, inputs)))
+            output, attention = self._session.run(None, dict(zip(self._inputs, inputs)))
         elif self.plan is not None:
             with self.plan.lock:  # its device buffers are reused: copy out before the next call
-                drawn = self.plan.run(dict(zip(names, map(torch.from_numpy, inputs))))
-                output, attention = (drawn[name].cpu().numpy() for name in ("output", "attention"))
+                drawn = self.plan.run(dict(zip(self._inputs, map(torch.from_numpy, inputs))))
+                output, attention = (drawn[name].cpu().numpy() for name in self._outputs)
         else:
             with torch.inference_mode():
                 output, attention = (t.numpy() for t in self.model(*map(torch.from_numpy, inputs)))
