@@ -20,7 +20,7 @@ from .engines.mouth import shipped_mouth_model
 from .errors import InvalidRequest, LivemotionError
 from .expression.au import EMOTION_AUS, EMOTIONS
 from .expression.controller import MAX_OPENING, ExpressionRequest, Schedule
-from .expression.library import LIBRARY_EMOTIONS
+from .expression.library import LIBRARY_EMOTIONS, TAKES_MOUTH, WIDE_SPEECH
 from .expression.pose import MAX_TURN, PoseEdit
 from .expression.profiles import profile_mouth_path, resolve_library
 from .expression.regions import DRIVEN, EXPRESSION_REGIONS, REGIONS, check_emotion_name, check_regions, parse_source
@@ -112,11 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "onnxruntime, or tensorrt (NVIDIA GPU)")
     engine.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for torch/onnxruntime/tensorrt")
     engine.add_argument("--fp16", action="store_true", help="half precision where the engine's spec allows (tensorrt)")
-    engine.add_argument("--mouth", choices=("warp", "learned", "take"),
-                        help="who draws the mouth: warp (the default; a live run without --fresh keeps your last "
-                             "choice of warp or take, as the app does: geometry, a dark cavity where it opens), "
-                             "learned (a mouth generator: the one that ships, or --mouth-model) or take (your own "
-                             "mouth, teeth and all, from your --profile's takes: stronger emotions, less exact speech)")
+    engine.add_argument("--mouth", choices=("auto", "warp", "learned", "take"),
+                        help="who draws the mouth: auto (the default; a live run without --fresh keeps your last "
+                             "choice of auto, warp or take, as the app does): your own mouth, teeth and all, from "
+                             f"your --profile's takes in the emotions you speak at least {WIDE_SPEECH:g}x as wide as "
+                             "in neutral talk (a shout), the warp's elsewhere; warp (geometry, a dark cavity where "
+                             "it opens); learned (a mouth generator: the one that ships, or --mouth-model); take "
+                             "(your takes' mouth in every emotion: stronger emotions, less exact speech)")
     engine.add_argument("--mouth-model", metavar="FILE",
                         help="a mouth generator of your own for --mouth learned (`livemotion train-mouth`)")
     run.add_argument("--preview-count", type=_positive_int, default=4, metavar="N",
@@ -479,7 +481,7 @@ def _run_settings(args: argparse.Namespace, live: bool) -> dict[str, Any]:
         chosen.update(regions=regions, active=True)
     if args.library or args.profile:
         chosen.update(library=args.library, profile=args.profile)
-    if args.mouth in ("warp", "take"):
+    if args.mouth in TAKES_MOUTH:
         chosen.update(mouth=args.mouth)
     return chosen
 
@@ -566,13 +568,14 @@ def _run(args: argparse.Namespace) -> int:
         preview = PreviewSheet(args.preview, count=args.preview_count, total=total) if args.preview else None
         driver = _driver(args)
         library = resolve_library(state.library, state.profile)
-        # the takes' mouth when asked now, or when last chosen and this library keeps them
-        take_mouth = state.mouth == "take" and (args.mouth == "take" or (args.mouth is None and library.keeps_mouth_frames))
+        # the takes' mouth as asked now, or as last chosen where this library keeps them; not under the learned mouth
+        takes_mouth = "warp" if args.mouth == "learned" or (args.mouth is None and not library.keeps_mouth_frames) \
+            else state.mouth
         pipeline = build_pipeline(dataclasses.replace(state.request(), active=state.active and not state.bypass),
                                   library=library, backend=args.backend,
                                   device=args.device, fp16=args.fp16, max_faces=args.max_faces,
                                   schedule=args.schedule, driver=driver, overlay=args.overlay,
-                                  mouth_model=_mouth_model(args, state.profile), take_mouth=take_mouth)
+                                  mouth_model=_mouth_model(args, state.profile), takes_mouth=takes_mouth)
         sink = open_sink(args.sink, source.size, source.fps, live)  # last: nothing is created unless all else works
     except BaseException:
         source.close()

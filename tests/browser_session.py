@@ -236,7 +236,9 @@ async def calibrate(y4m: str, profile: str) -> dict:
         seen["hint_shown"] = await tools.evaluate(f"({text})('hint').classList.contains('shown')")
         offered = f"({text})('take-mouth-choice').style.display !== 'none'"
         seen["take_mouth_offered"] = await tools.evaluate(offered)
-        await tools.evaluate(f"({text})('take-mouth').click()")  # the takes' mouth, chosen from the app
+        seen["mouth_default"] = await tools.evaluate(f"({text})('take-mouth').value")
+        # the takes' mouth in every emotion, chosen from the app
+        await tools.evaluate(f"const m = ({text})('take-mouth'); m.value = 'take'; m.dispatchEvent(new Event('change'))")
         await tools.until("state.mouth === 'take'")
         await tools.evaluate(f"({text})('start').click()")
         for _ in range(150):

@@ -83,8 +83,10 @@ def test_the_calibration_page_guides_a_session_to_a_saved_profile(tmp_path, made
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert seen["app_profile"] == "browsertest" and seen["hint_shown"] is False  # in use at once, no advice left
     assert seen["hint_after"] is True  # back on the shipped library, the app advises calibrating again
-    # "my own mouth" is offered with the new profile (and was switched on from the app), not without it
+    # the choice of mouth is offered with the new profile (at "auto", then switched to "take" from the
+    # app), not without it
     assert seen["take_mouth_offered"] is True and seen["take_mouth_offered_after"] is False
+    assert seen["mouth_default"] == "auto", seen
     assert seen["profile_vs_shipped"] > 1.0, seen  # the person's own happy is not the shipped library's
 
 

@@ -13,7 +13,7 @@ from livemotion.engines.backends import create_backend
 from livemotion.errors import InvalidRequest
 from livemotion.expression import au
 from livemotion.expression.controller import ExpressionController, ExpressionRequest
-from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, load_library
+from livemotion.expression.library import GRID, LIBRARY_EMOTIONS, WIDE_SPEECH, load_library
 from livemotion.expression.measure import MOUTH_EXEMPLARS, ClipMeasure, _face_exemplar
 from livemotion.expression.profiles import (
     calibrate_from_clips,
@@ -127,7 +127,7 @@ def test_a_profile_keeps_its_takes_mouth_from_closed_to_open(profile, tmp_path):
     older = load_library(path)
     assert older.mouth_exemplars(row, between) == [] and older.face_exemplar(row) is not None
     with pytest.raises(InvalidRequest, match="--profile"):
-        build_pipeline(library=older, take_mouth=True, backend="torch")
+        build_pipeline(library=older, takes_mouth="take", backend="torch")
 
 
 def test_missing_emotions_fall_back_to_the_shipped_library(profile):
@@ -371,7 +371,7 @@ def test_a_profiles_own_face_replaces_the_library_shading_it_covers(profile, ast
     counting.flows.clear()  # the take's mouth: its frames' flows from the exemplar are made once, off the engine
     controller = ExpressionController(ExpressionRequest("happy", 1.0, active=True), library=profile, fade_step=1.0,
                                       transition=0.0)
-    editor = ExpressionEditor(counting, controller, take_mouth=True)
+    editor = ExpressionEditor(counting, controller, takes_mouth="take")
     for _ in range(2):
         editor.edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {})
     assert counting.flows == [2, 2]
@@ -381,27 +381,27 @@ class _Stream:
     """The control API's view of a stream: records what it is told about the mouth."""
 
     def __init__(self):
-        self.take_mouth: list[bool] = []
+        self.takes_mouth: list[str] = []
 
-    def set_take_mouth(self, take):
-        self.take_mouth.append(take)
+    def set_takes_mouth(self, mode):
+        self.takes_mouth.append(mode)
 
     def __getattr__(self, name):  # the other StreamControl calls: nothing to record
         return lambda *args, **kwargs: None
 
 
 def test_the_app_offers_the_takes_mouth_where_the_profile_keeps_it(profile, astronaut, still_tracker):
-    """``serve``'s control API: "mouth": "take" is remembered and reaches every stream; the reply
+    """``serve``'s control API: "mouth" ("auto" unless chosen) is remembered and reaches every stream; the reply
     says whether the library in use keeps its takes' mouths (a profile of this version does, the
     shipped library does not), and a stream told to take them from a library that keeps none
     draws the warp's mouth, the same bytes."""
     save_profile("me", profile)
     controls, stream = Controls(), _Stream()
     controls.attach(stream)
-    assert controls.reply()["take_mouth_available"] is False and controls.reply()["mouth"] == "warp"
+    assert controls.reply()["take_mouth_available"] is False and controls.reply()["mouth"] == "auto"
     state = controls.apply({"type": "set", "profile": "me", "mouth": "take"})
-    assert state["take_mouth_available"] is True and state["mouth"] == "take" and stream.take_mouth[-1] is True
-    assert controls.apply({"type": "set", "mouth": "warp"})["mouth"] == "warp" and stream.take_mouth[-1] is False
+    assert state["take_mouth_available"] is True and state["mouth"] == "take" and stream.takes_mouth[-1] == "take"
+    assert controls.apply({"type": "set", "mouth": "warp"})["mouth"] == "warp" and stream.takes_mouth[-1] == "warp"
     with pytest.raises(ControlError, match="mouth"):
         controls.apply({"type": "set", "mouth": "learned"})
     track = still_tracker.track(astronaut)
@@ -409,20 +409,21 @@ def test_the_app_offers_the_takes_mouth_where_the_profile_keeps_it(profile, astr
     without_frames = replace(profile, mouth_faces=np.zeros((emotions, 0, 0, 0, 3), np.uint8),
                              mouth_face_points=np.zeros((emotions, 0, 0, 2), np.float32))
     outputs = []
-    for take in (True, False):
+    for mode in ("take", "warp"):
         controller = ExpressionController(ExpressionRequest("happy", 1.0, active=True), fade_step=1.0,
                                           transition=0.0, library=without_frames)
         editor = ExpressionEditor(create_backend("torch"), controller)
-        editor.set_take_mouth(take)
+        editor.set_takes_mouth(mode)
         outputs.append(editor.edit(Frame(astronaut, 0, Fraction(0), 0.0), track, {}))
     assert not without_frames.keeps_mouth_frames and np.array_equal(*outputs)
 
 
 def test_the_takes_mouth_shows_on_the_lips_when_asked(profile, astronaut, still_tracker):
-    """Happy with a profile and ``take_mouth``: the lips are drawn from the frames of the person's
-    take whose jaw is as open as the edited one (here made up: their lips striped black, which no
-    live frame has), laid onto the edited lips; the eyes and above are the same bytes as without
-    them, and without ``take_mouth`` (the default) nothing of them shows."""
+    """Happy with a profile and ``takes_mouth="take"``: the lips are drawn from the frames of the
+    person's take whose jaw is as open as the edited one (here made up: their lips striped black,
+    which no live frame has), laid onto the edited lips; the eyes and above are the same bytes as
+    without them, and with "warp" nothing of them shows. "auto" shows them where the person speaks
+    happy wide (``WIDE_SPEECH``), and draws the warp's mouth where they do not."""
     track = still_tracker.track(astronaut)
     row = ROW("happy")
     striped = profile.mouth_faces.copy()
@@ -430,13 +431,20 @@ def test_the_takes_mouth_shows_on_the_lips_when_asked(profile, astronaut, still_
         for y in np.round(points[[0, 13, 14, 17], 1]).astype(int):  # the lips' midline, outer and inner
             face[y - 1: y + 2] = 0
     outputs = []
-    for mouth_faces, take_mouth in ((striped, True), (np.zeros_like(striped), True), (striped, False)):
+    wide, usual = (profile.speech_scale.copy() for _ in range(2))
+    wide[row], usual[row] = WIDE_SPEECH, 1.0
+    for mouth_faces, mode, scale in ((striped, "take", usual), (np.zeros_like(striped), "take", usual),
+                                     (striped, "warp", usual), (striped, "auto", wide), (striped, "auto", usual),
+                                     (striped, "take", wide)):
+        library = replace(profile, mouth_faces=mouth_faces, speech_scale=scale)
         controller = ExpressionController(ExpressionRequest("happy", 1.0, active=True), fade_step=1.0, transition=0.0,
-                                          library=replace(profile, mouth_faces=mouth_faces))
-        outputs.append(ExpressionEditor(create_backend("torch"), controller, take_mouth=take_mouth).edit(
+                                          library=library)
+        outputs.append(ExpressionEditor(create_backend("torch"), controller, takes_mouth=mode).edit(
             Frame(astronaut, 0, Fraction(0), 0.0), track, {}).astype(int))
-    landmarks, (with_mouth, without, not_asked) = track.landmarks, outputs
+    landmarks, (with_mouth, without, not_asked, spoken_wide, spoken_usually, taken_wide) = track.landmarks, outputs
     assert np.array_equal(not_asked, without)
+    assert np.array_equal(spoken_wide, taken_wide) and np.array_equal(spoken_usually, without)
+    assert _difference_near(spoken_wide, without, landmarks, [17], 4) > 40
     assert _difference_near(with_mouth, without, landmarks, [0], 4) > 40  # the upper lip (the edit moves it)
     assert _difference_near(with_mouth, without, landmarks, [17], 4) > 40  # the lower lip
     eyes = int(landmarks[168, 1])  # between the eyes
@@ -505,18 +513,20 @@ def test_run_with_the_takes_mouth_from_the_command_line(profile, clips, tmp_path
 
 
 def test_a_live_run_keeps_the_mouth_last_chosen_where_the_profile_allows(profile, clips, tmp_path, monkeypatch):
-    """The app's "my own mouth" (remembered) carries to the next live run with a profile that keeps
-    its takes' mouths; --fresh, --mouth warp, a library without them or a file run draw the warp's."""
+    """The app's choice of mouth (remembered) carries to the next live run with a profile that keeps
+    its takes' mouths; --fresh, --mouth warp, a library without them or a file run draw the warp's,
+    and a file run with that profile the default ("auto")."""
     from livemotion.runtime import pipeline, settings
 
     asked = []
     real = pipeline.build_pipeline
-    monkeypatch.setattr(pipeline, "build_pipeline", lambda *a, **k: asked.append(k["take_mouth"]) or real(*a, **k))
+    monkeypatch.setattr(pipeline, "build_pipeline", lambda *a, **k: asked.append(k["takes_mouth"]) or real(*a, **k))
     save_profile("mine", profile)
     run = ["run", "--source", str(clips["neutral"]), "--frames", "2", "--emotion", "happy", "-q"]
     cases = ((["--live"], "mine"), (["--live", "--fresh"], "mine"), (["--live", "--mouth", "warp"], "mine"),
-             ([], "mine"), (["--live"], None))  # the last: the shipped library keeps no takes, and no error
+             ([], "mine"), (["--live"], None),  # the shipped library keeps no takes, and no error
+             (["--profile", "mine"], None))  # a file run with the profile: the default
     for n, (extra, chosen_profile) in enumerate(cases):
         settings.remember(SessionState(profile=chosen_profile, mouth="take"))  # as the app leaves it
         assert main([*run, "--sink", str(tmp_path / f"o{n}.mp4"), *extra]) == 0
-    assert asked == [True, False, False, False, False]
+    assert asked == ["take", "warp", "warp", "warp", "warp", "auto"]

@@ -35,7 +35,7 @@ import numpy as np
 
 from livemotion.engines.backends import NUM_POINTS, create_backend, default_backend
 from livemotion.expression.controller import ExpressionRequest
-from livemotion.expression.library import ExpressionLibrary
+from livemotion.expression.library import TAKES_MOUTH, ExpressionLibrary
 from livemotion.expression.profiles import load_profile
 from livemotion.face.tracking import FaceTracker
 from livemotion.io.sinks import open_sink
@@ -76,7 +76,7 @@ def load_frames(spec: str, size: tuple[int, int], count: int) -> list[np.ndarray
 
 def pipeline_for(emotion: str, max_faces: int, backend: str = "torch", library: ExpressionLibrary | None = None,
                  mouth: dict | None = None) -> Pipeline:
-    """The pipeline measured; ``mouth``: who draws the mouth (``build_pipeline``'s mouth_model, take_mouth)."""
+    """The pipeline measured; ``mouth``: who draws the mouth (``build_pipeline``'s mouth_model, takes_mouth)."""
     return build_pipeline(ExpressionRequest(emotion, 1.0, active=True), library=library, backend=backend,
                           device="cuda" if backend == "tensorrt" else "cpu", max_faces=max_faces, **(mouth or {}))
 
@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                         "instead of the shipped library")
     parser.add_argument("--mouth-model", metavar="FILE",
                         help="the learned mouth draws the mouth (a model from `livemotion train-mouth`)")
-    parser.add_argument("--take-mouth", action="store_true",
-                        help="the --profile's takes draw the mouth (`run --mouth take`)")
+    parser.add_argument("--takes-mouth", choices=TAKES_MOUTH, default="auto",
+                        help="where the --profile's takes draw the mouth, as `run --mouth` (default auto)")
     parser.add_argument("--max-faces", type=int, default=2, help="tracker max faces, as in `livemotion run`")
     parser.add_argument("--no-live", action="store_true", help="skip the threaded real-time measurement")
     parser.add_argument("--live-backends", default="auto",
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     default = default_backend("cpu")
     live_backends = [default if name == "auto" else name for name in args.live_backends.split(",")]
     library = load_profile(args.profile) if args.profile else None
-    mouth = {"mouth_model": args.mouth_model, "take_mouth": args.take_mouth}
+    mouth = {"mouth_model": args.mouth_model, "takes_mouth": "warp" if args.mouth_model else args.takes_mouth}
     results = []
     for text in args.sizes.split(","):
         width, height = (int(v) for v in text.lower().split("x"))
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine}; source {args.source}; emotion {args.emotion}; "
           f"{'profile ' + args.profile if args.profile else 'shipped library'}; "
           f"{'learned mouth ' + args.mouth_model if args.mouth_model else 'the warp draws the mouth'}"
-          f"{', --mouth take' if args.take_mouth else ''}; "
+          f"{', --mouth ' + args.takes_mouth if args.profile and not args.mouth_model else ''}; "
           f"{args.frames} frames per run")
     print(f"default backend: {default}; live runs with: {', '.join(live_backends)}")
     print(f"{'size':<10}{'backend':<12}{'tracker ms':>11}{'full ms':>9}{'ratio':>7}{'live fps':>10}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Calibration profiles, judged: a person's own profile against the shipped library, on their neutral talk.
 
-    tools/eval_calibration.py [EXPRESSIONS_DIR] [--people W009,W011] [--mouth | --take-mouth] [--json OUT] [--png OUT]
+    tools/eval_calibration.py [EXPRESSIONS_DIR] [--people W009,W011] [--takes-mouth auto|warp|take] [--mouth]
+                              [--json OUT] [--png OUT]
 
 For each person with a neutral clip and emotion clips (MEAD naming: mead_W009_neutral.mp4, ...):
   - the neutral clip is cut in two halves by time: the first half calibrates, the second is edited
@@ -18,8 +19,9 @@ dlib's embedding from their neutral frames no further than their real expression
 (``identity_within_real``: the unpaired distances; a real expression moves a face 0.25-0.58, so
 no absolute bar is used). ``--mouth``: the profile's edits are drawn with the learned mouth
 fine-tuned on the same takes the profile was made from (``calibrate --mouth``); the lopo column
-keeps the warp's mouth. ``--take-mouth``: the profile's edits show the person's own mouth from
-their takes (``run --mouth take``). Needs the ``eval`` extra (./lm test).
+keeps the warp's mouth. ``--takes-mouth``: where the profile's edits show the person's own mouth
+from their takes, as ``run --mouth`` (default auto: what a run with the profile shows; take: in every
+emotion; warp: in none). Needs the ``eval`` extra (./lm test).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 from livemotion.expression.au import EMOTIONS
-from livemotion.expression.library import LIBRARY_EMOTIONS
+from livemotion.expression.library import LIBRARY_EMOTIONS, TAKES_MOUTH
 from livemotion.expression.measure import labelled_clips, measure_people
 from livemotion.expression.profiles import calibrate_from_clips
 from livemotion.io.sinks import open_sink
@@ -71,13 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=24, help="frames judged per clip (default 24)")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--png", help="contact sheet: per person, input | profile edits, then lopo edits")
-    mouths = parser.add_mutually_exclusive_group()
-    mouths.add_argument("--mouth", action="store_true",
+    parser.add_argument("--mouth", action="store_true",
                         help="the profile's edits with the learned mouth fine-tuned on the person's takes")
-    mouths.add_argument("--take-mouth", action="store_true",
-                        help="the profile's edits with the person's own mouth from their takes (run --mouth take)")
+    parser.add_argument("--takes-mouth", choices=TAKES_MOUTH, default="auto",
+                        help="where the profile's edits show the person's own mouth from their takes, as "
+                             "run --mouth (default auto)")
     args = parser.parse_args(argv)
-    eval_quality.TAKE_MOUTH = args.take_mouth
+    eval_quality.TAKES_MOUTH = args.takes_mouth
     everyone = {p: c for p, c in labelled_clips(sorted(Path(args.folder).glob("mead_*.mp4"))).items() if "neutral" in c}
     people = everyone
     if args.people:  # person labels are case-folded (mead_w009), so W009 and w009 both name them

@@ -236,7 +236,7 @@ def added_jitter(points_in: np.ndarray, points_out: np.ndarray, start: int) -> f
 
 
 MOUTH_MODEL: str | None = None  # --mouth-model: the learned mouth draws the mouth (None: the warp)
-TAKE_MOUTH = False  # a profile's takes show the person's own mouth (``run --mouth take``; eval_calibration.py)
+TAKES_MOUTH = "auto"  # where a profile's takes show the person's own mouth (``run --mouth``; eval_calibration.py)
 
 
 def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibrary) -> tuple[list[np.ndarray], np.ndarray]:
@@ -246,7 +246,8 @@ def run_edit(clip: Clip, emotion: str, intensity: float, library: ExpressionLibr
     outputs, asked = [], []
     with build_pipeline(ExpressionRequest(emotion, intensity, active=True), library=library, backend="torch",
                         static_images=still, fade_step=1.0 if still else 0.25, transition=0.0 if still else 0.5,
-                        mouth_model=MOUTH_MODEL, take_mouth=TAKE_MOUTH and library.keeps_mouth_frames) as pipeline:
+                        mouth_model=MOUTH_MODEL,
+                        takes_mouth=TAKES_MOUTH if library.keeps_mouth_frames and not MOUTH_MODEL else "warp") as pipeline:
         editor = pipeline.editor
         for frame in clip.frames:
             if isinstance(editor, ExpressionEditor):

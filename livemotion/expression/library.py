@@ -75,6 +75,15 @@ LIBRARY_EMOTIONS = tuple(EMOTION_WORDS)
 # (``ExpressionLibrary.mouth_exemplars``): W011's articulation r with her takes' mouths 0.25 -> 0.49
 # (happy), W009's anger as read before.
 _MOUTH_STRETCH = 0.05
+# How much wider than in neutral talk a person's syllables must open in an emotion (``speech_scale``)
+# for ``--mouth auto`` to show their takes' mouth in it. On the MEAD people the takes' mouth keeps the
+# syllables in the order of this scale (the edit's openings then lie over the takes' own open mouths):
+# W009's anger (2.0) and fear (1.8) and W011's surprise (2.0) and fear (1.7) lose least; 1.5 and under
+# lose more (docs/calibration.md).
+WIDE_SPEECH = 1.6
+# Where a profile's emotions show the person's own mouth from their takes: never (the warp's mouth),
+# in the emotions they speak wide (``speaks_wide``), or in every emotion
+TAKES_MOUTH = ("warp", "auto", "take")
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,11 @@ class ExpressionLibrary:
         stretch = _MOUTH_STRETCH * crop_placement(self.mouth_faces.shape[2])[0]  # IODs -> crop pixels
         shown = [(k, closing * share * float(np.clip(2.0 - (gap - gaps[k]) / stretch, 0.0, 1.0))) for k, share in chosen]
         return [(k, share) for k, share in shown if share > 0.0]
+
+    def speaks_wide(self, row: int) -> bool:
+        """Whether the person speaks emotion ``row`` with syllables at least ``WIDE_SPEECH`` times as
+        wide as in neutral talk (a shout, a gasp), where ``--mouth auto`` shows their takes' mouth."""
+        return bool(self.speech_scale[row] >= WIDE_SPEECH)
 
     @property
     def keeps_mouth_frames(self) -> bool:

@@ -14,6 +14,7 @@ import torch
 
 from ..engines.backends import EngineBackend
 from ..engines.warp import FineWarpEngine
+from ..errors import InvalidRequest
 from ..expression.au import fold_free_target
 from ..expression.controller import (
     DriveSource,
@@ -22,7 +23,14 @@ from ..expression.controller import (
     ExpressionRequest,
     RequestSource,
 )
-from ..expression.library import GRID, SHADING_REGIONS, ExpressionLibrary, sample_lattice, template_to_crop
+from ..expression.library import (
+    GRID,
+    SHADING_REGIONS,
+    TAKES_MOUTH,
+    ExpressionLibrary,
+    sample_lattice,
+    template_to_crop,
+)
 from ..face.alignment import align, engine_points, lattice_coordinates, mouth_patch_transform
 from ..face.flow import pinned_flow
 from ..face.mesh import INNER_LIP_CONTOUR, IRIS_CENTRES, IRIS_RIMS, OUTER_LIP_CONTOUR, triangles
@@ -65,6 +73,12 @@ class _ChosenExemplar:
     mouths: list[tuple[int, float]]  # (frame of the library's ``mouth_faces[row]``, share) as open as the edited mouth
 
 
+def _takes_mouth(mode: str) -> str:
+    if mode not in TAKES_MOUTH:
+        raise InvalidRequest(f"the takes' mouth is shown by {', '.join(TAKES_MOUTH)}, not {mode!r}")
+    return mode
+
+
 def _upsample_lattice(values: np.ndarray, side: int) -> np.ndarray:
     """(B, C, g, g) lattice values -> (B, C, side, side), bilinear, corners kept (both span the crop corner to corner)."""
     grid = values.shape[-1]
@@ -96,10 +110,10 @@ class ExpressionEditor:
 
     def __init__(self, backend: EngineBackend, controller: ExpressionController | None = None,
                  schedule: RequestSource | None = None, driver: DriveSource | None = None,
-                 mouth: LearnedMouth | None = None, take_mouth: bool = False):
+                 mouth: LearnedMouth | None = None, takes_mouth: str = "warp"):
         self.backend = backend
         self.mouth = mouth  # the learned mouth redraws what the warp drew there (None: the warp's mouth)
-        self.take_mouth = take_mouth  # a profile's takes show their mouth (``ExpressionLibrary.mouth_exemplars``)
+        self.takes_mouth = _takes_mouth(takes_mouth)  # where a profile's takes show their mouth (``TAKES_MOUTH``)
         self.controller = controller or ExpressionController()
         self.schedule = schedule
         self.driver = driver
@@ -188,15 +202,17 @@ class ExpressionEditor:
     def _face_exemplar(self, plan: ExpressionPlan, library: ExpressionLibrary,
                        target: np.ndarray) -> _ChosenExemplar | None:
         """The person's own face at the emotion the edit shows most, when the library (a calibration
-        profile) has one at this crop size; with ``take_mouth``, also the frames of that take whose
-        jaw is as open as the edited one's (``target``: landmarks, crop pixels), when it keeps those."""
+        profile) has one at this crop size; where ``takes_mouth`` shows the takes' mouth in that emotion,
+        also the frames of its take whose jaw is as open as the edited one's (``target``: landmarks,
+        crop pixels), when it keeps those."""
         row = int(np.argmax(plan.shading.sum(axis=1)))
         upper, lower = float(plan.shading[row, _UPPER].min()), float(plan.shading[row, _LOWER].min())
         found = library.face_exemplar(row) if max(upper, lower) > _EXEMPLAR_MIN else None
         if found is None or found[0].shape[0] != self.crop_size:
             return None
         covers = min(upper, lower) >= plan.shading[row].max() and not np.delete(plan.shading, row, axis=0).any()
-        mouths = library.mouth_exemplars(row, target) if self.take_mouth and lower > _EXEMPLAR_MIN else []
+        shows_takes = self.takes_mouth == "take" or (self.takes_mouth == "auto" and library.speaks_wide(row))
+        mouths = library.mouth_exemplars(row, target) if shows_takes and lower > _EXEMPLAR_MIN else []
         return _ChosenExemplar(found[0], found[1], upper, lower, bool(covers), row, mouths)
 
     def _mouth_flows(self, library: ExpressionLibrary, row: int) -> np.ndarray:
@@ -281,10 +297,11 @@ class ExpressionEditor:
         """Take the emotions from ``library`` from the next frame on."""
         self.controller.use_library(library)
 
-    def set_take_mouth(self, take: bool) -> None:
-        """Show the person's own mouth from their takes from the next frame on, where the library
-        (a profile made by this version) keeps them; elsewhere the warp's."""
-        self.take_mouth = take
+    def set_takes_mouth(self, mode: str) -> None:
+        """From the next frame on, show the person's own mouth from their takes in every emotion
+        ("take"), in those they speak wide ("auto") or in none ("warp"), where the library (a profile)
+        keeps them; elsewhere the warp's."""
+        self.takes_mouth = _takes_mouth(mode)
 
     def reset_neutral(self) -> None:
         """Forget the learned neutral face and mouth and learn them anew."""

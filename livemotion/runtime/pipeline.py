@@ -51,8 +51,8 @@ class _Steering(Protocol):
     def set_library(self, library: ExpressionLibrary) -> None:
         """Take the emotions from ``library`` from the next frame on."""
 
-    def set_take_mouth(self, take: bool) -> None:
-        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
+    def set_takes_mouth(self, mode: str) -> None:
+        """Where the person's own mouth from their takes shows (``TAKES_MOUTH``), where the library keeps them."""
 
     def reset_neutral(self) -> None:
         """Learn the person's neutral face anew."""
@@ -138,10 +138,10 @@ class Pipeline:
         if self.editor is not None:
             self.editor.set_library(library)
 
-    def set_take_mouth(self, take: bool) -> None:
-        """Show the person's own mouth from their takes, where the library (a profile) keeps them."""
+    def set_takes_mouth(self, mode: str) -> None:
+        """Where the person's own mouth from their takes shows (``TAKES_MOUTH``), where the library keeps them."""
         if self.editor is not None:
-            self.editor.set_take_mouth(take)
+            self.editor.set_takes_mouth(mode)
 
     def reset_neutral(self) -> None:
         """Learn the person's neutral face anew."""
@@ -188,7 +188,7 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
                    static_images: bool = False, schedule: RequestSource | None = None,
                    driver: DriveSource | None = None, overlay: bool = False, fade_step: float = 0.25,
                    transition: float = 0.5, mouth_model: str | Path | None = None,
-                   take_mouth: bool = False) -> Pipeline:
+                   takes_mouth: str = "auto") -> Pipeline:
     """One stream's stages, wired: tracker -> smoothing -> controller -> engine -> compositor.
 
     ``request`` (default: none yet, the face passes through) and ``schedule`` say what to show,
@@ -199,8 +199,9 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
     with the pipeline). ``fade_step`` and ``transition``: the controller's fade and onset (1.0
     and 0.0 for a still, where there is no earlier frame to fade from). ``mouth_model``: a trained
     mouth generator redraws the mouth (``render.mouth``; None: the warp's mouth), on ONNX Runtime
-    or TensorRT when the engine runs there, else on torch on the CPU. ``take_mouth``: a calibration profile's
-    takes show the person's own mouth, teeth and all (``library`` must be one that keeps them).
+    or TensorRT when the engine runs there, else on torch on the CPU. ``takes_mouth``: where a
+    calibration profile's takes show the person's own mouth, teeth and all (``TAKES_MOUTH``: "auto",
+    in the emotions they speak wide; "take" needs a ``library`` that keeps them).
     """
     editor = None
     if edit:
@@ -213,11 +214,11 @@ def build_pipeline(request: ExpressionRequest | None = None, *, library: Express
         # the mouth generator on ONNX Runtime or TensorRT where the engine runs there, else on torch (CPU)
         mouth = None if mouth_model is None else LearnedMouth(
             mouth_model, engine_backend.name if engine_backend.name in ("onnxruntime", "tensorrt") else "torch")
-        if take_mouth and (library is None or not library.keeps_mouth_frames):
+        if takes_mouth == "take" and (library is None or not library.keeps_mouth_frames):
             raise InvalidRequest("--mouth take shows your own mouth from your calibration takes: use --profile NAME "
                                  "with a profile made by this version (`livemotion calibrate` again if yours is older)")
         editor = ExpressionEditor(engine_backend, controller, schedule=schedule, driver=driver, mouth=mouth,
-                                  take_mouth=take_mouth)
+                                  takes_mouth=takes_mouth)
     owns_tracker = tracker is None
     tracker = tracker or FaceTracker(max_faces=max_faces, static_images=static_images)
     return Pipeline(tracker, editor, overlay=overlay, owns_tracker=owns_tracker)

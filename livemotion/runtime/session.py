@@ -21,6 +21,7 @@ import jsonschema
 from ..errors import InvalidRequest
 from ..expression.au import EMOTION_AUS
 from ..expression.controller import MAX_OPENING, ExpressionRequest, Schedule
+from ..expression.library import TAKES_MOUTH
 from ..expression.pose import MAX_TURN, PoseEdit
 from ..expression.regions import REGIONS
 
@@ -67,9 +68,10 @@ class SessionState:
                                      "expression")  # what drives each face region (``expression.regions``)
     opening: float = _field(0.0, {"type": "number", "minimum": -MAX_OPENING, "maximum": MAX_OPENING},
                             "expression")  # the mouth's opening change where its source is "manual", IODs
-    # who draws the mouth: the warp, or the person's own takes where their profile keeps them
-    # (``run --mouth take``: stronger emotions, less exact speech)
-    mouth: str = _field("warp", {"enum": ["warp", "take"]}, "remembered")
+    # who draws the mouth (``TAKES_MOUTH``): the person's own takes where their profile keeps them, in
+    # the emotions they speak wide ("auto"), in every emotion ("take": stronger emotions, less exact
+    # speech), or in none ("warp")
+    mouth: str = _field("auto", {"enum": list(TAKES_MOUTH)}, "remembered")
 
     def request(self) -> ExpressionRequest:
         """The expression request this state asks for (editing off while bypassed)."""

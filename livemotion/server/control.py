@@ -342,6 +342,6 @@ class Controls:
     def _push(self, stream: StreamControl, restart_schedule: bool) -> None:
         stream.set_request(self.state.request())
         stream.set_bypass(self.state.bypass)
-        stream.set_take_mouth(self.state.mouth == "take")
+        stream.set_takes_mouth(self.state.mouth)
         if restart_schedule:
             stream.set_schedule(Schedule(self.state.schedule) if self.state.schedule else None)
