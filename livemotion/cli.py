@@ -818,6 +818,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"livemotion: profile {args.profile!r} saved to {path} ({path.stat().st_size / 1e3:.0f} kB, readable by you "
           f"only): {', '.join(clips)}" + (f"; from the shipped library: {', '.join(skipped)}" if skipped else ""),
           file=sys.stderr)
+    if library.spoken_wide:
+        print(f"livemotion: you speak {', '.join(library.spoken_wide)} at least {WIDE_SPEECH:g}x as wide as in neutral "
+              "talk: there your own mouth from the takes shows, teeth and all (--mouth auto, the default; --mouth "
+              "take: in every emotion, --mouth warp: in none)", file=sys.stderr)
     if args.mouth:
         _say("fine-tuning the learned mouth on your takes (about 45 s)")
         mouth = fine_tune_mouth([args.neutral, *clips.values()], profile_mouth_path(args.profile))
@@ -877,7 +881,8 @@ def _profiles(args: argparse.Namespace) -> int:
     from .expression.profiles import delete_profile, list_profiles, profiles_dir
 
     return _list_or_delete(args, "profile", delete_profile, lambda: [
-        f"{info.name:<20} {info.size_bytes / 1e3:6.0f} kB  own: {', '.join(info.emotions)}" for info in list_profiles()],
+        f"{info.name:<20} {info.size_bytes / 1e3:6.0f} kB  own: {', '.join(info.emotions)}"
+        f"{'; own mouth: ' + ', '.join(info.own_mouth) if info.own_mouth else ''}" for info in list_profiles()],
         f"no profiles in {profiles_dir()}: make one with `livemotion calibrate --profile NAME ...`")
 
 

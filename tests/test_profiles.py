@@ -91,6 +91,20 @@ def test_profile_round_trips_privately(profile):
     assert list_profiles() == [] and not path.exists()
 
 
+def test_the_profile_list_names_the_emotions_spoken_wide(profile, capsys):
+    """Where ``--mouth auto`` shows the takes' mouth: the measured emotions spoken at least
+    ``WIDE_SPEECH`` times as wide as neutral talk, named by ``livemotion profiles``."""
+    scale = np.ones_like(profile.speech_scale)
+    scale[[ROW("surprised"), ROW("angry")]] = WIDE_SPEECH  # angry: not measured in this profile
+    save_profile("loud", replace(profile, speech_scale=scale))
+    save_profile("calm", replace(profile, speech_scale=np.ones_like(scale)))
+    assert {info.name: info.own_mouth for info in list_profiles()} == {"loud": ("surprised",), "calm": ()}
+    assert main(["profiles"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert any("loud" in line and line.endswith("own mouth: surprised") for line in listed), listed
+    assert any("calm" in line and "own mouth" not in line for line in listed), listed
+
+
 def test_a_profile_keeps_its_takes_mouth_from_closed_to_open(profile, tmp_path):
     """Per calibrated emotion, frames of the take from its least to its most dropped jaw, only their
     mouths kept (black elsewhere). The edit is given the two whose jaws bracket the edited one's,

@@ -181,6 +181,14 @@ class ExpressionLibrary:
         return bool(self.speech_scale[row] >= WIDE_SPEECH)
 
     @property
+    def spoken_wide(self) -> tuple[str, ...]:
+        """The emotions measured on the person whose takes' mouth ``--mouth auto`` shows (``speaks_wide``),
+        where the library keeps those frames."""
+        if not self.keeps_mouth_frames:
+            return ()
+        return tuple(e for row, e in enumerate(LIBRARY_EMOTIONS) if self.measured[row] and self.speaks_wide(row))
+
+    @property
     def keeps_mouth_frames(self) -> bool:
         """Whether the library keeps frames of the person's mouth from their takes (``mouth_faces``:
         profiles made since them), which ``run --mouth take`` shows."""
