@@ -43,6 +43,7 @@ def test_eval_tool_runs_end_to_end(tmp_path):
         assert r["detail_kept"] > 0.7
         assert r.get("articulation_r", 1.0) > 0.5  # the demo talks: its articulation, where dlib measures it
         assert r["lips_follow_r"] > 0.5  # the drawn lips open and close where the edit put them
+        assert r["lips_tracked_r"] > 0.5  # so says MediaPipe too, tracking the output anew
         assert r["ceiling"] is None  # no sibling clip of the same person shows the emotion
         assert 0.5 < r["jitter"] < 2.0  # the edit adds little shake to the demo's landmarks
     assert clip["judges_agree_r"] > 0.5  # dlib and MediaPipe see the demo's syllables alike

@@ -18,6 +18,8 @@ runs through the pipeline on each source; per emotion it reports:
             where the edit put them. Beside it, per clip, "judges agree": dlib's gap against
             MediaPipe's on the input itself, how far the two landmark models agree on this mouth's
             syllables at all (where they agree little, neither r can be read as speech lost)
+  lips mp   lips r with MediaPipe as the judge: the output tracked anew (the tracker the edit runs
+            on, a fresh instance) against the same asked gap
   detail    variance of the Laplacian in the face box, output / input (1.0 = no blur added)
   skin      the same without the eyes and the mouth (their openings as tracked in the input, widened
             by 0.12 IOD): what the edit redraws there (an eye's new white, a mouth's fill) has edges
@@ -68,7 +70,7 @@ from livemotion.io.sources import open_source
 from livemotion.render.compositing import EYE_OPENINGS
 from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.pipeline import build_pipeline
-from livemotion.types import Box, FaceTrack, Frame
+from livemotion.types import Box, FaceTrack, Frame, TrackResult
 
 _SETTLE_S = 0.8  # fade-in (4 frames) + the 0.5 s onset: judge after this
 _FEATURE_MARGIN = 0.12  # IODs around the eyes and lips left out of the skin's detail
@@ -150,8 +152,7 @@ def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int
     classifier, dlib = emotion_classifier(), dlib_face()
     first = min(int(_SETTLE_S * fps), len(frames) - 1)
     samples = sorted(set(np.linspace(first, len(frames) - 1, min(samples_wanted, len(frames))).round().astype(int)))
-    with FaceTracker(static_images=len(frames) == 1) as tracker:
-        tracks = [tracker.track(f.image) for f in frames]
+    tracks = track_all([f.image for f in frames])
     boxes = [t.box if isinstance(t, FaceTrack) else None for t in tracks]
     fer_boxes = {}
     for i in samples:
@@ -164,8 +165,7 @@ def measure_clip(name: str, frames: list[Frame], fps: float, samples_wanted: int
     clip = Clip(name, frames, samples, boxes, fer_boxes, fps)
     clip.points = dlib_points([f.image for f in frames], boxes)
     clip.gaps = lip_gaps(clip.points)
-    clip.tracked_gaps = np.array([tracked_lip_gap(t.landmarks[:, :2]) if isinstance(t, FaceTrack) else np.nan
-                                  for t in tracks])
+    clip.tracked_gaps = tracked_gaps(tracks)
     clip.flicker = mouth_flicker([f.image for f in frames], clip.points, int(_SETTLE_S * fps))
     clip.probabilities = judge(clip, [f.image for f in frames])
     for i in fer_boxes:
@@ -194,6 +194,17 @@ def tracked_lip_gap(points: np.ndarray) -> float:
     upper, lower = (list(side) for side in zip(*INNER_LIP_PAIRS))
     width = float(np.linalg.norm(points[EYE_CORNERS[0][0]] - points[EYE_CORNERS[1][0]]))
     return float(np.linalg.norm(points[upper] - points[lower], axis=1).mean()) / max(width, 1e-6)
+
+
+def track_all(images: list[np.ndarray]) -> list[TrackResult]:
+    """MediaPipe's reading of each of ``images`` by a fresh tracker (as a video; one image: a still)."""
+    with FaceTracker(static_images=len(images) == 1) as tracker:
+        return [tracker.track(image) for image in images]
+
+
+def tracked_gaps(tracks: list[TrackResult]) -> np.ndarray:
+    """(T,) the inner-lip gap (``tracked_lip_gap``) of each of ``track_all``'s readings, NaN where no face."""
+    return np.array([tracked_lip_gap(t.landmarks[:, :2]) if isinstance(t, FaceTrack) else np.nan for t in tracks])
 
 
 def articulation_agreement(first: np.ndarray, second: np.ndarray, fps: float) -> float | None:
@@ -296,8 +307,11 @@ def evaluate_emotion(clip: Clip, emotion: str, intensity: float, library: Expres
         if clip.flicker and flicker is not None:
             result["mouth_flicker"] = flicker / clip.flicker
         gaps = lip_gaps(points)
+        asked_gaps = clip.tracked_gaps + asked_change
         for key, agreement in (("articulation_r", articulation_agreement(clip.gaps, gaps, clip.fps)),
-                               ("lips_follow_r", articulation_agreement(gaps, clip.tracked_gaps + asked_change, clip.fps))):
+                               ("lips_follow_r", articulation_agreement(gaps, asked_gaps, clip.fps)),
+                               ("lips_tracked_r", articulation_agreement(tracked_gaps(track_all(outputs)), asked_gaps,
+                                                                         clip.fps))):
             if agreement is not None:
                 result[key] = agreement
     apex = clip.samples[len(clip.samples) // 2]
@@ -450,13 +464,15 @@ def evaluate_source(source: str, emotions: list[str], intensity: float, library:
     print(f"\n{source} ({len(frames)} frames, {len(clip.fer_boxes)} judged; identity unpaired among the input's "
           f"own frames {_cell(spread, 0)}; judges agree on its syllables {_cell(agree, 0)})")
     print(f"{'emotion':<13}{'flip':>6}{'P in':>7}{'P out':>7}{'gain':>7}{'ident':>7}{'unpair':>7}{'artic r':>9}"
-          f"{'lips r':>8}{'detail':>8}{'skin':>6}{'jitter':>8}{'flicker':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
+          f"{'lips r':>8}{'lips mp':>8}"
+          f"{'detail':>8}{'skin':>6}{'jitter':>8}{'flicker':>8}{'real flip':>11}{'real P':>8}{'real id':>8}")
     for r in results:
         ceiling = r["ceiling"] or {}
         print(f"{r['emotion']:<13}{_cell(r.get('flip_rate'), 6)}{_cell(r.get('probability_input'), 7)}"
               f"{_cell(r.get('probability_output'), 7)}{_cell(r.get('gain'), 7, '{:+.2f}')}"
               f"{_cell(r.get('identity_distance'), 7)}{_cell(r.get('identity_unpaired'), 7)}"
               f"{_cell(r.get('articulation_r'), 9, '{:.3f}')}{_cell(r.get('lips_follow_r'), 8)}"
+              f"{_cell(r.get('lips_tracked_r'), 8)}"
               f"{_cell(r.get('detail_kept'), 8)}"
               f"{_cell(r.get('skin_detail_kept'), 6)}{_cell(r.get('jitter'), 8)}{_cell(r.get('mouth_flicker'), 8)}"
               f"{_cell(ceiling.get('flip_rate'), 11)}{_cell(ceiling.get('probability'), 8)}"
@@ -473,7 +489,7 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
     for emotion in emotions:
         rows = [r for c in clips for r in c["emotions"] if r["emotion"] == emotion]
         measured = {key: [r[key] for r in rows if r.get(key) is not None]
-                    for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "lips_follow_r",
+                    for key in ("flip_rate", "gain", "identity_distance", "articulation_r", "lips_follow_r", "lips_tracked_r",
                                 "detail_kept", "skin_detail_kept", "jitter", "mouth_flicker")}
         entry: dict[str, float | int | None] = {key: float(np.mean(v)) if v else None for key, v in measured.items()}
         entry["clips"] = len(rows)
@@ -483,8 +499,8 @@ def summarise(clips: list[dict], emotions: list[str]) -> dict[str, dict[str, flo
         elif emotion == "neutral":
             smiling = [r["gain"] for r in rows if r.get("gain") is not None and r["probability_input"] >= _SMILING]
             entry["clips_smiling"], entry["clips_at_target"] = len(smiling), sum(g <= NEUTRAL_TARGET for g in smiling)
-        for key, worst in (("articulation_r", min), ("lips_follow_r", min), ("detail_kept", min), ("skin_detail_kept", min),
-                           ("identity_distance", max), ("jitter", max), ("mouth_flicker", max)):
+        for key, worst in (("articulation_r", min), ("lips_follow_r", min), ("lips_tracked_r", min), ("detail_kept", min),
+                           ("skin_detail_kept", min), ("identity_distance", max), ("jitter", max), ("mouth_flicker", max)):
             entry[f"{key}_{worst.__name__}"] = float(worst(measured[key])) if measured[key] else None
         summary[emotion] = entry
     return summary
