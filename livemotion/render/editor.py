@@ -110,7 +110,7 @@ class ExpressionEditor:
 
     def __init__(self, backend: EngineBackend, controller: ExpressionController | None = None,
                  schedule: RequestSource | None = None, driver: DriveSource | None = None,
-                 mouth: LearnedMouth | None = None, takes_mouth: str = "warp"):
+                 mouth: LearnedMouth | None = None, takes_mouth: str = "auto"):
         self.backend = backend
         self.mouth = mouth  # the learned mouth redraws what the warp drew there (None: the warp's mouth)
         self.takes_mouth = _takes_mouth(takes_mouth)  # where a profile's takes show their mouth (``TAKES_MOUTH``)
