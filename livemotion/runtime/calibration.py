@@ -77,6 +77,7 @@ class CalibrationSession:
         self._kept: dict[str, _Take] = {}
         self._check: dict[str, Any] | None = None
         self.saved: Path | None = None
+        self._own_mouth: tuple[str, ...] = ()  # where the profile's takes draw the mouth by default (``spoken_wide``)
         self._building = "starting"  # while the profile is built: which take is being measured
 
     # ---- what the page shows ---------------------------------------------------------------
@@ -96,7 +97,7 @@ class CalibrationSession:
                     "prompt": PROMPTS.get(step or "", ""), "seconds_left": left, "check": self._check,
                     "showing": showing,
                     "steps": list(self.steps), "index": self._step, "kept": sorted(self._kept),
-                    "saved": str(self.saved) if self.saved else None,
+                    "saved": str(self.saved) if self.saved else None, "own_mouth": list(self._own_mouth),
                     "building": self._building if self._phase == "building" else None}
 
     # ---- frames ------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ class CalibrationSession:
                 self._phase = "complete"
             raise
         with self._lock:
-            self.saved, self._phase = saved, "done"
+            self.saved, self._phase, self._own_mouth = saved, "done", library.spoken_wide
         self.close()
         return saved
 
