@@ -123,7 +123,8 @@ def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
     from livemotion.contrib.webrtc_probe import wait_for_port
     from livemotion.io.sinks import open_sink
     from livemotion.io.sources import DemoSource
-    from livemotion.runtime.settings import last_settings
+    from livemotion.runtime.session import SessionState
+    from livemotion.runtime.settings import last_settings, remember
     from livemotion.server.app import keep_ice_on_loopback
 
     camera = tmp_path / "camera.mp4"  # the demo face talking, 640x480 like a webcam; the server loops it
@@ -132,6 +133,7 @@ def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
         sink.write(frame)
     sink.close()
     port = free_port()
+    remember(SessionState(mouth="warp"))  # chosen for an earlier profile
     started = time.monotonic()
     run = subprocess.Popen([sys.executable, "-m", "livemotion", "calibrate", "--profile", "cam", "--source", str(camera),
                             "--no-browser", "--port", str(port)], stderr=subprocess.PIPE, text=True)
@@ -181,6 +183,7 @@ def test_calibrate_from_a_camera_stand_in_makes_a_profile(tmp_path):
     assert "saved" in stderr and load_profile("cam").personal
     assert "building your profile: measuring" in stderr  # the build's progress, take by take
     assert last_settings()["profile"] == "cam"  # in use from the next start on
+    assert last_settings()["mouth"] == "auto"  # a new profile's takes, drawn as by default
     print(f"calibration from start to a usable profile: {seconds:.1f} s")
 
 

@@ -43,7 +43,7 @@ from livemotion.render.compositing import FaceLayers, MouthChange, lattice_mask,
 from livemotion.render.editor import ExpressionEditor
 from livemotion.runtime.pipeline import build_pipeline
 from livemotion.runtime.session import SessionState
-from livemotion.runtime.settings import last_settings
+from livemotion.runtime.settings import last_settings, remember
 from livemotion.server.control import ControlError, Controls
 from livemotion.types import FaceTrack, Frame
 
@@ -246,7 +246,9 @@ def test_until_a_profile_is_in_use_the_app_and_the_command_line_advise_calibrati
 
 def test_calibrate_and_run_from_the_command_line(clips, tmp_path, capsys):
     args = ["calibrate", "--profile", "cli", "--neutral", str(clips["neutral"]), "--clip", f"sad={clips['sad']}"]
+    remember(SessionState(mouth="take"))  # chosen for an earlier profile
     assert main(args) == 0
+    assert last_settings()["mouth"] == "auto"  # the new profile's takes, drawn as by default
     assert "from the shipped library: happy" in capsys.readouterr().err
     assert last_settings()["profile"] == "cli"  # selected at once: the next live run and serve start with it
     assert Controls(SessionState.from_values(last_settings())).reply()["profile"] == "cli"

@@ -134,8 +134,9 @@ def remember(state: SessionState) -> None:
 
 
 def remember_profile(name: str) -> None:
-    """Start the next live run and ``serve`` with profile ``name`` (a calibration just made it)."""
-    _save_settings(lambda data: {**data, "profile": name, "library": None})
+    """Start the next live run and ``serve`` with profile ``name`` (a calibration just made it), its
+    mouth drawn as a new profile's is by default (the choice is about that profile's takes)."""
+    _save_settings(lambda data: {**data, "profile": name, "library": None, "mouth": SessionState().mouth})
 
 
 def hint_dismissed(hint: str) -> bool:

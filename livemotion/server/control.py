@@ -328,7 +328,8 @@ class Controls:
         with self._lock:
             self.calibration = None
             self._set_bypass_during_calibration(False)
-        self.apply({"type": "set", "profile": session.profile})
+        # in use at once, its mouth drawn as a new profile's is by default (the choice is about its takes)
+        self.apply({"type": "set", "profile": session.profile, "mouth": SessionState().mouth})
         return session.status()
 
     def _set_bypass_during_calibration(self, on: bool) -> None:
