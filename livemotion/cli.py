@@ -818,8 +818,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"livemotion: profile {args.profile!r} saved to {path} ({path.stat().st_size / 1e3:.0f} kB, readable by you "
           f"only): {', '.join(clips)}" + (f"; from the shipped library: {', '.join(skipped)}" if skipped else ""),
           file=sys.stderr)
-    if library.spoken_wide:
-        print(f"livemotion: you speak {', '.join(library.spoken_wide)} at least {WIDE_SPEECH:g}x as wide as in neutral "
+    own_mouth = library.takes_mouth_emotions()
+    if own_mouth:
+        print(f"livemotion: you speak {', '.join(own_mouth)} at least {WIDE_SPEECH:g}x as wide as in neutral "
               "talk: there your own mouth from the takes shows, teeth and all (--mouth auto, the default; --mouth "
               "take: in every emotion, --mouth warp: in none)", file=sys.stderr)
     if args.mouth:

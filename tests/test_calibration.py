@@ -92,7 +92,7 @@ def test_a_guided_session_checks_each_take_and_builds_the_profile(camera_frames,
     profile = load_profile("guided")
     assert [e for e, own in zip(LIBRARY_EMOTIONS, profile.measured) if own] == ["happy", "angry"]
     assert session.status()["phase"] == "done" and not session._folder.exists()  # the takes are gone
-    assert session.status()["own_mouth"] == list(profile.spoken_wide)  # where its takes draw the mouth, for the page
+    assert session.status()["own_mouth"] == list(profile.takes_mouth_emotions())  # where its takes draw the mouth, for the page
 
 
 def test_answers_out_of_turn_are_refused():

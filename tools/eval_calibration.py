@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             if not others:
                 parser.error("leave-one-person-out needs a second person")
             stranger = measure_people(others)
-            shown = {"auto": profile.spoken_wide, "take": tuple(emotion_clips), "warp": ()}[args.takes_mouth]
+            shown = () if args.mouth else profile.takes_mouth_emotions(args.takes_mouth)
             print(f"\n=== {person}: profile from the first half of {Path(clips['neutral']).name} and "
                   f"{len(emotion_clips)} emotion clips; edited: the second half; the takes' mouth "
-                  f"(--takes-mouth {args.takes_mouth}) in: {', '.join(shown) if shown and not args.mouth else 'none'} ===")
+                  f"(--takes-mouth {args.takes_mouth}) in: {', '.join(shown) or 'none'} ===")
             entries = {}
             own_mouth = fine_tune_mouth([first, *emotion_clips.values()], Path(scratch) / "mouth.pt") \
                 if args.mouth else None
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                                              ceiling_of=str(clips["neutral"]))
                 entries[name] = entry
                 sheet.append(row)
-            report["people"][person] = {**entries, "takes_mouth_in": [] if args.mouth else list(shown)}
+            report["people"][person] = {**entries, "takes_mouth_in": list(shown)}
     print("\nsummary: flip profile / lopo / real, gain profile / lopo, identity profile / lopo, "
           "identity unpaired profile / real")
     for emotion in JUDGED:

@@ -82,7 +82,7 @@ _MOUTH_STRETCH = 0.05
 # lose more (docs/calibration.md).
 WIDE_SPEECH = 1.6
 # Where a profile's emotions show the person's own mouth from their takes: never (the warp's mouth),
-# in the emotions they speak wide (``speaks_wide``), or in every emotion
+# in the emotions they speak wide, or in every emotion (``ExpressionLibrary.shows_takes_mouth``)
 TAKES_MOUTH = ("warp", "auto", "take")
 
 
@@ -175,18 +175,19 @@ class ExpressionLibrary:
         shown = [(k, closing * share * float(np.clip(2.0 - (gap - gaps[k]) / stretch, 0.0, 1.0))) for k, share in chosen]
         return [(k, share) for k, share in shown if share > 0.0]
 
-    def speaks_wide(self, row: int) -> bool:
-        """Whether the person speaks emotion ``row`` with syllables at least ``WIDE_SPEECH`` times as
-        wide as in neutral talk (a shout, a gasp), where ``--mouth auto`` shows their takes' mouth."""
-        return bool(self.speech_scale[row] >= WIDE_SPEECH)
+    def shows_takes_mouth(self, row: int, mode: str) -> bool:
+        """Whether ``mode`` (``TAKES_MOUTH``) shows the takes' mouth in emotion ``row``: "take" in every
+        emotion, "auto" where the person speaks it with syllables at least ``WIDE_SPEECH`` times as wide
+        as in neutral talk (a shout, a gasp), "warp" in none."""
+        return mode == "take" or (mode == "auto" and bool(self.speech_scale[row] >= WIDE_SPEECH))
 
-    @property
-    def spoken_wide(self) -> tuple[str, ...]:
-        """The emotions measured on the person whose takes' mouth ``--mouth auto`` shows (``speaks_wide``),
+    def takes_mouth_emotions(self, mode: str = "auto") -> tuple[str, ...]:
+        """The emotions measured on the person whose takes' mouth ``mode`` shows (``shows_takes_mouth``),
         where the library keeps those frames."""
         if not self.keeps_mouth_frames:
             return ()
-        return tuple(e for row, e in enumerate(LIBRARY_EMOTIONS) if self.measured[row] and self.speaks_wide(row))
+        return tuple(emotion for row, emotion in enumerate(LIBRARY_EMOTIONS)
+                     if self.measured[row] and self.shows_takes_mouth(row, mode))
 
     @property
     def keeps_mouth_frames(self) -> bool:

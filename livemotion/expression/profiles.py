@@ -35,7 +35,7 @@ class ProfileInfo:
     path: Path
     emotions: tuple[str, ...]  # measured on the person (the others come from the shipped library)
     size_bytes: int
-    own_mouth: tuple[str, ...] = ()  # where ``--mouth auto`` shows the person's takes' mouth (``spoken_wide``)
+    own_mouth: tuple[str, ...] = ()  # where ``--mouth auto`` shows the person's takes' mouth (``takes_mouth_emotions``)
 
 
 def profiles_dir() -> Path:
@@ -75,7 +75,7 @@ def _profile_info(path: Path) -> ProfileInfo | None:
     if not library.personal:
         return None
     emotions = tuple(e for e, own in zip(LIBRARY_EMOTIONS, library.measured) if own)
-    return ProfileInfo(path.stem, path, emotions, path.stat().st_size, library.spoken_wide)
+    return ProfileInfo(path.stem, path, emotions, path.stat().st_size, library.takes_mouth_emotions())
 
 
 _PROFILES = FolderIndex(_profile_info)

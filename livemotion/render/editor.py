@@ -211,8 +211,8 @@ class ExpressionEditor:
         if found is None or found[0].shape[0] != self.crop_size:
             return None
         covers = min(upper, lower) >= plan.shading[row].max() and not np.delete(plan.shading, row, axis=0).any()
-        shows_takes = self.takes_mouth == "take" or (self.takes_mouth == "auto" and library.speaks_wide(row))
-        mouths = library.mouth_exemplars(row, target) if shows_takes and lower > _EXEMPLAR_MIN else []
+        shown = library.shows_takes_mouth(row, self.takes_mouth) and lower > _EXEMPLAR_MIN
+        mouths = library.mouth_exemplars(row, target) if shown else []
         return _ChosenExemplar(found[0], found[1], upper, lower, bool(covers), row, mouths)
 
     def _mouth_flows(self, library: ExpressionLibrary, row: int) -> np.ndarray:

@@ -77,7 +77,7 @@ class CalibrationSession:
         self._kept: dict[str, _Take] = {}
         self._check: dict[str, Any] | None = None
         self.saved: Path | None = None
-        self._own_mouth: tuple[str, ...] = ()  # where the profile's takes draw the mouth by default (``spoken_wide``)
+        self._own_mouth: tuple[str, ...] = ()  # where the profile's takes draw the mouth by default (``takes_mouth_emotions``)
         self._building = "starting"  # while the profile is built: which take is being measured
 
     # ---- what the page shows ---------------------------------------------------------------
@@ -233,7 +233,7 @@ class CalibrationSession:
                 self._phase = "complete"
             raise
         with self._lock:
-            self.saved, self._phase, self._own_mouth = saved, "done", library.spoken_wide
+            self.saved, self._phase, self._own_mouth = saved, "done", library.takes_mouth_emotions()
         self.close()
         return saved
 
